@@ -1,0 +1,122 @@
+"""Every pre-training hparam, with its default and what it does.
+
+Override any of them with `--hparams '{"key": value}'` or a JSON file. Defaults are the
+official ELECTRA ones (ELECTRA-small), except `vocab_size`, which is the Chinese BERT
+vocab's 21,128. The Chinese ELECTRA models were trained with max_seq_length 512 and:
+small lr 5e-4 batch 1024 1M steps; small-ex 5e-4/384/2M; base 2e-4/256/1M; large 1e-4/96/2M.
+"""
+
+import os
+
+from util.errors import InputError
+from util.hparams import check_known_keys, check_value_type
+
+_DERIVED = ("max_predictions_per_seq",)
+
+
+class PretrainingConfig(object):
+    """Defines pre-training hyperparameters."""
+
+    def __init__(self, model_name, data_dir, **kwargs):
+        self.model_name = model_name  # checkpoints go to <data_dir>/models/<model_name>
+        self.debug = False  # tiny batches and 20 steps, to check that things run
+        self.do_train = True  # pre-train
+        self.do_eval = False  # report generator/discriminator metrics on eval data
+        self.seed = None  # graph-level random seed (masking, sampling, dropout); None = random
+
+        # objective
+        self.electra_objective = True  # False: plain BERT MLM with a full-size generator
+        self.gen_weight = 1.0  # weight of the generator's masked-LM loss
+        self.disc_weight = 50.0  # weight of the discriminator's replaced-token loss
+        self.mask_prob = 0.15  # share of tokens masked per example
+
+        # optimisation
+        self.learning_rate = 5e-4  # peak learning rate (ELECTRA-small)
+        self.lr_decay_power = 1.0  # polynomial decay power to 0 after warm-up (1 = linear)
+        self.weight_decay_rate = 0.01  # AdamW decoupled weight decay (not on LayerNorm/bias)
+        self.num_warmup_steps = 10000  # linear warm-up steps
+
+        # training loop
+        self.iterations_per_loop = 200  # TPU steps per host loop (TPU only)
+        self.save_checkpoints_steps = 1000  # write a checkpoint every this many steps
+        self.keep_checkpoint_max = 5  # newest checkpoints kept; 0 keeps all
+        self.num_train_steps = 1000000  # total steps; a restarted run continues up to it
+        self.num_eval_steps = 100  # batches evaluated by do_eval
+        self.log_every_steps = 100  # steps between progress lines (and TensorBoard scalars)
+        self.init_checkpoint = None  # warm-start weights (e.g. a released model) for a fresh run
+
+        # model
+        self.model_size = "small"  # tiny, small, small_ex, base or large (config/<size>_*.json)
+        self.model_hparam_overrides = {}  # changes to the transformer shape, e.g. {"num_hidden_layers": 6}
+        self.embedding_size = None  # None: the size config's embedding_size
+        self.vocab_size = 21128  # must equal the number of lines of vocab_file
+        self.do_lower_case = True  # as used when the tfrecords were built (informational)
+
+        # generator
+        self.uniform_generator = False  # sample fakes uniformly at random (ablation)
+        self.untied_generator_embeddings = False  # True: generator gets its own embeddings
+        self.untied_generator = True  # False: generator and discriminator share all weights
+        self.generator_layers = 1.0  # generator depth as a fraction of the discriminator's
+        self.generator_hidden_size = 0.25  # generator width as a fraction (Chinese ELECTRA: 1/4)
+        self.disallow_correct = False  # never sample the original token at a masked position
+        self.temperature = 1.0  # generator sampling temperature
+
+        # batches
+        self.max_seq_length = 128  # must match the tfrecords (Chinese ELECTRA used 512)
+        self.train_batch_size = 128  # sequences per step
+        self.eval_batch_size = 128  # sequences per eval step
+
+        # TPU
+        self.use_tpu = False  # run with TPUEstimator on a Cloud TPU
+        self.num_tpu_cores = 1  # TPU cores to use
+        self.tpu_job_name = None  # TPU worker job name
+        self.tpu_name = None  # Cloud TPU name
+        self.tpu_zone = None  # GCE zone of the Cloud TPU
+        self.gcp_project = None  # GCP project of the Cloud TPU
+
+        # data locations (defaults follow the official layout under data_dir)
+        self.pretrain_tfrecords = os.path.join(
+            data_dir, "pretrain_tfrecords/pretrain_data.tfrecord*")  # comma-separated globs
+        self.eval_tfrecords = None  # globs for do_eval; None evaluates on pretrain_tfrecords
+        self.vocab_file = os.path.join(data_dir, "vocab.txt")  # WordPiece vocab
+        self.spm_model_file = None  # SentencePiece model instead of vocab_file
+        self.model_dir = os.path.join(data_dir, "models", model_name)  # checkpoints, results
+        self.results_txt = os.path.join(self.model_dir, "results", "unsup_results.txt")
+        self.results_json = os.path.join(self.model_dir, "results", "unsup_results.json")
+
+        self.update(kwargs)
+        self.max_predictions_per_seq = int((self.mask_prob + 0.005) * self.max_seq_length)
+        if self.debug:
+            self.train_batch_size = 8
+            self.num_train_steps = 20
+            self.eval_batch_size = 4
+            self.iterations_per_loop = 1
+            self.num_eval_steps = 2
+            self.update(kwargs)  # explicit hparams win over debug defaults
+        self.model_size = self.model_size.replace("-", "_")
+        self._validate()
+
+    def update(self, kwargs):
+        check_known_keys(kwargs, [k for k in self.__dict__ if k not in _DERIVED],
+                         "pre-training hparams")
+        for key, value in kwargs.items():
+            self.__dict__[key] = check_value_type(key, value, self.__dict__[key],
+                                                  "pre-training hparams")
+
+    def _validate(self):
+        def need(cond, msg):
+            if not cond:
+                raise InputError("pre-training hparams: " + msg)
+        need(0 < self.mask_prob < 1, "mask_prob must be in (0, 1), got %r" % self.mask_prob)
+        need(self.max_seq_length >= 8, "max_seq_length must be >= 8")
+        need(self.train_batch_size > 0 and self.eval_batch_size > 0, "batch sizes must be > 0")
+        need(self.num_train_steps > 0, "num_train_steps must be > 0")
+        need(self.save_checkpoints_steps > 0, "save_checkpoints_steps must be > 0")
+        need(self.log_every_steps > 0, "log_every_steps must be > 0")
+        need(self.learning_rate > 0, "learning_rate must be > 0")
+        need(0 < self.generator_hidden_size <= 1 and 0 < self.generator_layers <= 1,
+             "generator_hidden_size and generator_layers are fractions in (0, 1]")
+        need(self.temperature > 0, "temperature must be > 0")
+
+    def to_dict(self):
+        return dict(self.__dict__)

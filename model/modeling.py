@@ -1,0 +1,301 @@
+"""The BERT/ELECTRA transformer encoder in `tensorflow.compat.v1` graph code.
+
+Variable names follow the official ELECTRA code exactly, so released Chinese ELECTRA
+checkpoints load unchanged and ours load in the official code and in HF transformers:
+
+  <embedding_scope>/embeddings/{word,position,token_type}_embeddings, .../LayerNorm/{beta,gamma}
+  <scope>/embeddings_project/{kernel,bias}            (only if embedding size != hidden size)
+  <scope>/encoder/layer_<i>/attention/self/{query,key,value}/{kernel,bias}
+  <scope>/encoder/layer_<i>/attention/output/dense/..., .../attention/output/LayerNorm/...
+  <scope>/encoder/layer_<i>/intermediate/dense/..., .../output/dense/..., .../output/LayerNorm/...
+  <scope>/pooler/dense/...                            (BERT-style checkpoints only)
+
+Shapes: B = batch size, L = sequence length, E = embedding size, H = hidden size,
+N = attention heads, D = H / N.
+"""
+
+import copy
+import json
+import math
+import os
+
+import tensorflow.compat.v1 as tf
+
+from util.errors import InputError
+from util.hparams import check_known_keys, parse_json
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config")
+MODEL_SIZES = ("tiny", "small", "small_ex", "base", "large")
+
+# Keys of HF-style config JSONs (ElectraConfig/BertConfig) that do not change the graph.
+_IGNORED_CONFIG_KEYS = frozenset([
+    "_num_labels", "architectures", "directionality", "model_type", "output_past",
+    "pad_token_id", "summary_activation", "summary_last_dropout", "summary_type",
+    "summary_use_proj", "pooler_fc_size", "pooler_num_attention_heads",
+    "pooler_num_fc_layers", "pooler_size_per_head", "pooler_type", "position_embedding_type",
+    "transformers_version", "torch_dtype", "use_cache", "classifier_dropout",
+])
+
+
+class BertConfig(object):
+    """Shape and regularisation of one transformer (discriminator or generator)."""
+
+    def __init__(self, vocab_size, hidden_size=768, num_hidden_layers=12,
+                 num_attention_heads=12, intermediate_size=3072, hidden_act="gelu",
+                 hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+                 max_position_embeddings=512, type_vocab_size=2, initializer_range=0.02,
+                 embedding_size=None, layer_norm_eps=1e-12):
+        self.vocab_size = vocab_size  # rows of the word-embedding table
+        self.hidden_size = hidden_size  # width H of every transformer layer
+        self.num_hidden_layers = num_hidden_layers  # depth
+        self.num_attention_heads = num_attention_heads  # heads N; H must divide by N
+        self.intermediate_size = intermediate_size  # width of the feed-forward layer
+        self.hidden_act = hidden_act  # feed-forward activation ("gelu", "relu", ...)
+        self.hidden_dropout_prob = hidden_dropout_prob  # dropout on embeddings and layer outputs
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob  # dropout on attention
+        self.max_position_embeddings = max_position_embeddings  # longest sequence supported
+        self.type_vocab_size = type_vocab_size  # number of segment ids
+        self.initializer_range = initializer_range  # stddev of the truncated-normal init
+        self.embedding_size = embedding_size  # E; None means E = H (no projection)
+        self.layer_norm_eps = layer_norm_eps  # LayerNorm epsilon (1e-12 as in BERT)
+
+    @classmethod
+    def field_names(cls):
+        return sorted(cls(vocab_size=1).__dict__)
+
+    @classmethod
+    def from_dict(cls, params, source="model config"):
+        """Builds a config from a dict, ignoring HF-only keys and rejecting unknown ones."""
+        params = {k: v for k, v in params.items() if k not in _IGNORED_CONFIG_KEYS}
+        check_known_keys(params, cls.field_names(), source)
+        if "vocab_size" not in params:
+            raise InputError("%s: missing required key 'vocab_size'" % source)
+        return cls(**params)
+
+    @classmethod
+    def from_json_file(cls, path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            raise InputError("cannot read model config %s: %s" % (path, e.strerror))
+        return cls.from_dict(parse_json(text, path), source=path)
+
+    @classmethod
+    def for_model_size(cls, model_size, component="discriminator"):
+        """Reads config/<size>_<component>_config.json (sizes: MODEL_SIZES)."""
+        size = model_size.replace("-", "_")
+        if size not in MODEL_SIZES:
+            raise InputError("unknown model_size %r: expected one of %s"
+                             % (model_size, ", ".join(MODEL_SIZES)))
+        return cls.from_json_file(
+            os.path.join(CONFIG_DIR, "%s_%s_config.json" % (size, component)))
+
+    def to_dict(self):
+        return copy.deepcopy(self.__dict__)
+
+    def to_json_string(self):
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def get_shape_list(tensor):
+    """Static dimensions where known, dynamic scalars elsewhere."""
+    static = tensor.shape.as_list()
+    dynamic = tf.shape(tensor)
+    return [dim if dim is not None else dynamic[i] for i, dim in enumerate(static)]
+
+
+def gelu(x):
+    """GELU, tanh approximation (as in BERT and ELECTRA)."""
+    cdf = 0.5 * (1.0 + tf.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * tf.pow(x, 3))))
+    return x * cdf
+
+
+def get_activation(name):
+    activations = {"gelu": gelu, "relu": tf.nn.relu, "tanh": tf.tanh, "linear": None}
+    if name not in activations:
+        raise InputError("unknown hidden_act %r: expected one of %s"
+                         % (name, ", ".join(sorted(activations))))
+    return activations[name]
+
+
+def create_initializer(initializer_range=0.02):
+    return tf.truncated_normal_initializer(stddev=initializer_range)
+
+
+def dropout(x, rate):
+    if rate is None or rate == 0.0:
+        return x
+    return tf.nn.dropout(x, rate=rate)
+
+
+def layer_norm(x, eps=1e-12, name="LayerNorm"):
+    """LayerNorm over the last axis with variables <name>/{beta,gamma}."""
+    with tf.variable_scope(name):
+        width = x.shape[-1]
+        beta = tf.get_variable("beta", [width], initializer=tf.zeros_initializer())
+        gamma = tf.get_variable("gamma", [width], initializer=tf.ones_initializer())
+        mean, variance = tf.nn.moments(x, [-1], keepdims=True)
+        return (x - mean) * tf.rsqrt(variance + eps) * gamma + beta
+
+
+def dense(x, units, name, activation=None, kernel_initializer=None):
+    """A fully connected layer with variables <name>/{kernel,bias} (tf.layers.dense names).
+
+    The default kernel initializer is Glorot uniform, which is what `tf.layers.dense`
+    used where the official code did not pass one.
+    """
+    with tf.variable_scope(name):
+        in_width = x.shape[-1]
+        kernel = tf.get_variable(
+            "kernel", [in_width, units],
+            initializer=kernel_initializer or tf.glorot_uniform_initializer())
+        bias = tf.get_variable("bias", [units], initializer=tf.zeros_initializer())
+        if x.shape.ndims == 2:
+            y = tf.matmul(x, kernel)
+        else:
+            y = tf.tensordot(x, kernel, axes=[[x.shape.ndims - 1], [0]])
+        y = tf.nn.bias_add(y, bias)
+        return activation(y) if activation is not None else y
+
+
+# ----------------------------------------------------------------------------- model
+
+class BertModel(object):
+    """Embeddings + transformer encoder; ELECTRA's discriminator and generator alike.
+
+    scope: variable scope of the encoder ("electra", "generator", "bert").
+    embedding_scope: where the embeddings live; ELECTRA's generator shares the
+      discriminator's, so it passes "electra". Defaults to `scope`.
+    """
+
+    def __init__(self, bert_config, is_training, input_ids, input_mask=None,
+                 token_type_ids=None, scope="electra", embedding_scope=None,
+                 embedding_size=None, add_pooler=False, use_one_hot_embeddings=False):
+        config = copy.deepcopy(bert_config)
+        if not is_training:
+            config.hidden_dropout_prob = 0.0
+            config.attention_probs_dropout_prob = 0.0
+        if embedding_size is None:
+            embedding_size = config.embedding_size or config.hidden_size
+        batch_size, seq_length = get_shape_list(input_ids)
+        if input_mask is None:
+            input_mask = tf.ones([batch_size, seq_length], dtype=tf.int32)
+        if token_type_ids is None:
+            token_type_ids = tf.zeros([batch_size, seq_length], dtype=tf.int32)
+
+        with tf.variable_scope((embedding_scope or scope) + "/embeddings", reuse=tf.AUTO_REUSE):
+            self.embedding_table = tf.get_variable(
+                "word_embeddings", [config.vocab_size, embedding_size],
+                initializer=create_initializer(config.initializer_range))
+            if use_one_hot_embeddings:  # faster than a gather on TPUs
+                one_hot = tf.one_hot(tf.reshape(input_ids, [-1]), depth=config.vocab_size)
+                word_emb = tf.matmul(one_hot, self.embedding_table)
+            else:
+                word_emb = tf.nn.embedding_lookup(self.embedding_table, input_ids)
+            word_emb = tf.reshape(word_emb, [batch_size, seq_length, embedding_size])
+            embeddings = word_emb + _type_and_position_embeddings(
+                config, token_type_ids, seq_length, embedding_size)  # [B, L, E]
+            embeddings = layer_norm(embeddings, config.layer_norm_eps)
+            embeddings = dropout(embeddings, config.hidden_dropout_prob)
+
+        with tf.variable_scope(scope):
+            if embedding_size != config.hidden_size:
+                embeddings = dense(embeddings, config.hidden_size,
+                                   "embeddings_project")  # [B, L, H]
+            self.embedding_output = embeddings
+            with tf.variable_scope("encoder"):
+                attention_mask = tf.cast(tf.reshape(input_mask, [batch_size, 1, 1, seq_length]),
+                                         tf.float32)  # [B, 1, 1, L], broadcast over heads/queries
+                self.all_layer_outputs = transformer(config, embeddings, attention_mask)
+            self.sequence_output = self.all_layer_outputs[-1]  # [B, L, H]
+            if add_pooler:
+                with tf.variable_scope("pooler"):
+                    first_token = self.sequence_output[:, 0]  # [B, H]
+                    self.pooled_output = dense(
+                        first_token, config.hidden_size, "dense", activation=tf.tanh,
+                        kernel_initializer=create_initializer(config.initializer_range))
+            else:
+                # ELECTRA has no pooler: tasks read the [CLS] vector directly.
+                self.pooled_output = self.sequence_output[:, 0]
+
+    def get_sequence_output(self):
+        return self.sequence_output
+
+    def get_pooled_output(self):
+        return self.pooled_output
+
+    def get_embedding_table(self):
+        return self.embedding_table
+
+
+def _type_and_position_embeddings(config, token_type_ids, seq_length, width):
+    """Segment + absolute position embeddings, [B, L, width] (position broadcast over B)."""
+    if config.max_position_embeddings and isinstance(seq_length, int) \
+            and seq_length > config.max_position_embeddings:
+        raise InputError("sequence length %d exceeds max_position_embeddings %d"
+                         % (seq_length, config.max_position_embeddings))
+    init = create_initializer(config.initializer_range)
+    type_table = tf.get_variable("token_type_embeddings", [config.type_vocab_size, width],
+                                 initializer=init)
+    type_emb = tf.nn.embedding_lookup(type_table, token_type_ids)  # [B, L, width]
+    position_table = tf.get_variable("position_embeddings",
+                                     [config.max_position_embeddings, width], initializer=init)
+    position_emb = tf.slice(position_table, [0, 0], [seq_length, -1])  # [L, width]
+    return type_emb + tf.expand_dims(position_emb, 0)
+
+
+def transformer(config, x, attention_mask):
+    """The encoder stack; returns every layer's output, each [B, L, H]."""
+    hidden, heads = config.hidden_size, config.num_attention_heads
+    if hidden % heads != 0:
+        raise InputError("hidden_size %d is not a multiple of num_attention_heads %d"
+                         % (hidden, heads))
+    batch_size, seq_length, _ = get_shape_list(x)
+    init = create_initializer(config.initializer_range)
+    act = get_activation(config.hidden_act)
+    # Work on a [B*L, H] matrix: 2-D matmuls are the fastest path on CPU and TPU alike.
+    layer_input = tf.reshape(x, [-1, hidden])
+    outputs = []
+    for i in range(config.num_hidden_layers):
+        with tf.variable_scope("layer_%d" % i):
+            with tf.variable_scope("attention"):
+                with tf.variable_scope("self"):
+                    context = self_attention(config, layer_input, attention_mask,
+                                             batch_size, seq_length)  # [B*L, H]
+                with tf.variable_scope("output"):
+                    attn_out = dense(context, hidden, "dense", kernel_initializer=init)
+                    attn_out = dropout(attn_out, config.hidden_dropout_prob)
+                    attn_out = layer_norm(attn_out + layer_input, config.layer_norm_eps)
+            with tf.variable_scope("intermediate"):
+                inter = dense(attn_out, config.intermediate_size, "dense", activation=act,
+                              kernel_initializer=init)  # [B*L, intermediate]
+            with tf.variable_scope("output"):
+                out = dense(inter, hidden, "dense", kernel_initializer=init)
+                out = dropout(out, config.hidden_dropout_prob)
+                layer_input = layer_norm(out + attn_out, config.layer_norm_eps)
+            outputs.append(tf.reshape(layer_input, [batch_size, seq_length, hidden]))
+    return outputs
+
+
+def self_attention(config, x, attention_mask, batch_size, seq_length):
+    """Multi-head scaled dot-product attention on x [B*L, H]; returns [B*L, H]."""
+    heads = config.num_attention_heads
+    head_size = config.hidden_size // heads
+    init = create_initializer(config.initializer_range)
+
+    def project(name):  # [B*L, H] -> [B, N, L, D]
+        t = dense(x, heads * head_size, name, kernel_initializer=init)
+        t = tf.reshape(t, [batch_size, seq_length, heads, head_size])
+        return tf.transpose(t, [0, 2, 1, 3])
+
+    query, key, value = project("query"), project("key"), project("value")
+    scores = tf.matmul(query, key, transpose_b=True) / math.sqrt(head_size)  # [B, N, L, L]
+    # Padding keys get -10000 before the softmax, i.e. ~zero attention weight.
+    scores += (1.0 - attention_mask) * -10000.0
+    probs = dropout(tf.nn.softmax(scores), config.attention_probs_dropout_prob)
+    context = tf.matmul(probs, value)  # [B, N, L, D]
+    context = tf.transpose(context, [0, 2, 1, 3])  # [B, L, N, D]
+    return tf.reshape(context, [batch_size * seq_length, heads * head_size])

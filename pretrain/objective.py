@@ -1,0 +1,214 @@
+"""The pre-training objectives: ELECTRA replaced-token detection and BERT masked LM.
+
+ELECTRA step, for a batch of unmasked examples:
+  1. mask ~15% of the real tokens (85% of them become [MASK]);
+  2. the small generator predicts the masked tokens (MLM loss);
+  3. a token is sampled from the generator at every masked position (no gradient
+     flows back through the sampling), giving the "fake" input;
+  4. the discriminator labels each real token of the fake input as original or
+     replaced (sigmoid loss); a sample equal to the original counts as original.
+  total loss = gen_weight * MLM loss + disc_weight * discriminator loss.
+With electra_objective=False only steps 1-2 run, with a full-size generator under the
+discriminator's scope ("electra"): the BERT MLM objective.
+"""
+
+import collections
+import copy
+
+import tensorflow.compat.v1 as tf
+
+from model import modeling
+from pretrain import pretrain_data
+from pretrain import pretrain_helpers
+
+MLMOutput = collections.namedtuple(
+    "MLMOutput", ["logits", "probs", "per_example_loss", "loss", "preds"])
+DiscOutput = collections.namedtuple(
+    "DiscOutput", ["loss", "per_example_loss", "probs", "preds", "labels"])
+
+
+def get_discriminator_config(config):
+    """The discriminator (or BERT) shape: config/<size>_discriminator_config.json + overrides."""
+    bert_config = modeling.BertConfig.for_model_size(config.model_size)
+    overrides = dict(config.model_hparam_overrides)
+    overrides["vocab_size"] = config.vocab_size
+    if config.embedding_size is not None:
+        overrides["embedding_size"] = config.embedding_size
+    merged = bert_config.to_dict()
+    merged.update(overrides)
+    return modeling.BertConfig.from_dict(merged, source="model_hparam_overrides")
+
+
+def get_generator_config(config, disc_config):
+    """Generator = discriminator scaled by generator_hidden_size / generator_layers.
+
+    Feed-forward width is 4x hidden and heads are hidden/64, as in the official code;
+    for the released sizes this reproduces config/<size>_generator_config.json.
+    """
+    gen = copy.deepcopy(disc_config)
+    gen.hidden_size = int(round(disc_config.hidden_size * config.generator_hidden_size))
+    gen.num_hidden_layers = int(round(disc_config.num_hidden_layers * config.generator_layers))
+    gen.intermediate_size = 4 * gen.hidden_size
+    gen.num_attention_heads = max(1, gen.hidden_size // 64)
+    return gen
+
+
+class PretrainingModel(object):
+    """Builds the pre-training graph for one batch of features.
+
+    special_ids: {"[MASK]": id, "[CLS]": id, "[SEP]": id} from the vocab.
+    """
+
+    def __init__(self, config, features, is_training, special_ids):
+        self._config = config
+        self._bert_config = get_discriminator_config(config)
+        embedding_size = self._bert_config.embedding_size or self._bert_config.hidden_size
+
+        unmasked_inputs = pretrain_data.features_to_inputs(features)
+        masked_inputs = pretrain_helpers.mask(
+            unmasked_inputs, config.mask_prob, config.max_predictions_per_seq,
+            mask_id=special_ids["[MASK]"],
+            disallowed_ids=[special_ids[t] for t in ("[CLS]", "[SEP]", "[MASK]")])
+        self.masked_inputs = masked_inputs
+
+        # Generator (or the full-size BERT MLM model).
+        if config.uniform_generator:
+            mlm_output = self._mlm_output(masked_inputs, None)
+        elif config.electra_objective and config.untied_generator:
+            generator = self._build_transformer(
+                masked_inputs, is_training, get_generator_config(config, self._bert_config),
+                scope="generator",
+                embedding_scope="generator" if config.untied_generator_embeddings else "electra",
+                embedding_size=None if config.untied_generator_embeddings else embedding_size)
+            mlm_output = self._mlm_output(masked_inputs, generator)
+        else:
+            generator = self._build_transformer(masked_inputs, is_training, self._bert_config,
+                                                scope="electra")
+            mlm_output = self._mlm_output(masked_inputs, generator)
+        self.mlm_output = mlm_output
+        self.gen_loss = mlm_output.loss
+        self.total_loss = config.gen_weight * mlm_output.loss
+
+        # Discriminator.
+        self.disc_output = None
+        self.sampled_tokids = None
+        if config.electra_objective:
+            fake_inputs, is_fake, self.sampled_tokids = self._fake_data(
+                masked_inputs, mlm_output.logits)
+            discriminator = self._build_transformer(
+                fake_inputs, is_training, self._bert_config, scope="electra",
+                reuse=tf.AUTO_REUSE if not config.untied_generator else None)
+            self.disc_output = self._discriminator_output(fake_inputs, discriminator, is_fake)
+            self.total_loss += config.disc_weight * self.disc_output.loss
+
+    def _build_transformer(self, inputs, is_training, bert_config, scope,
+                           embedding_scope="electra", embedding_size=None, reuse=None):
+        with tf.variable_scope(tf.get_variable_scope(), reuse=reuse):
+            return modeling.BertModel(
+                bert_config, is_training, inputs.input_ids, inputs.input_mask,
+                inputs.segment_ids, scope=scope, embedding_scope=embedding_scope,
+                embedding_size=embedding_size, use_one_hot_embeddings=self._config.use_tpu)
+
+    def _mlm_output(self, inputs, model):
+        """Masked-LM head and loss at the masked positions: logits [B, N, V]."""
+        bert = self._bert_config
+        with tf.variable_scope("generator_predictions"):
+            if model is None:  # uniform generator: equal logits for every token
+                logits = tf.zeros(modeling.get_shape_list(inputs.masked_lm_ids)
+                                  + [bert.vocab_size])
+            else:
+                hidden = pretrain_helpers.gather_positions(
+                    model.get_sequence_output(), inputs.masked_lm_positions)  # [B, N, H_gen]
+                table = model.get_embedding_table()  # [V, E]
+                hidden = modeling.dense(
+                    hidden, table.shape[-1], "dense",
+                    activation=modeling.get_activation(bert.hidden_act),
+                    kernel_initializer=modeling.create_initializer(bert.initializer_range))
+                hidden = modeling.layer_norm(hidden, bert.layer_norm_eps)  # [B, N, E]
+                output_bias = tf.get_variable("output_bias", [bert.vocab_size],
+                                              initializer=tf.zeros_initializer())
+                logits = tf.nn.bias_add(
+                    tf.einsum("bne,ve->bnv", hidden, table), output_bias)  # [B, N, V]
+            log_probs = tf.nn.log_softmax(logits)
+            one_hot = tf.one_hot(inputs.masked_lm_ids, depth=bert.vocab_size, dtype=tf.float32)
+            per_position_loss = -tf.reduce_sum(log_probs * one_hot, axis=-1)  # [B, N]
+            weights = inputs.masked_lm_weights
+            loss = tf.reduce_sum(weights * per_position_loss) / (tf.reduce_sum(weights) + 1e-6)
+            return MLMOutput(logits=logits, probs=tf.exp(log_probs),
+                             per_example_loss=per_position_loss, loss=loss,
+                             preds=tf.argmax(log_probs, axis=-1, output_type=tf.int32))
+
+    def _fake_data(self, masked_inputs, mlm_logits):
+        """Replaces every masked position with a generator sample; labels what changed."""
+        inputs = pretrain_helpers.unmask(masked_inputs)
+        disallow = (tf.one_hot(masked_inputs.masked_lm_ids, depth=self._bert_config.vocab_size,
+                               dtype=tf.float32) if self._config.disallow_correct else None)
+        sampled = pretrain_helpers.sample_from_softmax(
+            tf.stop_gradient(mlm_logits) / self._config.temperature, disallow=disallow)  # [B, N]
+        fake_ids, updated = pretrain_helpers.scatter_update(
+            inputs.input_ids, sampled, masked_inputs.masked_lm_positions)
+        is_fake = updated * tf.cast(tf.not_equal(fake_ids, inputs.input_ids), tf.int32)
+        return (pretrain_data.get_updated_inputs(inputs, input_ids=tf.stop_gradient(fake_ids)),
+                is_fake, sampled)
+
+    def _discriminator_output(self, inputs, discriminator, labels):
+        """Per-token replaced/original classifier; loss over real (input_mask=1) tokens."""
+        bert = self._bert_config
+        with tf.variable_scope("discriminator_predictions"):
+            hidden = modeling.dense(
+                discriminator.get_sequence_output(), bert.hidden_size, "dense",
+                activation=modeling.get_activation(bert.hidden_act),
+                kernel_initializer=modeling.create_initializer(bert.initializer_range))
+            logits = tf.squeeze(modeling.dense(hidden, 1, "dense_1"), -1)  # [B, L]
+            weights = tf.cast(inputs.input_mask, tf.float32)
+            losses = tf.nn.sigmoid_cross_entropy_with_logits(
+                logits=logits, labels=tf.cast(labels, tf.float32)) * weights
+            per_example_loss = tf.reduce_sum(losses, -1) / (1e-6 + tf.reduce_sum(weights, -1))
+            loss = tf.reduce_sum(losses) / (1e-6 + tf.reduce_sum(weights))
+            return DiscOutput(loss=loss, per_example_loss=per_example_loss,
+                              probs=tf.nn.sigmoid(logits),
+                              preds=tf.cast(logits > 0, tf.int32), labels=labels)
+
+    def eval_tensors(self):
+        """Tensors (batch-major) that metric_fn turns into evaluation metrics."""
+        d = {
+            "input_mask": self.masked_inputs.input_mask,
+            "masked_lm_ids": self.masked_inputs.masked_lm_ids,
+            "masked_lm_weights": self.masked_inputs.masked_lm_weights,
+            "masked_lm_preds": self.mlm_output.preds,
+            "mlm_loss": self.mlm_output.per_example_loss,
+        }
+        if self.disc_output is not None:
+            d.update(sampled_tokids=self.sampled_tokids,
+                     disc_loss=self.disc_output.per_example_loss,
+                     disc_labels=self.disc_output.labels,
+                     disc_probs=self.disc_output.probs,
+                     disc_preds=self.disc_output.preds)
+        return d
+
+
+def metric_fn(**d):
+    """Generator MLM accuracy/loss; discriminator accuracy, precision, recall and AUC."""
+    def flat(name):
+        return tf.reshape(d[name], [-1])
+
+    metrics = {
+        "masked_lm_accuracy": tf.metrics.accuracy(
+            flat("masked_lm_ids"), flat("masked_lm_preds"), weights=flat("masked_lm_weights")),
+        "masked_lm_loss": tf.metrics.mean(flat("mlm_loss"), weights=flat("masked_lm_weights")),
+    }
+    if "disc_labels" in d:
+        real = tf.cast(flat("input_mask"), tf.float32)
+        labels, preds = flat("disc_labels"), flat("disc_preds")
+        metrics.update({
+            "sampled_masked_lm_accuracy": tf.metrics.accuracy(
+                flat("masked_lm_ids"), flat("sampled_tokids"),
+                weights=flat("masked_lm_weights")),
+            "disc_loss": tf.metrics.mean(d["disc_loss"]),
+            "disc_accuracy": tf.metrics.accuracy(labels, preds, weights=real),
+            "disc_precision": tf.metrics.precision(labels, preds, weights=real),
+            "disc_recall": tf.metrics.recall(labels, preds, weights=real),
+            "disc_auc": tf.metrics.auc(labels, flat("disc_probs"), weights=real,
+                                       num_thresholds=1000),
+        })
+    return metrics

@@ -1,0 +1,107 @@
+"""Reading the pre-training tfrecords written by build_pretraining_dataset.py."""
+
+import collections
+import glob
+import os
+
+import tensorflow.compat.v1 as tf
+
+from util.errors import InputError
+
+FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids")
+
+# What the model sees: the raw features, plus the masking chosen in the graph.
+Inputs = collections.namedtuple(
+    "Inputs", ["input_ids", "input_mask", "segment_ids", "masked_lm_positions",
+               "masked_lm_ids", "masked_lm_weights"])
+
+
+def features_to_inputs(features):
+    return Inputs(
+        input_ids=features["input_ids"], input_mask=features["input_mask"],
+        segment_ids=features["segment_ids"],
+        masked_lm_positions=features.get("masked_lm_positions"),
+        masked_lm_ids=features.get("masked_lm_ids"),
+        masked_lm_weights=features.get("masked_lm_weights"))
+
+
+def get_updated_inputs(inputs, **kwargs):
+    fields = inputs._asdict()
+    fields.update(kwargs)
+    return Inputs(**fields)
+
+
+def find_tfrecords(patterns):
+    """Expands comma-separated globs; InputError if nothing matches."""
+    files = []
+    for pattern in [p.strip() for p in patterns.split(",") if p.strip()]:
+        files.extend(sorted(glob.glob(pattern)) if "://" not in pattern
+                     else tf.io.gfile.glob(pattern))
+    files = [f for f in files if not f.endswith(".tmp")]
+    if not files:
+        raise InputError(
+            "no tfrecords found matching %r: build them first with "
+            "`python build_pretraining_dataset.py --corpus-dir CORPUS --vocab-file VOCAB "
+            "--output-dir %s` or set the pretrain_tfrecords hparam"
+            % (patterns, os.path.dirname(patterns.split(",")[0]) or "."))
+    return files
+
+
+def record_seq_length(path):
+    """Length of input_ids in the first record of a tfrecord file (None if it is empty)."""
+    try:
+        for raw in tf.io.tf_record_iterator(path):
+            example = tf.train.Example.FromString(raw)
+            feature = example.features.feature
+            missing = [n for n in FEATURE_NAMES if n not in feature]
+            if missing:
+                raise InputError("%s: records lack the features %s; expected %s"
+                                 % (path, missing, list(FEATURE_NAMES)))
+            return len(feature["input_ids"].int64_list.value)
+    except tf.errors.OpError as e:
+        raise InputError("%s: not a readable tfrecord file (%s)" % (path, e.message))
+    return None
+
+
+def check_seq_length(files, max_seq_length):
+    """The tfrecords' fixed length must equal max_seq_length: say so before training."""
+    length = None
+    for path in files:
+        length = record_seq_length(path)
+        if length is not None:
+            break
+    if length is None:
+        raise InputError("the tfrecords %s hold no examples" % ", ".join(files[:3]))
+    if length != max_seq_length:
+        raise InputError(
+            "the tfrecords (e.g. %s) hold sequences of length %d but max_seq_length is %d: "
+            "set \"max_seq_length\": %d or rebuild the data with --max-seq-length %d"
+            % (files[0], length, max_seq_length, length, max_seq_length))
+
+
+def get_input_fn(files, max_seq_length, is_training, num_cpu_threads=4):
+    """An Estimator input_fn over `files`; batch size comes from params["batch_size"]."""
+    name_to_features = {name: tf.io.FixedLenFeature([max_seq_length], tf.int64)
+                        for name in FEATURE_NAMES}
+
+    def decode(record):
+        example = tf.io.parse_single_example(record, name_to_features)
+        # int64 is what tf.Example stores; int32 is what the model (and TPUs) want.
+        return {name: tf.cast(t, tf.int32) for name, t in example.items()}
+
+    def input_fn(params):
+        batch_size = params["batch_size"]
+        d = tf.data.Dataset.from_tensor_slices(tf.constant(files))
+        d = d.repeat()
+        if is_training:
+            d = d.shuffle(buffer_size=len(files))
+        d = d.interleave(tf.data.TFRecordDataset,
+                         cycle_length=min(num_cpu_threads, len(files)),
+                         num_parallel_calls=tf.data.experimental.AUTOTUNE)
+        if is_training:
+            d = d.shuffle(buffer_size=1000)
+        d = d.map(decode, num_parallel_calls=tf.data.experimental.AUTOTUNE)
+        d = d.batch(batch_size, drop_remainder=True)
+        return d.prefetch(tf.data.experimental.AUTOTUNE)
+
+    return input_fn

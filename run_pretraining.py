@@ -1,0 +1,256 @@
+"""Pre-trains an ELECTRA (or BERT-MLM) model on tfrecords from build_pretraining_dataset.py.
+
+    python run_pretraining.py --data-dir D --model-name M --hparams '{"model_size": "small"}'
+
+Reads D/pretrain_tfrecords/pretrain_data.tfrecord* and D/vocab.txt; writes checkpoints,
+TensorBoard summaries and results to D/models/M/. Running the same command again after
+an interruption resumes from the newest checkpoint there.
+"""
+
+import argparse
+import filecmp
+import os
+import shutil
+import sys
+
+import tensorflow.compat.v1 as tf
+
+import configure_pretraining
+from model import optimization
+from model import tokenization
+from pretrain import objective
+from pretrain import pretrain_data
+from util.errors import InputError
+from util.hparams import load_hparams
+from util.io import atomic_write_json, atomic_write_text
+from util.training_utils import CheckpointLogger, ProgressHook
+
+EMBEDDING_VARIABLES = ("electra/embeddings/word_embeddings", "bert/embeddings/word_embeddings")
+
+
+def load_special_ids(config):
+    """Vocab check (size must equal vocab_size) and the ids masking needs."""
+    tokenizer = tokenization.build_tokenizer(vocab_file=config.vocab_file,
+                                             do_lower_case=config.do_lower_case,
+                                             spm_model_file=config.spm_model_file)
+    source = config.spm_model_file or config.vocab_file
+    if len(tokenizer) != config.vocab_size:
+        raise InputError(
+            "%s has %d tokens but vocab_size is %d: set \"vocab_size\": %d in --hparams, "
+            "or use the vocab the model was meant for"
+            % (source, len(tokenizer), config.vocab_size, len(tokenizer)))
+    return {t: tokenizer.vocab[t] for t in ("[MASK]", "[CLS]", "[SEP]")}
+
+
+def check_checkpoint_vocab(checkpoint, vocab_size, what):
+    """A checkpoint's word-embedding table must have vocab_size rows."""
+    shapes = dict(tf.train.list_variables(checkpoint))
+    for name in EMBEDDING_VARIABLES:
+        if name in shapes and shapes[name][0] != vocab_size:
+            raise InputError(
+                "%s %s has a %d-token embedding table (%s %s) but vocab_size is %d: "
+                "use the vocab it was trained with, or a fresh model_name"
+                % (what, checkpoint, shapes[name][0], name, shapes[name], vocab_size))
+
+
+def warm_start(init_checkpoint):
+    """Initialises graph variables from init_checkpoint where name and shape match."""
+    ckpt_shapes = dict(tf.train.list_variables(init_checkpoint))
+    assignment, skipped = {}, []
+    for var in tf.global_variables():
+        name = var.op.name
+        if name in ckpt_shapes and list(ckpt_shapes[name]) == var.shape.as_list():
+            assignment[name] = name
+        elif not name.endswith(("/adam_m", "/adam_v")) and name != "global_step":
+            skipped.append(name)
+    tf.train.init_from_checkpoint(init_checkpoint, assignment)
+    print("warm start from %s: %d variables restored, %d not found (kept at their "
+          "initialisation)%s" % (init_checkpoint, len(assignment), len(skipped),
+                                 ": " + ", ".join(skipped[:10]) if skipped else ""), flush=True)
+
+
+def model_fn_builder(config, special_ids, warm_start_from):
+    def model_fn(features, labels, mode, params):
+        is_training = mode == tf.estimator.ModeKeys.TRAIN
+        model = objective.PretrainingModel(config, features, is_training, special_ids)
+        if warm_start_from:
+            warm_start(warm_start_from)
+        disc_loss = (model.disc_output.loss if model.disc_output is not None
+                     else tf.constant(0.0))
+        if is_training:
+            train_op, lr = optimization.create_optimizer(
+                model.total_loss, config.learning_rate, config.num_train_steps,
+                weight_decay_rate=config.weight_decay_rate, use_tpu=config.use_tpu,
+                num_warmup_steps=config.num_warmup_steps, lr_decay_power=config.lr_decay_power)
+            if config.use_tpu:  # TPUs cannot run summaries or per-step hooks in the graph
+                return tf.estimator.tpu.TPUEstimatorSpec(mode, loss=model.total_loss,
+                                                         train_op=train_op)
+            for name, value in (("loss/total", model.total_loss), ("loss/generator", model.gen_loss),
+                                ("loss/discriminator", disc_loss), ("learning_rate", lr)):
+                tf.summary.scalar(name, value)
+            progress = {"loss": model.total_loss, "gen": model.gen_loss}
+            if model.disc_output is not None:
+                progress["disc"] = disc_loss
+            progress["lr"] = lr
+            hook = ProgressHook(progress, config.num_train_steps, config.log_every_steps,
+                                config.train_batch_size)
+            return tf.estimator.EstimatorSpec(mode, loss=model.total_loss, train_op=train_op,
+                                              training_hooks=[hook])
+        tensors = model.eval_tensors()
+        if config.use_tpu:
+            return tf.estimator.tpu.TPUEstimatorSpec(mode, loss=model.total_loss,
+                                                     eval_metrics=(objective.metric_fn, tensors))
+        return tf.estimator.EstimatorSpec(mode, loss=model.total_loss,
+                                          eval_metric_ops=objective.metric_fn(**tensors))
+    return model_fn
+
+
+def build_estimator(config, special_ids, warm_start_from):
+    model_fn = model_fn_builder(config, special_ids, warm_start_from)
+    if not config.use_tpu:
+        run_config = tf.estimator.RunConfig(
+            model_dir=config.model_dir, tf_random_seed=config.seed,
+            save_checkpoints_steps=config.save_checkpoints_steps,
+            keep_checkpoint_max=config.keep_checkpoint_max or None,
+            save_summary_steps=config.log_every_steps,
+            log_step_count_steps=config.log_every_steps)
+        return tf.estimator.Estimator(model_fn, config=run_config,
+                                      params={"batch_size": config.train_batch_size})
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+        config.tpu_name, zone=config.tpu_zone, project=config.gcp_project)
+    run_config = tf.estimator.tpu.RunConfig(
+        cluster=resolver, model_dir=config.model_dir, tf_random_seed=config.seed,
+        save_checkpoints_steps=config.save_checkpoints_steps,
+        keep_checkpoint_max=config.keep_checkpoint_max or None,
+        tpu_config=tf.estimator.tpu.TPUConfig(
+            iterations_per_loop=config.iterations_per_loop, num_shards=config.num_tpu_cores,
+            tpu_job_name=config.tpu_job_name,
+            per_host_input_for_training=tf.estimator.tpu.InputPipelineConfig.PER_HOST_V2))
+    return tf.estimator.tpu.TPUEstimator(
+        use_tpu=True, model_fn=model_fn, config=run_config,
+        train_batch_size=config.train_batch_size, eval_batch_size=config.eval_batch_size)
+
+
+def write_model_files(config):
+    """Makes D/models/M self-describing: vocab, HF-style configs and all hparams.
+
+    A model dir that already holds a different vocab is refused: mixing vocabs would
+    silently scramble the embeddings.
+    """
+    os.makedirs(config.model_dir, exist_ok=True)
+    vocab_source = config.spm_model_file or config.vocab_file
+    vocab_copy = os.path.join(config.model_dir, os.path.basename(vocab_source))
+    if os.path.exists(vocab_copy):
+        if not filecmp.cmp(vocab_copy, vocab_source, shallow=False):
+            raise InputError("%s differs from %s: this model was trained with another vocab; "
+                             "use a new model_name" % (vocab_copy, vocab_source))
+    else:
+        shutil.copyfile(vocab_source, vocab_copy + ".tmp")
+        os.replace(vocab_copy + ".tmp", vocab_copy)
+    disc = objective.get_discriminator_config(config)
+    gen = objective.get_generator_config(config, disc)
+    for name, bert_config in (("discriminator.json", disc), ("generator.json", gen)):
+        hf = bert_config.to_dict()
+        hf["embedding_size"] = disc.embedding_size or disc.hidden_size
+        hf["model_type"] = "electra"
+        atomic_write_json(os.path.join(config.model_dir, name), hf)
+    atomic_write_json(os.path.join(config.model_dir, "pretrain_hparams.json"), config.to_dict())
+
+
+def run_eval(estimator, config, eval_files):
+    print("evaluating %d batches of %d from %s" % (
+        config.num_eval_steps, config.eval_batch_size, ", ".join(eval_files[:3])), flush=True)
+    input_fn = pretrain_data.get_input_fn(eval_files, config.max_seq_length, is_training=False)
+    eval_estimator = estimator
+    if not config.use_tpu:  # the Estimator takes its batch size from params
+        eval_estimator = tf.estimator.Estimator(
+            estimator.model_fn, config=estimator.config,
+            params={"batch_size": config.eval_batch_size})
+    results = eval_estimator.evaluate(input_fn=input_fn, steps=config.num_eval_steps)
+    results = {k: float(v) for k, v in results.items()}
+    lines = ["%s: %.4f" % (k, v) for k, v in sorted(results.items())]
+    print("eval results at step %d:\n  %s" % (results["global_step"], "\n  ".join(lines)),
+          flush=True)
+    os.makedirs(os.path.dirname(config.results_txt), exist_ok=True)
+    with open(config.results_txt, "a", encoding="utf-8") as f:
+        f.write("step %d: %s\n" % (results["global_step"], ", ".join(lines)))
+    history = []
+    if os.path.exists(config.results_json):
+        with open(config.results_json, encoding="utf-8") as f:
+            history = __import__("json").load(f)
+    history.append(results)
+    atomic_write_json(config.results_json, history)
+    return results
+
+
+def train_and_eval(config):
+    special_ids = load_special_ids(config)
+    latest = tf.train.latest_checkpoint(config.model_dir) if os.path.isdir(config.model_dir) \
+        else None
+    if latest:
+        check_checkpoint_vocab(latest, config.vocab_size, "checkpoint")
+    if config.init_checkpoint and not latest:
+        if not tf.train.checkpoint_exists(config.init_checkpoint):
+            raise InputError("init_checkpoint %s not found" % config.init_checkpoint)
+        check_checkpoint_vocab(config.init_checkpoint, config.vocab_size, "init_checkpoint")
+    train_files = eval_files = None
+    if config.do_train:
+        train_files = pretrain_data.find_tfrecords(config.pretrain_tfrecords)
+        pretrain_data.check_seq_length(train_files, config.max_seq_length)
+    if config.do_eval:
+        eval_files = pretrain_data.find_tfrecords(config.eval_tfrecords
+                                                  or config.pretrain_tfrecords)
+        pretrain_data.check_seq_length(eval_files, config.max_seq_length)
+    write_model_files(config)
+
+    estimator = build_estimator(config, special_ids,
+                                None if latest else config.init_checkpoint)
+    if config.do_train:
+        if latest:
+            print("resuming from %s" % latest, flush=True)
+        print("training %s (%s objective) to step %d on %d tfrecord files, batch %d x %d "
+              "tokens; model dir %s" % (
+                  config.model_size, "ELECTRA" if config.electra_objective else "BERT MLM",
+                  config.num_train_steps, len(train_files), config.train_batch_size,
+                  config.max_seq_length, config.model_dir), flush=True)
+        input_fn = pretrain_data.get_input_fn(train_files, config.max_seq_length,
+                                              is_training=True)
+        estimator.train(input_fn=input_fn, max_steps=config.num_train_steps,
+                        saving_listeners=[CheckpointLogger()])
+    if config.do_eval:
+        return run_eval(estimator, config, eval_files)
+    return None
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True,
+                        help="holds pretrain_tfrecords/, vocab.txt and models/")
+    parser.add_argument("--model-name", required=True,
+                        help="checkpoints and results go to DATA_DIR/models/MODEL_NAME")
+    parser.add_argument("--hparams", default="{}",
+                        help="JSON object or path of a JSON file overriding "
+                             "configure_pretraining.py defaults")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        hparams = load_hparams(args.hparams)
+        config = configure_pretraining.PretrainingConfig(args.model_name, args.data_dir,
+                                                         **hparams)
+        train_and_eval(config)
+    except InputError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume from the last checkpoint",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

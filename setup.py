@@ -1,0 +1,21 @@
+"""Chinese ELECTRA toolkit: pre-training and fine-tuning ELECTRA/BERT/LERT encoders."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="chinese-electra-toolkit",
+    version="0.1.0",
+    description="Pre-train and fine-tune Chinese ELECTRA-family encoders "
+                "(tensorflow.compat.v1, Estimator/TPUEstimator)",
+    python_requires=">=3.9,<3.12",
+    packages=find_packages(include=["model", "pretrain", "finetune", "util"]),
+    py_modules=["configure_pretraining", "run_pretraining", "build_pretraining_dataset"],
+    install_requires=[
+        "tensorflow==2.15.1",  # the last release that ships tf.estimator
+        "numpy<2",  # tensorflow 2.15 is built against numpy 1.x
+        "scipy",
+        "scikit-learn",
+        "sentencepiece",
+    ],
+    extras_require={"test": ["pytest"]},
+)

@@ -1,0 +1,103 @@
+"""Reading and checking hparams: JSON strings or files, with errors that say where.
+
+`--hparams` may be an inline JSON object or the path of a JSON file. A parse error
+names the file (or "--hparams"), the line and the column, and spells out the usual
+culprit (a trailing comma, which the seed README's own example has). Unknown keys fail
+with the closest valid names.
+"""
+
+import difflib
+import json
+import os
+
+from util.errors import InputError
+
+
+def parse_json(text, source):
+    """json.loads with an error naming source, line and column."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        hint = ""
+        before = text[:e.pos].rstrip()
+        if before.endswith(",") and text[e.pos:e.pos + 1] in ("}", "]"):
+            hint = " (a trailing comma before '%s': JSON does not allow it)" % text[e.pos]
+        line_text = text.splitlines()[e.lineno - 1] if text.splitlines() else ""
+        raise InputError("%s:%d:%d: invalid JSON: %s%s\n    %s\n    %s^"
+                         % (source, e.lineno, e.colno, e.msg, hint, line_text,
+                            " " * (e.colno - 1)))
+
+
+def load_hparams(arg, search_dirs=()):
+    """Returns the dict given by `arg`: inline JSON, a .json path, or a bare file name
+    found in one of `search_dirs` (e.g. params/). None or "" gives {}."""
+    if arg is None or not arg.strip():
+        return {}
+    text, source = arg, "--hparams"
+    if not arg.lstrip().startswith("{"):
+        path = _find_file(arg, search_dirs)
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except UnicodeDecodeError as e:
+            raise InputError("%s: not UTF-8 text (byte %d)" % (path, e.start))
+        source = path
+    params = parse_json(text, source)
+    if not isinstance(params, dict):
+        raise InputError("%s: expected a JSON object of hparams ({\"key\": value, ...}), "
+                         "got %s" % (source, type(params).__name__))
+    return params
+
+
+def _find_file(name, search_dirs):
+    candidates = [name] + [os.path.join(d, name) for d in search_dirs]
+    if not name.endswith(".json"):
+        candidates += [os.path.join(d, name + ".json") for d in search_dirs]
+    for path in candidates:
+        if os.path.isfile(path):
+            return path
+    where = ", ".join([os.path.abspath(name)] + list(search_dirs))
+    raise InputError("--hparams %r is neither a JSON object nor an existing file "
+                     "(looked in: %s)" % (name, where))
+
+
+def closest_names(name, valid_names, n=3):
+    return difflib.get_close_matches(name, list(valid_names), n=n, cutoff=0.5)
+
+
+def check_known_keys(params, valid_names, source):
+    """Raises InputError listing every key of params not in valid_names, with suggestions."""
+    valid = set(valid_names)
+    problems = []
+    for key in sorted(k for k in params if k not in valid):
+        suggestions = closest_names(key, valid)
+        hint = ("did you mean %s?" % " or ".join(repr(s) for s in suggestions)
+                if suggestions else "see the documented keys")
+        problems.append("unknown key %r (%s)" % (key, hint))
+    if problems:
+        raise InputError("%s: %s" % (source, "; ".join(problems)))
+
+
+def check_value_type(key, value, default, source):
+    """Rejects values whose JSON type cannot stand in for the default's type."""
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, (list, tuple))
+    elif isinstance(default, dict):
+        ok = isinstance(value, dict)
+    else:
+        ok = True
+    if not ok:
+        raise InputError("%s: hparam %r should be a %s like %r, got %r"
+                         % (source, key, type(default).__name__, default, value))
+    return value

@@ -1,0 +1,66 @@
+"""Progress reporting for Estimator training loops."""
+
+import time
+
+import tensorflow.compat.v1 as tf
+
+from util.io import format_duration
+
+
+class ProgressHook(tf.train.SessionRunHook):
+    """Prints one line every `every_steps` steps: step, losses, lr, speed, ETA.
+
+    tensors: {label: scalar tensor}, printed in order, e.g. {"loss": ..., "gen": ...}.
+    Values are fetched only on logging steps, so the hook costs nothing in between.
+    """
+
+    def __init__(self, tensors, num_train_steps, every_steps, batch_size, printer=print):
+        self._tensors = dict(tensors)
+        self._num_train_steps = num_train_steps
+        self._every = every_steps
+        self._batch_size = batch_size
+        self._print = printer
+
+    def begin(self):
+        self._global_step = tf.train.get_or_create_global_step()
+
+    def after_create_session(self, session, coord):
+        self._step = int(session.run(self._global_step))
+        self._start_step = self._step
+        self._start_time = self._last_time = time.time()
+        self._last_step = self._step
+
+    def before_run(self, run_context):
+        self._step += 1  # the step this run will complete
+        if self._step % self._every == 0 or self._step == self._num_train_steps:
+            return tf.train.SessionRunArgs(self._tensors)
+        return None
+
+    def after_run(self, run_context, run_values):
+        if run_values.results is None:
+            return
+        now = time.time()
+        rate = (self._step - self._last_step) / max(now - self._last_time, 1e-9)
+        overall = (self._step - self._start_step) / max(now - self._start_time, 1e-9)
+        remaining = max(0, self._num_train_steps - self._step)
+        parts = ["%s %s" % (label, _format_value(v)) for label, v in run_values.results.items()]
+        self._print("step %d/%d | %s | %.2f steps/s %.1f seq/s | elapsed %s | ETA %s" % (
+            self._step, self._num_train_steps, " | ".join(parts), rate,
+            rate * self._batch_size, format_duration(now - self._start_time),
+            format_duration(remaining / overall if overall > 0 else 0)), flush=True)
+        self._last_time, self._last_step = now, self._step
+
+
+class CheckpointLogger(tf.estimator.CheckpointSaverListener):
+    """Says when a checkpoint has been written (so a user knows what a restart resumes)."""
+
+    def __init__(self, printer=print):
+        self._print = printer
+
+    def after_save(self, session, global_step_value):
+        self._print("checkpoint saved at step %d" % global_step_value, flush=True)
+
+
+def _format_value(value):
+    value = float(value)
+    return "%.2e" % value if 0 < abs(value) < 1e-3 else "%.4f" % value
