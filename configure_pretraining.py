@@ -97,6 +97,11 @@ class PretrainingConfig(object):
         self._validate()
 
     def update(self, kwargs):
+        for key in _DERIVED:
+            if key in kwargs:
+                raise InputError("pre-training hparams: %s is derived from mask_prob and "
+                                 "max_seq_length (int((mask_prob + 0.005) * max_seq_length)); "
+                                 "set those instead" % key)
         check_known_keys(kwargs, [k for k in self.__dict__ if k not in _DERIVED],
                          "pre-training hparams")
         for key, value in kwargs.items():

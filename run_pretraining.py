@@ -9,11 +9,14 @@ an interruption resumes from the newest checkpoint there.
 
 import argparse
 import filecmp
+import json
 import os
 import shutil
 import sys
 
-import tensorflow.compat.v1 as tf
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TF loads: no C++ start-up chatter
+
+import tensorflow.compat.v1 as tf  # noqa: E402
 
 import configure_pretraining
 from model import optimization
@@ -22,8 +25,8 @@ from pretrain import objective
 from pretrain import pretrain_data
 from util.errors import InputError
 from util.hparams import load_hparams
-from util.io import atomic_write_json, atomic_write_text
-from util.training_utils import CheckpointLogger, ProgressHook
+from util.io import atomic_write_json
+from util.training_utils import CheckpointLogger, ProgressHook, quiet_tensorflow
 
 EMBEDDING_VARIABLES = ("electra/embeddings/word_embeddings", "bert/embeddings/word_embeddings")
 
@@ -114,8 +117,10 @@ def build_estimator(config, special_ids, warm_start_from):
             keep_checkpoint_max=config.keep_checkpoint_max or None,
             save_summary_steps=config.log_every_steps,
             log_step_count_steps=config.log_every_steps)
-        return tf.estimator.Estimator(model_fn, config=run_config,
-                                      params={"batch_size": config.train_batch_size})
+        # Only TPUEstimator passes params (the per-shard batch size).
+        return tf.estimator.Estimator(
+            lambda features, labels, mode: model_fn(features, labels, mode, {}),
+            config=run_config)
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
         config.tpu_name, zone=config.tpu_zone, project=config.gcp_project)
     run_config = tf.estimator.tpu.RunConfig(
@@ -160,13 +165,9 @@ def write_model_files(config):
 def run_eval(estimator, config, eval_files):
     print("evaluating %d batches of %d from %s" % (
         config.num_eval_steps, config.eval_batch_size, ", ".join(eval_files[:3])), flush=True)
-    input_fn = pretrain_data.get_input_fn(eval_files, config.max_seq_length, is_training=False)
-    eval_estimator = estimator
-    if not config.use_tpu:  # the Estimator takes its batch size from params
-        eval_estimator = tf.estimator.Estimator(
-            estimator.model_fn, config=estimator.config,
-            params={"batch_size": config.eval_batch_size})
-    results = eval_estimator.evaluate(input_fn=input_fn, steps=config.num_eval_steps)
+    input_fn = pretrain_data.get_input_fn(eval_files, config.max_seq_length, is_training=False,
+                                          batch_size=config.eval_batch_size)
+    results = estimator.evaluate(input_fn=input_fn, steps=config.num_eval_steps)
     results = {k: float(v) for k, v in results.items()}
     lines = ["%s: %.4f" % (k, v) for k, v in sorted(results.items())]
     print("eval results at step %d:\n  %s" % (results["global_step"], "\n  ".join(lines)),
@@ -177,7 +178,7 @@ def run_eval(estimator, config, eval_files):
     history = []
     if os.path.exists(config.results_json):
         with open(config.results_json, encoding="utf-8") as f:
-            history = __import__("json").load(f)
+            history = json.load(f)
     history.append(results)
     atomic_write_json(config.results_json, history)
     return results
@@ -214,7 +215,8 @@ def train_and_eval(config):
                   config.num_train_steps, len(train_files), config.train_batch_size,
                   config.max_seq_length, config.model_dir), flush=True)
         input_fn = pretrain_data.get_input_fn(train_files, config.max_seq_length,
-                                              is_training=True)
+                                              is_training=True,
+                                              batch_size=config.train_batch_size)
         estimator.train(input_fn=input_fn, max_steps=config.num_train_steps,
                         saving_listeners=[CheckpointLogger()])
     if config.do_eval:
@@ -237,6 +239,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    quiet_tensorflow()
     try:
         hparams = load_hparams(args.hparams)
         config = configure_pretraining.PretrainingConfig(args.model_name, args.data_dir,

@@ -86,6 +86,8 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
         for grad, param in grads_and_vars:
             if grad is None or param is None:
                 continue
+            if isinstance(grad, tf.IndexedSlices):  # embedding lookups give sparse grads
+                grad = tf.convert_to_tensor(grad)
             param_name = _variable_name(param.name)
             m = tf.get_variable(param_name + "/adam_m", shape=param.shape.as_list(),
                                 dtype=tf.float32, trainable=False,

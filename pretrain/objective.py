@@ -75,11 +75,12 @@ class PretrainingModel(object):
         if config.uniform_generator:
             mlm_output = self._mlm_output(masked_inputs, None)
         elif config.electra_objective and config.untied_generator:
+            gen_config = get_generator_config(config, self._bert_config)
+            untied = config.untied_generator_embeddings  # own table, as wide as its hidden
             generator = self._build_transformer(
-                masked_inputs, is_training, get_generator_config(config, self._bert_config),
-                scope="generator",
-                embedding_scope="generator" if config.untied_generator_embeddings else "electra",
-                embedding_size=None if config.untied_generator_embeddings else embedding_size)
+                masked_inputs, is_training, gen_config, scope="generator",
+                embedding_scope="generator" if untied else "electra",
+                embedding_size=gen_config.hidden_size if untied else embedding_size)
             mlm_output = self._mlm_output(masked_inputs, generator)
         else:
             generator = self._build_transformer(masked_inputs, is_training, self._bert_config,

@@ -79,8 +79,12 @@ def check_seq_length(files, max_seq_length):
             % (files[0], length, max_seq_length, length, max_seq_length))
 
 
-def get_input_fn(files, max_seq_length, is_training, num_cpu_threads=4):
-    """An Estimator input_fn over `files`; batch size comes from params["batch_size"]."""
+def get_input_fn(files, max_seq_length, is_training, batch_size, num_cpu_threads=4):
+    """An Estimator input_fn over `files`.
+
+    TPUEstimator passes the per-shard batch size in params["batch_size"]; the plain
+    Estimator passes no params, and `batch_size` is used.
+    """
     name_to_features = {name: tf.io.FixedLenFeature([max_seq_length], tf.int64)
                         for name in FEATURE_NAMES}
 
@@ -90,7 +94,6 @@ def get_input_fn(files, max_seq_length, is_training, num_cpu_threads=4):
         return {name: tf.cast(t, tf.int32) for name, t in example.items()}
 
     def input_fn(params):
-        batch_size = params["batch_size"]
         d = tf.data.Dataset.from_tensor_slices(tf.constant(files))
         d = d.repeat()
         if is_training:
@@ -101,7 +104,7 @@ def get_input_fn(files, max_seq_length, is_training, num_cpu_threads=4):
         if is_training:
             d = d.shuffle(buffer_size=1000)
         d = d.map(decode, num_parallel_calls=tf.data.experimental.AUTOTUNE)
-        d = d.batch(batch_size, drop_remainder=True)
+        d = d.batch(params.get("batch_size", batch_size), drop_remainder=True)
         return d.prefetch(tf.data.experimental.AUTOTUNE)
 
     return input_fn

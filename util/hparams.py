@@ -34,7 +34,7 @@ def load_hparams(arg, search_dirs=()):
     if arg is None or not arg.strip():
         return {}
     text, source = arg, "--hparams"
-    if not arg.lstrip().startswith("{"):
+    if not arg.lstrip().startswith(("{", "[")):
         path = _find_file(arg, search_dirs)
         try:
             with open(path, encoding="utf-8") as f:

@@ -1,5 +1,6 @@
 """Progress reporting for Estimator training loops."""
 
+import logging
 import time
 
 import tensorflow.compat.v1 as tf
@@ -7,8 +8,22 @@ import tensorflow.compat.v1 as tf
 from util.io import format_duration
 
 
+def quiet_tensorflow():
+    """Keeps TF's deprecation notices and INFO chatter out of the progress output.
+
+    (C++ start-up logs need TF_CPP_MIN_LOG_LEVEL, set by the entry points before TF loads.)
+    """
+    tf.get_logger().setLevel(logging.WARNING)
+    try:  # private, but the only switch for the compat.v1 deprecation notices
+        from tensorflow.python.util import deprecation
+        deprecation._PRINT_DEPRECATION_WARNINGS = False
+    except ImportError:
+        pass
+
+
 class ProgressHook(tf.train.SessionRunHook):
-    """Prints one line every `every_steps` steps: step, losses, lr, speed, ETA.
+    """Prints a line on the first step of a run and then every `every_steps` steps:
+    step, losses, lr, speed, ETA. The first line shows where the losses start.
 
     tensors: {label: scalar tensor}, printed in order, e.g. {"loss": ..., "gen": ...}.
     Values are fetched only on logging steps, so the hook costs nothing in between.
@@ -32,7 +47,8 @@ class ProgressHook(tf.train.SessionRunHook):
 
     def before_run(self, run_context):
         self._step += 1  # the step this run will complete
-        if self._step % self._every == 0 or self._step == self._num_train_steps:
+        if (self._step % self._every == 0 or self._step == self._num_train_steps
+                or self._step == self._start_step + 1):
             return tf.train.SessionRunArgs(self._tensors)
         return None
 
