@@ -23,6 +23,7 @@ demo: venv
 	  --vocab-file sample_data/vocab.txt --output-dir $(DEMO_DIR)/pretrain_tfrecords \
 	  --max-seq-length 128 --overwrite
 	cp sample_data/vocab.txt $(DEMO_DIR)/vocab.txt
+	rm -rf $(DEMO_DIR)/models/electra_tiny_demo  # the demo starts fresh; real runs resume
 	$(PY) run_pretraining.py --data-dir $(DEMO_DIR) --model-name electra_tiny_demo \
 	  --hparams sample_data/demo_hparams.json
 

@@ -75,16 +75,19 @@ class PretrainingConfig(object):
         self.gcp_project = None  # GCP project of the Cloud TPU
 
         # data locations (defaults follow the official layout under data_dir)
-        self.pretrain_tfrecords = os.path.join(
-            data_dir, "pretrain_tfrecords/pretrain_data.tfrecord*")  # comma-separated globs
+        tfrecords = os.path.join(data_dir, "pretrain_tfrecords", "pretrain_data.tfrecord*")
+        self.pretrain_tfrecords = tfrecords  # training data: comma-separated globs
         self.eval_tfrecords = None  # globs for do_eval; None evaluates on pretrain_tfrecords
         self.vocab_file = os.path.join(data_dir, "vocab.txt")  # WordPiece vocab
         self.spm_model_file = None  # SentencePiece model instead of vocab_file
         self.model_dir = os.path.join(data_dir, "models", model_name)  # checkpoints, results
-        self.results_txt = os.path.join(self.model_dir, "results", "unsup_results.txt")
-        self.results_json = os.path.join(self.model_dir, "results", "unsup_results.json")
+        self.results_txt = None  # eval lines, appended; None: <model_dir>/results/unsup_results.txt
+        self.results_json = None  # eval history as JSON; None: <model_dir>/results/unsup_results.json
 
         self.update(kwargs)
+        results = os.path.join(self.model_dir, "results")
+        self.results_txt = self.results_txt or os.path.join(results, "unsup_results.txt")
+        self.results_json = self.results_json or os.path.join(results, "unsup_results.json")
         self.max_predictions_per_seq = int((self.mask_prob + 0.005) * self.max_seq_length)
         if self.debug:
             self.train_batch_size = 8

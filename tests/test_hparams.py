@@ -1,5 +1,7 @@
 """--hparams parsing and checking (util/hparams.py, configure_pretraining.py)."""
 
+import re
+
 import pytest
 
 import configure_pretraining
@@ -82,3 +84,12 @@ def test_derived_and_debug_settings():
         configure_pretraining.PretrainingConfig("m", "/d", mask_prob=1.5)
     assert configure_pretraining.PretrainingConfig("m", "/d", model_size="small-ex")\
         .model_size == "small_ex"
+
+
+def test_readme_documents_every_pretraining_hparam():
+    from tests.conftest import REPO
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `(\w+)` \|", readme, re.M))
+    config = configure_pretraining.PretrainingConfig("m", "/d")
+    missing = set(config.to_dict()) - documented - {"max_predictions_per_seq"}
+    assert not missing, "hparams missing from README.md: %s" % sorted(missing)

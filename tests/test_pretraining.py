@@ -1,0 +1,222 @@
+"""End-to-end pre-training: checkpoints, falling losses, eval metrics, resume, bad input."""
+
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import redirect_stdout
+
+import pytest
+import tensorflow.compat.v1 as tf
+
+import run_pretraining
+from tests.conftest import REPO, shared_file
+from tests.test_modeling import read_variable_list
+
+PROGRESS = re.compile(r"^step (\d+)/\d+ \| loss ([\d.]+) \| gen ([\d.]+) \| disc ([\d.]+)")
+TINY = {"model_size": "tiny", "max_seq_length": 128, "num_warmup_steps": 10,
+        "learning_rate": 1e-3, "seed": 3}
+
+
+def run(data_dir, model_name, **hparams):
+    return run_pretraining.main(["--data-dir", str(data_dir), "--model-name", model_name,
+                                 "--hparams", json.dumps(hparams)])
+
+
+def checkpoint_variables(model_dir):
+    return dict(tf.train.list_variables(tf.train.latest_checkpoint(str(model_dir))))
+
+
+def snapshot(directory):
+    """{relative path: bytes} of every file under directory."""
+    out = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, directory)] = f.read()
+    return out
+
+
+def test_small_checkpoint_holds_exactly_the_official_variables(sample_data_dir):
+    reference = read_variable_list(shared_file(
+        "reference", "checkpoint-variables", "electra-small-pretraining.txt"))
+    status = run(sample_data_dir, "small_ckpt", model_size="small", vocab_size=21128,
+                 max_seq_length=128, train_batch_size=2, num_train_steps=1,
+                 save_checkpoints_steps=1)
+    assert status == 0
+    saved = checkpoint_variables(sample_data_dir / "models" / "small_ckpt")
+    expected = dict(reference)
+    expected["global_step"] = []
+    for name, shape in reference.items():
+        expected[name + "/adam_m"] = shape
+        expected[name + "/adam_v"] = shape
+    assert sorted(set(saved) - set(expected)) == []
+    assert sorted(set(expected) - set(saved)) == []
+    assert {k: list(v) for k, v in saved.items()} == expected
+
+
+@pytest.fixture(scope="module")
+def tiny_run(sample_data_dir):
+    """Trains the tiny model for 150 steps with eval; returns (model_dir, progress rows)."""
+    out = io.StringIO()
+    with redirect_stdout(out):
+        status = run(sample_data_dir, "tiny_losses", train_batch_size=16, num_train_steps=150,
+                     log_every_steps=25, save_checkpoints_steps=75, do_eval=True,
+                     num_eval_steps=4, eval_batch_size=16, **TINY)
+    assert status == 0, out.getvalue()
+    rows = [tuple(float(x) for x in m.groups()) for m in map(PROGRESS.match,
+                                                             out.getvalue().splitlines()) if m]
+    return sample_data_dir / "models" / "tiny_losses", rows, out.getvalue()
+
+
+def test_tiny_pretraining_lowers_both_losses(tiny_run):
+    _, rows, _ = tiny_run
+    assert rows[0][0] == 1 and rows[-1][0] == 150
+    first_gen, first_disc = rows[0][2], rows[0][3]
+    last_gen = sum(r[2] for r in rows[-2:]) / 2
+    last_disc = sum(r[3] for r in rows[-2:]) / 2
+    assert first_gen > 9.0  # about ln(21128) = 9.96 at initialisation
+    assert last_gen < first_gen - 2.0, rows
+    assert last_disc < first_disc - 0.15, rows
+
+
+def test_eval_reports_generator_and_discriminator_metrics(tiny_run):
+    model_dir, _, output = tiny_run
+    history = json.loads((model_dir / "results" / "unsup_results.json").read_text())
+    metrics = history[-1]
+    assert metrics["global_step"] == 150
+    for key in ("masked_lm_accuracy", "disc_accuracy", "disc_precision", "disc_recall",
+                "disc_auc", "sampled_masked_lm_accuracy"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    # 150 steps teach the generator frequent characters: far above chance (1/21128).
+    assert metrics["masked_lm_accuracy"] > 0.02
+    # most real tokens are original, and the discriminator knows that by now
+    assert metrics["disc_accuracy"] > 0.8
+    assert "eval results at step 150" in output
+    assert (model_dir / "results" / "unsup_results.txt").read_text().startswith("step 150:")
+
+
+def test_model_dir_is_self_describing_and_has_tensorboard_scalars(tiny_run):
+    model_dir, _, _ = tiny_run
+    assert (model_dir / "vocab.txt").read_bytes() == (REPO / "sample_data" / "vocab.txt")\
+        .read_bytes()
+    disc = json.loads((model_dir / "discriminator.json").read_text())
+    gen = json.loads((model_dir / "generator.json").read_text())
+    assert (disc["hidden_size"], gen["hidden_size"], gen["embedding_size"]) == (64, 16, 64)
+    tags = set()
+    for event_file in model_dir.glob("events.out.tfevents.*"):
+        for event in tf.train.summary_iterator(str(event_file)):
+            tags.update(v.tag for v in event.summary.value)
+    assert {"loss/total", "loss/generator", "loss/discriminator", "learning_rate"} <= tags
+
+
+def start_training(data_dir, model_name, **hparams):
+    cmd = [sys.executable, "-u", str(REPO / "run_pretraining.py"), "--data-dir", str(data_dir),
+           "--model-name", model_name, "--hparams", json.dumps(hparams)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=str(REPO))
+
+
+def wait_for_line(proc, pattern, timeout=240):
+    deadline = time.time() + timeout
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if re.search(pattern, line):
+            return seen
+        if time.time() > deadline:
+            break
+    proc.kill()
+    raise AssertionError("never saw %r in:\n%s" % (pattern, "".join(seen)))
+
+
+def assert_checkpoints_readable(model_dir):
+    state = tf.train.get_checkpoint_state(str(model_dir))
+    assert state is not None and state.all_model_checkpoint_paths
+    for path in state.all_model_checkpoint_paths:
+        reader = tf.train.load_checkpoint(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)  # raises on a truncated or corrupt file
+
+
+def test_killed_training_resumes_from_last_checkpoint(sample_data_dir):
+    hparams = dict(TINY, train_batch_size=8, num_train_steps=100000, save_checkpoints_steps=10,
+                   log_every_steps=5)
+    proc = start_training(sample_data_dir, "killed", **hparams)
+    wait_for_line(proc, r"checkpoint saved at step 20")
+    time.sleep(0.7)  # land somewhere between checkpoints, maybe mid-save
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    model_dir = sample_data_dir / "models" / "killed"
+    assert_checkpoints_readable(model_dir)
+    latest = tf.train.latest_checkpoint(str(model_dir))
+    reached = int(tf.train.load_checkpoint(latest).get_tensor("global_step"))
+    assert reached >= 20
+
+    target = reached + 15
+    resumed = start_training(sample_data_dir, "killed", **dict(hparams, num_train_steps=target))
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, output
+    assert "resuming from %s" % latest in output
+    steps = [int(m.group(1)) for m in map(PROGRESS.match, output.splitlines()) if m]
+    assert steps[0] == reached + 1 and steps[-1] == target
+    assert tf.train.load_checkpoint(tf.train.latest_checkpoint(str(model_dir)))\
+        .get_tensor("global_step") == target
+    assert_checkpoints_readable(model_dir)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def test_vocab_size_mismatch_is_reported(sample_data_dir, capsys):
+    assert run(sample_data_dir, "bad_vocab", **dict(TINY, vocab_size=30522)) == 2
+    err = capsys.readouterr().err
+    assert "vocab.txt has 21128 tokens but vocab_size is 30522" in err
+    assert not (sample_data_dir / "models" / "bad_vocab").exists()
+
+
+def test_checkpoint_vocab_mismatch_is_reported_and_nothing_is_touched(
+        sample_data_dir, tmp_path, capsys):
+    assert run(sample_data_dir, "vocab_ckpt", train_batch_size=4, num_train_steps=2,
+               **TINY) == 0
+    model_dir = sample_data_dir / "models" / "vocab_ckpt"
+    before = snapshot(model_dir)
+    other = tmp_path / "other"
+    other.mkdir()
+    lines = (REPO / "sample_data" / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    (other / "vocab.txt").write_text("\n".join(lines[:5000]) + "\n", encoding="utf-8")
+    shutil.copytree(sample_data_dir / "models", other / "models")
+    status = run(other, "vocab_ckpt", pretrain_tfrecords=str(
+        sample_data_dir / "pretrain_tfrecords" / "pretrain_data.tfrecord*"),
+        vocab_size=5000, train_batch_size=4, num_train_steps=4, **TINY)
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "21128-token embedding table" in err and "vocab_size is 5000" in err
+    assert snapshot(other / "models" / "vocab_ckpt") == before
+
+
+def test_no_tfrecords_and_wrong_sequence_length(sample_data_dir, tmp_path, capsys):
+    (tmp_path / "vocab.txt").write_bytes((REPO / "sample_data" / "vocab.txt").read_bytes())
+    assert run(tmp_path, "m", **TINY) == 2
+    assert "no tfrecords found matching" in capsys.readouterr().err
+    status = run(sample_data_dir, "m", **dict(TINY, max_seq_length=256))
+    assert status == 2
+    assert "hold sequences of length 128 but max_seq_length is 256" in capsys.readouterr().err
+
+
+def test_bad_hparams_file_and_unknown_key_leave_model_dir_alone(
+        sample_data_dir, tmp_path, capsys):
+    bad = tmp_path / "hp.json"
+    bad.write_text('{\n  "model_size": "tiny",\n}\n')
+    code = run_pretraining.main(["--data-dir", str(sample_data_dir), "--model-name", "x",
+                                 "--hparams", str(bad)])
+    assert code == 2
+    assert "%s:3:1: invalid JSON" % bad in capsys.readouterr().err
+    assert run(sample_data_dir, "x", **dict(TINY, num_train_step=5)) == 2
+    assert "did you mean 'num_train_steps'" in capsys.readouterr().err
+    assert not (sample_data_dir / "models" / "x").exists()
