@@ -1,0 +1,790 @@
+"""Turn a plain-text corpus into ELECTRA pre-training TFRecords.
+
+The corpus is every regular, non-hidden file under --corpus-dir (recursively),
+UTF-8 text with one sentence or paragraph per line and, by default, an empty
+line between documents. Lines are tokenized and packed into examples of at
+most --max-seq-length tokens exactly as the official ELECTRA
+`build_pretraining_dataset.py` does:
+
+  * lines of one document accumulate until they reach a target length, which
+    is --max-seq-length, or with probability 0.05 a random length in
+    [5, max_seq_length] (so the model also sees short inputs);
+  * the accumulated lines are split into two segments ([CLS] A [SEP] B [SEP]),
+    or with probability 0.1 kept as a single segment ([CLS] A [SEP]);
+  * a document end (or the end of a file) always ends an example.
+
+Each example is a tf.train.Example with the int64 features "input_ids",
+"input_mask" and "segment_ids", zero-padded to --max-seq-length; masking is
+done at training time. The shards are `pretrain_data.tfrecord-<i>-of-<n>` in
+--output-dir, next to a `dataset_info.json` that records how they were built.
+
+Example:
+  python build_pretraining_dataset.py --corpus-dir corpus/ \\
+      --vocab-file sample_data/vocab.txt --output-dir data/pretrain_tfrecords
+"""
+
+import argparse
+import dataclasses
+import glob
+import math
+import multiprocessing
+import os
+import queue
+import random
+import sys
+import time
+import traceback
+
+# TensorFlow's C++ start-up chatter would drown the progress lines.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow.compat.v1 as tf  # noqa: E402
+
+from model import tokenization  # noqa: E402
+from util.errors import InputError  # noqa: E402
+from util.io import atomic_write_json, format_duration  # noqa: E402
+
+OUTPUT_PREFIX = "pretrain_data.tfrecord"
+INFO_FILE = "dataset_info.json"
+FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids")
+
+# Official ELECTRA sampling constants.
+SINGLE_SEGMENT_PROB = 0.1
+RANDOM_TARGET_PROB = 0.05
+MIN_RANDOM_TARGET = 5
+SINGLE_SEGMENT_TARGET = 100000
+
+# Default shard count: one shard per this many corpus bytes, capped.
+BYTES_PER_OUT_FILE = 32 * 1024 * 1024
+MAX_DEFAULT_OUT_FILES = 1000
+
+PROGRESS_INTERVAL = 5.0
+
+# UTF-8 encoding of U+FFFD, used to tell genuine replacement characters in
+# the corpus from the ones the decoder inserts.
+_REPLACEMENT_BYTES = "\ufffd".encode("utf-8")
+
+
+# ---------------------------------------------------------------------------
+# Example construction
+# ---------------------------------------------------------------------------
+
+class ExampleBuilder(object):
+    """Packs tokenized lines into fixed-size examples, the official way.
+
+    Args:
+        tokenizer: object with `vocab`, `tokenize` and `convert_tokens_to_ids`.
+        max_length: the sequence length of every example, special tokens
+            included.
+        rng: a `random.Random`; all sampling goes through it, in the same order
+            as the official code, so a seed fixes the output.
+    """
+
+    def __init__(self, tokenizer, max_length, rng):
+        self._tokenizer = tokenizer
+        self._max_length = max_length
+        self._rng = rng
+        self._cls_id = tokenizer.vocab[tokenization.CLS_TOKEN]
+        self._sep_id = tokenizer.vocab[tokenization.SEP_TOKEN]
+        self._target_length = max_length
+        self.current_sentences = []
+        self.current_length = 0
+        # Tokens lost to truncation (a single line longer than an example).
+        self.truncated_tokens = 0
+
+    def add_line(self, line):
+        """Add one stripped line; return a features dict if an example is done.
+
+        An empty line ends the current document (and example), unless nothing
+        has been accumulated yet.
+        """
+        if not line and self.current_length != 0:
+            return self._create_example()
+        ids = self._tokenizer.convert_tokens_to_ids(self._tokenizer.tokenize(line))
+        self.current_sentences.append(ids)
+        self.current_length += len(ids)
+        if self.current_length >= self._target_length:
+            return self._create_example()
+        return None
+
+    def _create_example(self):
+        """Split the accumulated sentences into an example and reset."""
+        first, second = self._split_segments()
+        untruncated = len(first) + len(second)
+        first = first[:self._max_length - 2]
+        second = second[:max(0, self._max_length - len(first) - 3)]
+        self.truncated_tokens += untruncated - len(first) - len(second)
+        self.current_sentences = []
+        self.current_length = 0
+        if self._rng.random() < RANDOM_TARGET_PROB:
+            self._target_length = self._rng.randint(MIN_RANDOM_TARGET,
+                                                    self._max_length)
+        else:
+            self._target_length = self._max_length
+        return self._make_features(first, second)
+
+    def _split_segments(self):
+        """Assign whole sentences to segment A or B (official rule)."""
+        if self._rng.random() < SINGLE_SEGMENT_PROB:
+            first_target = SINGLE_SEGMENT_TARGET
+        else:
+            first_target = (self._target_length - 3) // 2
+        first, second = [], []
+        for sentence in self.current_sentences:
+            # The rng is only consulted when the earlier conditions fail, as
+            # in the official code: changing that would change every output.
+            if (not first
+                    or len(first) + len(sentence) < first_target
+                    or (not second and len(first) < first_target
+                        and self._rng.random() < 0.5)):
+                first += sentence
+            else:
+                second += sentence
+        return first, second
+
+    def _make_features(self, first, second):
+        """Return input_ids/input_mask/segment_ids, zero-padded."""
+        input_ids = [self._cls_id] + first + [self._sep_id]
+        segment_ids = [0] * len(input_ids)
+        if second:
+            input_ids += second + [self._sep_id]
+            segment_ids += [1] * (len(second) + 1)
+        input_mask = [1] * len(input_ids)
+        padding = [0] * (self._max_length - len(input_ids))
+        return {
+            "input_ids": input_ids + padding,
+            "input_mask": input_mask + padding,
+            "segment_ids": segment_ids + padding,
+        }
+
+
+def serialize_example(features):
+    """Serialize a features dict as a tf.train.Example (deterministic bytes)."""
+    feature = {
+        name: tf.train.Feature(int64_list=tf.train.Int64List(value=features[name]))
+        for name in FEATURE_NAMES
+    }
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    # Map fields serialize in arbitrary order unless asked: the same seed must
+    # give byte-identical files.
+    return example.SerializeToString(deterministic=True)
+
+
+# ---------------------------------------------------------------------------
+# Corpus reading
+# ---------------------------------------------------------------------------
+
+def iter_corpus_files(corpus_dir):
+    """Return the sorted relative paths of regular, non-hidden corpus files.
+
+    Hidden directories (e.g. .git) are skipped too.
+    """
+    paths = []
+    for root, dirnames, filenames in os.walk(corpus_dir):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            full = os.path.join(root, name)
+            if not name.startswith(".") and os.path.isfile(full):
+                paths.append(os.path.relpath(full, corpus_dir))
+    return sorted(paths)
+
+
+def check_corpus(corpus_dir):
+    """Return (sorted relative file paths, total bytes) or raise InputError."""
+    if not os.path.exists(corpus_dir):
+        raise InputError("--corpus-dir %s does not exist" % corpus_dir)
+    if not os.path.isdir(corpus_dir):
+        raise InputError("--corpus-dir %s is not a directory" % corpus_dir)
+    files = iter_corpus_files(corpus_dir)
+    total_bytes = sum(os.path.getsize(os.path.join(corpus_dir, f)) for f in files)
+    if total_bytes == 0:
+        raise InputError(
+            "--corpus-dir %s contains no non-empty files (hidden files are "
+            "ignored); expected UTF-8 text files with one sentence per line"
+            % corpus_dir)
+    return files, total_bytes
+
+
+def decode_line(raw):
+    """Decode UTF-8 bytes; return (text, number of bad sequences replaced).
+
+    Each undecodable byte sequence becomes U+FFFD, which the tokenizer drops.
+    """
+    try:
+        return raw.decode("utf-8"), 0
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", errors="replace")
+        # A well-formed EF BF BD is always decoded as itself (an invalid
+        # sequence never swallows a following lead byte), so the inserted
+        # replacements are the U+FFFDs not present as such in the bytes.
+        return text, text.count("\ufffd") - raw.count(_REPLACEMENT_BYTES)
+
+
+def iter_lines(path):
+    """Yield (line number, stripped text, raw byte count, bad sequences)."""
+    try:
+        with open(path, "rb") as reader:
+            for number, raw in enumerate(reader, 1):
+                text, bad = decode_line(raw)
+                if number == 1:
+                    text = text.lstrip("\ufeff")  # a UTF-8 byte order mark
+                yield number, text.strip(), len(raw), bad
+    except OSError as err:
+        raise InputError("cannot read corpus file %s: %s"
+                         % (path, err.strerror or err)) from err
+
+
+# ---------------------------------------------------------------------------
+# Statistics and progress
+# ---------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Stats(object):
+    """Counters of one job, or of all jobs once merged."""
+
+    files: int = 0
+    lines: int = 0
+    documents: int = 0
+    examples: int = 0
+    tokens: int = 0
+    truncated_tokens: int = 0
+    bytes: int = 0
+    # Corpus path -> [bad byte sequences, line number of the first one].
+    bad_by_file: dict = dataclasses.field(default_factory=dict)
+
+    def merge(self, other):
+        """Add the counters of `other` (a Stats) to this one."""
+        for field in dataclasses.fields(self):
+            if field.name != "bad_by_file":
+                setattr(self, field.name,
+                        getattr(self, field.name) + getattr(other, field.name))
+        self.bad_by_file.update(other.bad_by_file)
+
+    def bad_sequences(self):
+        """Total number of undecodable byte sequences replaced."""
+        return sum(count for count, _ in self.bad_by_file.values())
+
+    def first_bad(self):
+        """"path:line" of the first bad sequence in corpus order, or None."""
+        if not self.bad_by_file:
+            return None
+        path = min(self.bad_by_file)
+        return "%s:%d" % (path, self.bad_by_file[path][1])
+
+    def bad_bytes_message(self):
+        """Human-readable summary of replaced byte sequences, or None."""
+        if not self.bad_by_file:
+            return None
+        return ("%s undecodable byte sequences replaced in %d files (first: %s)"
+                % (format_count(self.bad_sequences()), len(self.bad_by_file),
+                   self.first_bad()))
+
+    def summary(self):
+        """JSON-friendly totals for dataset_info.json."""
+        return {
+            "files": self.files,
+            "lines": self.lines,
+            "documents": self.documents,
+            "examples": self.examples,
+            "tokens": self.tokens,
+            "mean_tokens_per_example": round(self.tokens / max(1, self.examples), 2),
+            "truncated_tokens": self.truncated_tokens,
+            "bytes": self.bytes,
+            "undecodable_byte_sequences": self.bad_sequences(),
+            "files_with_undecodable_bytes": len(self.bad_by_file),
+            "first_undecodable": self.first_bad(),
+        }
+
+
+def format_count(number):
+    """1234567 -> "1,234,567"."""
+    return "{:,}".format(number)
+
+
+class Progress(object):
+    """Prints a job's progress line, at most every PROGRESS_INTERVAL seconds."""
+
+    def __init__(self, job_id, num_files, total_bytes):
+        self._job_id = job_id
+        self._num_files = num_files
+        self._total_bytes = total_bytes
+        self._start = time.monotonic()
+        self._last_report = self._start
+
+    def maybe_report(self, stats, force=False):
+        """Print the progress line if the interval has passed (or `force`)."""
+        now = time.monotonic()
+        if force or now - self._last_report >= PROGRESS_INTERVAL:
+            self._last_report = now
+            print(self.line(stats, now - self._start), flush=True)
+
+    def line(self, stats, elapsed):
+        """Return the progress line for `stats` after `elapsed` seconds."""
+        rate = stats.tokens / elapsed if elapsed > 0 else 0.0
+        if stats.bytes >= self._total_bytes:
+            eta = "0s"
+        elif stats.bytes:
+            remaining = self._total_bytes - stats.bytes
+            eta = format_duration(elapsed * remaining / stats.bytes)
+        else:
+            eta = "?"
+        return ("[job %d] files %d/%d | lines %s | docs %s | examples %s | "
+                "tokens %s | %s tok/s | ETA %s"
+                % (self._job_id, stats.files, self._num_files,
+                   format_count(stats.lines), format_count(stats.documents),
+                   format_count(stats.examples), format_count(stats.tokens),
+                   format_count(int(rate)), eta))
+
+
+# ---------------------------------------------------------------------------
+# Output shards
+# ---------------------------------------------------------------------------
+
+def shard_path(output_dir, index, num_out_files):
+    """Path of output shard `index` of `num_out_files`."""
+    name = "%s-%d-of-%d" % (OUTPUT_PREFIX, index, num_out_files)
+    return os.path.join(output_dir, name)
+
+
+def job_shards(job_id, num_processes, num_out_files):
+    """Indices of the shards written by job `job_id`."""
+    return [i for i in range(num_out_files) if i % num_processes == job_id]
+
+
+def existing_outputs(output_dir):
+    """Paths of files in `output_dir` that look like our output shards."""
+    pattern = os.path.join(glob.escape(output_dir), OUTPUT_PREFIX + "*")
+    return sorted(path for path in glob.glob(pattern) if os.path.isfile(path))
+
+
+class ShardWriter(object):
+    """Round-robins examples over one job's shards, written as `.tmp` files.
+
+    On an exception inside the `with` block the `.tmp` files are removed, so
+    a failed job leaves nothing behind; on success they stay for the parent
+    to rename once every job has succeeded.
+    """
+
+    def __init__(self, output_dir, job_id, num_processes, num_out_files):
+        self.tmp_paths = [
+            shard_path(output_dir, i, num_out_files) + ".tmp"
+            for i in job_shards(job_id, num_processes, num_out_files)
+        ]
+        self._writers = []
+        self._num_written = 0
+
+    def __enter__(self):
+        try:
+            for path in self.tmp_paths:
+                self._writers.append(tf.io.TFRecordWriter(path))
+        except BaseException:
+            self._close(remove=True)
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc_value, exc_traceback):
+        self._close(remove=exc_type is not None)
+        return False
+
+    def write(self, serialized):
+        """Append one serialized example to the next shard in turn."""
+        self._writers[self._num_written % len(self._writers)].write(serialized)
+        self._num_written += 1
+
+    def _close(self, remove):
+        """Close every writer; delete the `.tmp` files if `remove`."""
+        for writer in self._writers:
+            writer.close()
+        self._writers = []
+        if remove:
+            remove_files(self.tmp_paths)
+
+
+def remove_files(paths):
+    """Delete the files in `paths` that exist."""
+    for path in paths:
+        if os.path.exists(path):
+            os.remove(path)
+
+
+# ---------------------------------------------------------------------------
+# One job
+# ---------------------------------------------------------------------------
+
+def make_tokenizer(args):
+    """Build the tokenizer the flags describe (InputError on a bad vocab)."""
+    return tokenization.build_tokenizer(
+        vocab_file=args.vocab_file, do_lower_case=args.do_lower_case,
+        strip_accents=args.strip_accents, spm_model_file=args.spm_model_file)
+
+
+def examples_from_file(path, builder, blanks_separate_docs, stats, progress):
+    """Yield the features dicts built from one corpus file, updating `stats`."""
+    in_document = False
+    for number, line, num_bytes, bad in iter_lines(path):
+        stats.lines += 1
+        stats.bytes += num_bytes
+        if bad:
+            count, first_line = stats.bad_by_file.get(path, (0, number))
+            stats.bad_by_file[path] = [count + bad, first_line]
+        if line or blanks_separate_docs:
+            if line:
+                in_document = True
+            elif in_document:
+                stats.documents += 1
+                in_document = False
+            features = builder.add_line(line)
+            if features:
+                yield features
+        progress.maybe_report(stats)
+    if in_document:
+        stats.documents += 1
+    # The end of a file always ends the document being built.
+    features = builder.add_line("")
+    if features:
+        yield features
+
+
+def write_examples(job_id, args):
+    """Run job `job_id` of `args.num_processes`; return its Stats as a dict.
+
+    The job takes the corpus files whose sorted index i has
+    i % num_processes == job_id, shuffles them with random.Random(seed +
+    job_id) like the official tool, and writes the shards i with
+    i % num_processes == job_id as `.tmp` files (removed if the job fails).
+    `args.corpus_files` holds the sorted relative paths and
+    `args.num_out_files` the resolved shard count; see `build`.
+    """
+    rng = random.Random(args.seed + job_id)
+    tokenizer = make_tokenizer(args)
+    files = [os.path.join(args.corpus_dir, name)
+             for i, name in enumerate(args.corpus_files)
+             if i % args.num_processes == job_id]
+    rng.shuffle(files)
+    builder = ExampleBuilder(tokenizer, args.max_seq_length, rng)
+    stats = Stats()
+    progress = Progress(job_id, len(files),
+                        sum(os.path.getsize(path) for path in files))
+    with ShardWriter(args.output_dir, job_id, args.num_processes,
+                     args.num_out_files) as writer:
+        for path in files:
+            for features in examples_from_file(
+                    path, builder, args.blanks_separate_docs, stats, progress):
+                writer.write(serialize_example(features))
+                stats.examples += 1
+                stats.tokens += sum(features["input_mask"])
+            stats.files += 1
+            report_bad_bytes(job_id, path, stats)
+            progress.maybe_report(stats)
+    progress.maybe_report(stats, force=True)
+    stats.truncated_tokens = builder.truncated_tokens
+    return dataclasses.asdict(stats)
+
+
+def report_bad_bytes(job_id, path, stats):
+    """Warn once per file about replaced undecodable bytes."""
+    if path in stats.bad_by_file:
+        count, first_line = stats.bad_by_file[path]
+        print("[job %d] warning: %s: %s undecodable byte sequences replaced "
+              "(first at line %d)" % (job_id, path, format_count(count),
+                                      first_line), flush=True)
+
+
+# ---------------------------------------------------------------------------
+# Running the jobs
+# ---------------------------------------------------------------------------
+
+class JobError(RuntimeError):
+    """A job process crashed or died; the message carries its traceback."""
+
+
+def _job_main(job_id, args, results):
+    """Child-process entry: put (job_id, stats, error) on the `results` queue."""
+    try:
+        results.put((job_id, write_examples(job_id, args), None))
+    except InputError as err:
+        results.put((job_id, None, ("input", str(err))))
+    except BaseException:  # the parent must hear of any failure, or it would wait
+        results.put((job_id, None, ("crash", traceback.format_exc())))
+
+
+def run_jobs(args):
+    """Run every job (in child processes if more than one); return Stats."""
+    if args.num_processes == 1:
+        return Stats(**write_examples(0, args))
+    context = multiprocessing.get_context("spawn")  # TF is not fork-safe
+    results = context.Queue()
+    processes = [context.Process(target=_job_main, args=(j, args, results))
+                 for j in range(args.num_processes)]
+    for process in processes:
+        process.start()
+    try:
+        return _collect_results(processes, results)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+
+
+def _collect_results(processes, results):
+    """Wait for every job's stats; raise on the first failure."""
+    total = Stats()
+    done = set()
+    while len(done) < len(processes):
+        try:
+            job_id, stats, error = results.get(timeout=1.0)
+        except queue.Empty:
+            _check_for_crashes(processes, done)
+            continue
+        if error is not None:
+            kind, message = error
+            if kind == "input":
+                raise InputError(message)
+            raise JobError("job %d failed:\n%s" % (job_id, message))
+        total.merge(Stats(**stats))
+        done.add(job_id)
+    return total
+
+
+def _check_for_crashes(processes, done):
+    """Raise if a job died without reporting (e.g. killed for memory)."""
+    for job_id, process in enumerate(processes):
+        # A job that reported exits with 0; its message may still be queued.
+        if job_id not in done and process.exitcode not in (None, 0):
+            raise JobError("job %d died with exit code %d (killed, e.g. for "
+                           "lack of memory?)" % (job_id, process.exitcode))
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+def parse_bool(text):
+    """argparse type for true/false flags."""
+    value = text.strip().lower()
+    if value in ("true", "yes", "1"):
+        return True
+    if value in ("false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError("expected true or false, got %r" % text)
+
+
+def parse_strip_accents(text):
+    """argparse type for --strip-accents: True, False or None (auto)."""
+    if text.strip().lower() == "auto":
+        return None
+    return parse_bool(text)
+
+
+def build_parser():
+    """The command-line parser."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--corpus-dir", required=True,
+                        help="directory of UTF-8 text files (searched "
+                             "recursively; hidden files are ignored)")
+    parser.add_argument("--vocab-file",
+                        help="WordPiece vocab, one token per line (required "
+                             "unless --spm-model-file is given)")
+    parser.add_argument("--output-dir", required=True,
+                        help="where the TFRecord shards and dataset_info.json "
+                             "are written")
+    parser.add_argument("--max-seq-length", type=int, default=128,
+                        help="tokens per example, [CLS]/[SEP] included "
+                             "(default: 128)")
+    parser.add_argument("--num-processes", type=int, default=1,
+                        help="parallel jobs (default: 1)")
+    parser.add_argument("--num-out-files", type=int, default=None,
+                        help="number of output shards (default: one per "
+                             "32 MiB of corpus, rounded up, at least "
+                             "--num-processes and at most 1000)")
+    parser.add_argument("--blanks-separate-docs", type=parse_bool, default=True,
+                        metavar="{true,false}",
+                        help="an empty line ends a document (default: true); "
+                             "if false, empty lines are ignored and each file "
+                             "is one document")
+    parser.add_argument("--do-lower-case", type=parse_bool, default=True,
+                        metavar="{true,false}",
+                        help="lower-case the text (default: true)")
+    parser.add_argument("--strip-accents", type=parse_strip_accents,
+                        default=None, metavar="{true,false,auto}",
+                        help="strip accents; auto follows --do-lower-case "
+                             "(default: auto; WordPiece only)")
+    parser.add_argument("--spm-model-file",
+                        help="SentencePiece .model to tokenize with instead "
+                             "of --vocab-file")
+    parser.add_argument("--seed", type=int, default=12345,
+                        help="random seed; job j uses seed + j (default: 12345)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing pretrain_data.tfrecord* files "
+                             "in --output-dir")
+    return parser
+
+
+def default_num_out_files(total_bytes, num_processes):
+    """One shard per 32 MiB of corpus, at least num_processes, at most 1000.
+
+    If num_processes exceeds 1000, every job still gets a shard.
+    """
+    wanted = min(MAX_DEFAULT_OUT_FILES, math.ceil(total_bytes / BYTES_PER_OUT_FILE))
+    return max(num_processes, wanted)
+
+
+def check_flags(args):
+    """Raise InputError for flag values that cannot work."""
+    if not args.vocab_file and not args.spm_model_file:
+        raise InputError("no tokenizer given: expected --vocab-file (or "
+                         "--spm-model-file)")
+    if args.max_seq_length < MIN_RANDOM_TARGET:
+        raise InputError("--max-seq-length must be at least %d, got %d"
+                         % (MIN_RANDOM_TARGET, args.max_seq_length))
+    if args.num_processes < 1:
+        raise InputError("--num-processes must be at least 1, got %d"
+                         % args.num_processes)
+    if args.num_out_files is not None and args.num_out_files < args.num_processes:
+        raise InputError(
+            "--num-out-files (%d) must be at least --num-processes (%d): "
+            "every job writes its own shards"
+            % (args.num_out_files, args.num_processes))
+
+
+def check_output_dir(args):
+    """Refuse an output dir that is a file, inside the corpus, or in use."""
+    output_dir = args.output_dir
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise InputError("--output-dir %s exists and is not a directory"
+                         % output_dir)
+    corpus = os.path.realpath(args.corpus_dir)
+    output = os.path.realpath(output_dir)
+    if os.path.commonpath([corpus, output]) == corpus:
+        # The shards would be read back as corpus text by the next run.
+        raise InputError("--output-dir %s is inside --corpus-dir %s; choose "
+                         "a directory outside the corpus"
+                         % (output_dir, args.corpus_dir))
+    existing = existing_outputs(output_dir)
+    if existing and not args.overwrite:
+        raise InputError(
+            "--output-dir %s already contains %d %s* file(s); pass "
+            "--overwrite to replace them or choose another --output-dir"
+            % (output_dir, len(existing), OUTPUT_PREFIX))
+
+
+def check_tokenizer(args):
+    """Build the tokenizer once up front; return its vocab size.
+
+    Vocab problems, missing special tokens included, thus surface before any
+    work is done or old output is deleted.
+    """
+    return len(make_tokenizer(args))
+
+
+def prepare_output_dir(args):
+    """Create --output-dir; with --overwrite delete our old shards."""
+    try:
+        os.makedirs(args.output_dir, exist_ok=True)
+    except OSError as err:
+        raise InputError("cannot create --output-dir %s: %s"
+                         % (args.output_dir, err.strerror or err)) from err
+    if args.overwrite:
+        remove_files(existing_outputs(args.output_dir))
+
+
+def commit_shards(args):
+    """Rename every job's `.tmp` shards to their final names."""
+    for index in range(args.num_out_files):
+        path = shard_path(args.output_dir, index, args.num_out_files)
+        os.replace(path + ".tmp", path)
+
+
+def discard_shards(args):
+    """Delete any `.tmp` shards of this run."""
+    remove_files(shard_path(args.output_dir, i, args.num_out_files) + ".tmp"
+                 for i in range(args.num_out_files))
+
+
+def write_dataset_info(args, vocab_size, stats):
+    """Write dataset_info.json atomically (tmp file, then os.replace)."""
+    info = {
+        "max_seq_length": args.max_seq_length,
+        "num_out_files": args.num_out_files,
+        "file_pattern": "%s-*-of-%d" % (OUTPUT_PREFIX, args.num_out_files),
+        "vocab_size": vocab_size,
+        "vocab_file": args.vocab_file and os.path.abspath(args.vocab_file),
+        "spm_model_file": (args.spm_model_file
+                           and os.path.abspath(args.spm_model_file)),
+        "do_lower_case": args.do_lower_case,
+        "strip_accents": (args.do_lower_case if args.strip_accents is None
+                          else args.strip_accents),
+        "blanks_separate_docs": args.blanks_separate_docs,
+        "seed": args.seed,
+        "num_processes": args.num_processes,
+        "corpus_dir": os.path.abspath(args.corpus_dir),
+        "stats": stats.summary(),
+    }
+    atomic_write_json(os.path.join(args.output_dir, INFO_FILE), info)
+
+
+def print_summary(args, stats, elapsed):
+    """Print the final totals of all jobs."""
+    print("done: %s files, %s lines, %s documents -> %s examples, %s tokens "
+          "(%.1f tokens/example, %s truncated)"
+          % (format_count(stats.files), format_count(stats.lines),
+             format_count(stats.documents), format_count(stats.examples),
+             format_count(stats.tokens), stats.tokens / stats.examples,
+             format_count(stats.truncated_tokens)), flush=True)
+    if stats.bad_by_file:
+        print("warning: " + stats.bad_bytes_message(), flush=True)
+    else:
+        print("undecodable byte sequences: 0", flush=True)
+    print("wrote %d files %s-*-of-%d and %s to %s"
+          % (args.num_out_files, OUTPUT_PREFIX, args.num_out_files, INFO_FILE,
+             args.output_dir), flush=True)
+    print("elapsed %s, %s tok/s"
+          % (format_duration(elapsed),
+             format_count(int(stats.tokens / max(elapsed, 1e-9)))), flush=True)
+
+
+def build(args):
+    """Validate everything, run the jobs, publish the shards; return Stats."""
+    start = time.monotonic()
+    check_flags(args)
+    check_output_dir(args)
+    vocab_size = check_tokenizer(args)
+    args.corpus_files, total_bytes = check_corpus(args.corpus_dir)
+    if args.num_out_files is None:
+        args.num_out_files = default_num_out_files(total_bytes, args.num_processes)
+    # Only now, with tokenizer and corpus known to be usable, touch old output.
+    prepare_output_dir(args)
+    try:
+        stats = run_jobs(args)
+        if stats.examples == 0:
+            raise InputError(
+                "--corpus-dir %s yielded no examples: its %d file(s) contain "
+                "no text the tokenizer keeps" % (args.corpus_dir, stats.files))
+        commit_shards(args)
+    finally:
+        discard_shards(args)
+    write_dataset_info(args, vocab_size, stats)
+    print_summary(args, stats, time.monotonic() - start)
+    return stats
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        build(args)
+    except InputError as err:
+        print("error: %s" % err, file=sys.stderr)
+        return 2
+    except JobError as err:
+        print("error: %s" % err, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
