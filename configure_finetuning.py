@@ -1,0 +1,140 @@
+"""Every fine-tuning hparam, with its default and what it does.
+
+Override with `--hparams` (inline JSON, a JSON file, or a bare name found in params/).
+Defaults follow the official ELECTRA fine-tuning code and the Chinese ELECTRA README:
+lr 1e-4 (3e-4 for small), layer-wise lr decay 0.8, 3 epochs (2 and seq 512 for QA).
+"""
+
+import os
+
+from util.errors import InputError
+from util.hparams import check_known_keys, check_value_type
+
+QA_TASKS = ("cmrc2018", "drcd")
+
+
+class FinetuningConfig(object):
+    """Defines fine-tuning hyperparameters."""
+
+    def __init__(self, model_name, data_dir, **kwargs):
+        # general
+        self.model_name = model_name  # the pre-trained model in <data_dir>/models/<model_name>
+        self.debug = False  # few steps, to check that things run
+        self.log_examples = False  # print the first featurised examples of each split
+        self.num_trials = 1  # train+eval repetitions, each with its own seed
+        self.seed = 1  # seed of trial i is seed + i
+        self.do_train = True  # fine-tune
+        self.do_eval = True  # score the dev set
+        self.do_test = False  # score the test set (needs labels in the test file)
+        self.write_test_outputs = False  # write test-set predictions
+        self.keep_all_models = True  # False: only the last trial's checkpoint is kept
+
+        # model
+        self.model_size = "small"  # tiny, small, small_ex, base or large
+        self.task_names = ["chnsenticorp"]  # tasks to fine-tune, each its own model
+        self.model_hparam_overrides = {}  # changes to the transformer shape
+        self.embedding_size = None  # None: the size config's embedding_size
+        self.vocab_size = 21128  # must equal the vocab's line count
+        self.do_lower_case = True  # lower-case text before WordPiece
+        self.strip_accents = None  # None: same as do_lower_case
+        self.spm_model_file = None  # SentencePiece model instead of the WordPiece vocab
+
+        # training
+        self.learning_rate = 1e-4  # peak lr (the seed README uses 3e-4 for small)
+        self.weight_decay_rate = 0.01  # AdamW decoupled weight decay
+        self.layerwise_lr_decay = 0.8  # lr x decay^(depth from the top); <= 0 disables
+        self.num_train_epochs = 3.0  # passes over the training set
+        self.warmup_proportion = 0.1  # share of steps with linear warm-up
+        self.save_checkpoints_steps = 1000000  # checkpoint interval (and at the end)
+        self.keep_checkpoint_max = 1  # newest checkpoints kept per trial
+        self.iterations_per_loop = 1000  # TPU steps per host loop
+        self.log_every_steps = 100  # steps between progress lines
+        self.use_tfrecords_if_existing = True  # reuse featurised tfrecords of an earlier run
+        self.init_checkpoint = None  # None: the newest checkpoint in <data_dir>/models/<model_name>
+        self.random_init = False  # True: no pre-trained weights (the from-scratch baseline)
+
+        # sizing
+        self.max_seq_length = 128  # tokens per input ([CLS]/[SEP] included)
+        self.train_batch_size = 32  # sequences per training step
+        self.eval_batch_size = 32  # sequences per eval step
+        self.predict_batch_size = 32  # sequences per prediction step
+        self.double_unordered = False  # also train pair tasks on (b, a)
+
+        # QA (cmrc2018, drcd)
+        self.max_query_length = 64  # question tokens kept
+        self.doc_stride = 128  # step between overlapping context windows
+        self.n_best_size = 20  # start/end candidates considered per window
+        self.max_answer_length = 30  # longest answer, in tokens
+
+        # TPU
+        self.use_tpu = False  # run on a Cloud TPU with TPUEstimator
+        self.num_tpu_cores = 1  # TPU cores
+        self.tpu_job_name = None  # TPU worker job name
+        self.tpu_name = None  # Cloud TPU name
+        self.tpu_zone = None  # GCE zone of the Cloud TPU
+        self.gcp_project = None  # GCP project of the Cloud TPU
+
+        # locations
+        self.data_dir = data_dir  # the data root D
+        self.raw_data_dir = os.path.join(data_dir, "finetuning_data")  # <task>/{train,dev,test}.*
+        self.vocab_file = None  # None: <model dir>/vocab.txt, else <data_dir>/vocab.txt
+
+        self._apply(kwargs)
+
+    def _apply(self, kwargs):
+        self.update(kwargs)
+        if len(self.task_names) == 1 and self.task_names[0] in QA_TASKS:
+            self._default("max_seq_length", 512, kwargs)
+            self._default("num_train_epochs", 2.0, kwargs)
+        if self.model_size == "large":
+            self._default("learning_rate", 5e-5, kwargs)
+            self._default("layerwise_lr_decay", 0.9, kwargs)
+        if self.debug:
+            for key, value in (("num_train_epochs", 1.0), ("log_examples", True),
+                               ("num_trials", 1), ("log_every_steps", 1)):
+                self._default(key, value, kwargs)
+        self.model_size = self.model_size.replace("-", "_")
+        pretrained = os.path.join(self.data_dir, "models", self.model_name)
+        self.pretrained_model_dir = pretrained  # where the pre-trained checkpoint lives
+        if self.vocab_file is None:
+            in_model = os.path.join(pretrained, "vocab.txt")
+            self.vocab_file = in_model if os.path.exists(in_model) \
+                else os.path.join(self.data_dir, "vocab.txt")
+        self.results_dir = os.path.join(pretrained, "results")
+        self.preprocessed_data_dir = os.path.join(pretrained, "finetuning_tfrecords")
+        self._validate()
+
+    def _default(self, key, value, kwargs):
+        """Task/size defaults apply unless the user set the key."""
+        if key not in kwargs:
+            setattr(self, key, value)
+
+    def update(self, kwargs):
+        check_known_keys(kwargs, list(self.__dict__), "fine-tuning hparams")
+        for key, value in kwargs.items():
+            self.__dict__[key] = check_value_type(key, value, self.__dict__[key],
+                                                  "fine-tuning hparams")
+
+    def _validate(self):
+        def need(cond, msg):
+            if not cond:
+                raise InputError("fine-tuning hparams: " + msg)
+        need(self.task_names, "task_names must name at least one task")
+        need(self.num_trials >= 1, "num_trials must be >= 1")
+        need(self.max_seq_length >= 8, "max_seq_length must be >= 8")
+        need(self.num_train_epochs > 0, "num_train_epochs must be > 0")
+        need(0 <= self.warmup_proportion < 1, "warmup_proportion must be in [0, 1)")
+        need(self.doc_stride > 0 and self.max_query_length > 0, "doc_stride and "
+             "max_query_length must be > 0")
+
+    def trial_model_dir(self, task_name, trial):
+        """Fine-tuned checkpoints of one task and trial (1-based)."""
+        return os.path.join(self.pretrained_model_dir, "finetuning_models",
+                            "%s_model_%d" % (task_name, trial))
+
+    def qa_preds_file(self, task_name, split):
+        return os.path.join(self.results_dir, task_name + "_qa",
+                            "%s_%s_preds.json" % (task_name, split))
+
+    def to_dict(self):
+        return dict(self.__dict__)

@@ -1,0 +1,84 @@
+"""Featurised task data <-> tfrecords, and the Estimator input_fn over them.
+
+Featurising a large training set (tokenising, windowing) takes minutes, so the tfrecords
+are kept in <model dir>/finetuning_tfrecords/ and reused while the settings and the source
+file they came from are unchanged (`use_tfrecords_if_existing`).
+"""
+
+import hashlib
+import json
+import os
+
+import tensorflow.compat.v1 as tf
+
+from util.io import atomic_write_json
+
+
+def _int_feature(value):
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+
+
+def write_tfrecord(path, features, specs):
+    """Writes the spec'd keys of each feature dict; the file appears only when complete."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path + ".tmp") as writer:
+        for feature in features:
+            example = tf.train.Example(features=tf.train.Features(feature={
+                spec.name: _int_feature(feature[spec.name]) for spec in specs}))
+            writer.write(example.SerializeToString())
+    os.replace(path + ".tmp", path)
+
+
+def cache_key(task, split, config):
+    """Identifies what a cached tfrecord was made from: the settings that shape features
+    and the state (name, size, mtime) of every file in the task's data directory."""
+    files = []
+    for name in sorted(os.listdir(task.data_dir())):
+        stat = os.stat(os.path.join(task.data_dir(), name))
+        files.append([name, stat.st_size, stat.st_mtime])
+    settings = {
+        "task": task.name, "split": split, "files": files,
+        "vocab": os.path.abspath(config.spm_model_file or config.vocab_file),
+        "lower": config.do_lower_case, "max_seq_length": config.max_seq_length,
+        "max_query_length": config.max_query_length, "doc_stride": config.doc_stride,
+        "double_unordered": config.double_unordered,
+    }
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def featurized_tfrecord(task, split, config, make_features):
+    """Returns (tfrecord path, number of features) for a split, calling make_features()
+    and writing the file unless a cached one made from the same inputs exists."""
+    base = os.path.join(config.preprocessed_data_dir, "%s_%s" % (task.name, split))
+    path, meta_path = base + ".tfrecord", base + ".meta.json"
+    key = cache_key(task, split, config)
+    if config.use_tfrecords_if_existing and os.path.exists(path) and os.path.exists(meta_path):
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+        if meta.get("key") == key:
+            return path, meta["num_features"]
+    features = make_features()
+    write_tfrecord(path, features, task.feature_specs())
+    atomic_write_json(meta_path, {"key": key, "num_features": len(features)})
+    return path, len(features)
+
+
+def get_input_fn(path, specs, is_training, batch_size, seed=None):
+    """input_fn over one task tfrecord: shuffled and repeated for training, in order else."""
+    name_to_features = {spec.name: tf.io.FixedLenFeature(spec.shape, tf.int64)
+                        for spec in specs}
+
+    def decode(record):
+        example = tf.io.parse_single_example(record, name_to_features)
+        return {name: tf.cast(t, tf.int32) for name, t in example.items()}
+
+    def input_fn(params):
+        d = tf.data.TFRecordDataset(path)
+        if is_training:
+            d = d.repeat().shuffle(buffer_size=1000, seed=seed)
+        d = d.map(decode, num_parallel_calls=tf.data.experimental.AUTOTUNE)
+        d = d.batch(params.get("batch_size", batch_size), drop_remainder=is_training)
+        return d.prefetch(tf.data.experimental.AUTOTUNE)
+
+    return input_fn

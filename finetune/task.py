@@ -1,0 +1,97 @@
+"""What every fine-tuning task provides (pure Python: no TensorFlow here).
+
+The runner (run_finetuning.py) drives a task like this:
+
+    examples = task.get_examples("train")            # reads D/finetuning_data/<name>/train.*
+    features = [f for ex in examples for f in task.featurize(ex, is_training=True)]
+    ... serialise the keys of task.feature_specs() to tfrecords, train the model ...
+    scorer = task.get_scorer("dev")
+    for feature, outputs in zip(dev_features, model_outputs):   # one feature at a time
+        scorer.update(feature, outputs)
+    scorer.get_results()                             # {"accuracy": 72.5, "loss": 0.67}
+
+A feature is a dict. The keys named in feature_specs() are int features the model reads
+(ints or lists of ints of the declared length); any other key is metadata for the scorer
+(e.g. QA's token-to-character map) and is never serialised. `outputs` is a dict of NumPy
+values the task's prediction head produced for that feature (see finetune/heads.py):
+classification {"logits": [num_labels], "loss": float}; tagging {"logits": [L, num_labels],
+"loss": float}; QA {"start_logits": [L], "end_logits": [L], "loss": float}.
+"""
+
+import collections
+import os
+
+from util.errors import InputError
+
+FeatureSpec = collections.namedtuple("FeatureSpec", ["name", "shape"])  # int64 features
+
+
+class Example(object):
+    """One labelled (or unlabelled, for test sets) input of a task."""
+
+    def __init__(self, eid, task_name, **fields):
+        self.eid = eid  # index of the example within its split
+        self.task_name = task_name
+        self.__dict__.update(fields)
+
+    def __repr__(self):
+        return "Example(%r)" % self.__dict__
+
+
+class Task(object):
+    """Base class: a named task reading its data from D/finetuning_data/<name>/."""
+
+    task_type = None  # "classification", "tagging" or "qa"
+
+    def __init__(self, config, name, tokenizer):
+        self.config = config  # a FinetuningConfig: max_seq_length, data_dir, ...
+        self.name = name
+        self.tokenizer = tokenizer
+
+    def data_dir(self):
+        return os.path.join(self.config.raw_data_dir, self.name)
+
+    def split_file(self, split, candidates):
+        """The first existing file among candidates (names relative to the task's data dir,
+        '{split}' filled in); InputError listing every path tried if none exists."""
+        tried = []
+        for pattern in candidates:
+            path = os.path.join(self.data_dir(), pattern.format(split=split))
+            if os.path.isfile(path):
+                return path
+            tried.append(path)
+        raise InputError("%s: no %s file found; looked for %s"
+                         % (self.name, split, ", ".join(tried)))
+
+    def get_examples(self, split):
+        """All examples of split ("train", "dev" or "test")."""
+        raise NotImplementedError()
+
+    def featurize(self, example, is_training):
+        """List of feature dicts for one example (QA may give several: doc stride)."""
+        raise NotImplementedError()
+
+    def feature_specs(self):
+        """List of FeatureSpec: the int features the model reads."""
+        raise NotImplementedError()
+
+    def get_scorer(self, split):
+        """A fresh Scorer for evaluating split."""
+        raise NotImplementedError()
+
+
+class Scorer(object):
+    """Accumulates per-feature model outputs; reports metrics (percentages, and loss)."""
+
+    def __init__(self):
+        self._losses = []
+
+    def update(self, feature, outputs):
+        self._losses.append(float(outputs["loss"]))
+
+    def mean_loss(self):
+        return sum(self._losses) / max(1, len(self._losses))
+
+    def get_results(self):
+        """dict of metric name -> value; accuracy-like metrics in percent (72.5)."""
+        raise NotImplementedError()
