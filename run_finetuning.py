@@ -1,0 +1,255 @@
+"""Fine-tunes a pre-trained ELECTRA discriminator on Chinese benchmark tasks.
+
+    python run_finetuning.py --data-dir D --model-name M --hparams params_cmrc2018.json
+
+Reads the pre-trained checkpoint and vocab from D/models/M/ and task data from
+D/finetuning_data/<task>/; writes fine-tuned checkpoints to D/models/M/finetuning_models/,
+metrics (JSON per trial, a Markdown table over trials) to D/models/M/results/ and QA
+predictions to D/models/M/results/<task>_qa/<task>_<split>_preds.json.
+"""
+
+import argparse
+import glob
+import math
+import os
+import shutil
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TF loads: no C++ start-up chatter
+
+import tensorflow.compat.v1 as tf  # noqa: E402
+
+import configure_finetuning  # noqa: E402
+from finetune import heads  # noqa: E402
+from finetune import preprocessing  # noqa: E402
+from finetune import task_builder  # noqa: E402
+from model import modeling  # noqa: E402
+from model import optimization  # noqa: E402
+from model import tokenization  # noqa: E402
+from pretrain.objective import get_discriminator_config  # noqa: E402
+from util import results as results_lib  # noqa: E402
+from util.errors import InputError  # noqa: E402
+from util.hparams import load_hparams  # noqa: E402
+from util.training_utils import ProgressHook, quiet_tensorflow  # noqa: E402
+
+PARAMS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "params")
+ENCODER_SCOPE = "electra"
+
+
+def find_pretrained_checkpoint(config):
+    """The checkpoint to start from: init_checkpoint, else the newest in D/models/M."""
+    if config.random_init:
+        return None
+    if config.init_checkpoint:
+        if not tf.train.checkpoint_exists(config.init_checkpoint):
+            raise InputError("init_checkpoint %s not found" % config.init_checkpoint)
+        return config.init_checkpoint
+    model_dir = config.pretrained_model_dir
+    latest = tf.train.latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
+    if latest:
+        return latest
+    # Released models may come without a `checkpoint` state file: take the single one.
+    indexes = sorted(glob.glob(os.path.join(model_dir, "*.index")))
+    if len(indexes) == 1:
+        return indexes[0][:-len(".index")]
+    raise InputError(
+        "no pre-trained checkpoint in %s (expected model.ckpt-N.* or electra_model.* files%s); "
+        "pre-train with run_pretraining.py, unzip a released model there, set "
+        "init_checkpoint, or set \"random_init\": true for a from-scratch baseline"
+        % (model_dir, ", found %d .index files" % len(indexes) if indexes else ""))
+
+
+def check_checkpoint(checkpoint, bert_config):
+    """Encoder variables in the checkpoint must have this model's shapes."""
+    with tf.Graph().as_default():
+        features = {k: tf.zeros([1, 8], tf.int32) for k in ("input_ids", "input_mask")}
+        modeling.BertModel(bert_config, False, features["input_ids"], features["input_mask"],
+                           scope=ENCODER_SCOPE)
+        graph_shapes = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
+    ckpt_shapes = dict(tf.train.list_variables(checkpoint))
+    for name, shape in sorted(graph_shapes.items()):
+        if name in ckpt_shapes and list(ckpt_shapes[name]) != shape:
+            hint = ("use the vocab the model was pre-trained with"
+                    if name.endswith("word_embeddings") else
+                    "set model_size (or model_hparam_overrides) to the pre-trained model's")
+            raise InputError("checkpoint %s has %s with shape %s but the %s model needs %s: %s"
+                             % (checkpoint, name, list(ckpt_shapes[name]),
+                                bert_config_label(bert_config), shape, hint))
+    missing = sorted(set(graph_shapes) - set(ckpt_shapes))
+    if len(missing) == len(graph_shapes):
+        raise InputError("checkpoint %s holds none of the %s/ encoder variables (e.g. %s)"
+                         % (checkpoint, ENCODER_SCOPE, missing[0]))
+
+
+def bert_config_label(bert_config):
+    return "%d-layer %d-hidden" % (bert_config.num_hidden_layers, bert_config.hidden_size)
+
+
+def restore_pretrained(checkpoint):
+    """Initialises graph variables found in the checkpoint; reports what was not."""
+    ckpt_shapes = dict(tf.train.list_variables(checkpoint))
+    assignment, fresh = {}, []
+    for var in tf.trainable_variables():
+        name = var.op.name
+        if name in ckpt_shapes and list(ckpt_shapes[name]) == var.shape.as_list():
+            assignment[name] = name
+        else:
+            fresh.append(name)
+    tf.train.init_from_checkpoint(checkpoint, assignment)
+    return sorted(assignment), fresh
+
+
+def model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps):
+    def model_fn(features, labels, mode, params):
+        is_training = mode == tf.estimator.ModeKeys.TRAIN
+        bert = modeling.BertModel(
+            bert_config, is_training, features["input_ids"], features["input_mask"],
+            features["segment_ids"], scope=ENCODER_SCOPE, use_one_hot_embeddings=config.use_tpu)
+        losses, outputs = heads.build_head(task, bert, bert_config, features, is_training)
+        loss = tf.reduce_mean(losses)
+        if mode == tf.estimator.ModeKeys.PREDICT:
+            predictions = dict(outputs, loss=losses)
+            return tf.estimator.EstimatorSpec(mode, predictions=predictions)
+        if init_checkpoint:
+            restored, fresh = restore_pretrained(init_checkpoint)
+            print("initialised %d variables from %s; %d trained from scratch: %s" % (
+                len(restored), init_checkpoint, len(fresh), ", ".join(fresh)), flush=True)
+            encoder_fresh = [n for n in fresh if n.startswith(ENCODER_SCOPE + "/")]
+            if encoder_fresh:
+                print("WARNING: %d encoder variables were not in the checkpoint: %s" % (
+                    len(encoder_fresh), ", ".join(encoder_fresh[:20])), flush=True)
+        train_op, lr = optimization.create_optimizer(
+            loss, config.learning_rate, num_train_steps,
+            weight_decay_rate=config.weight_decay_rate, use_tpu=config.use_tpu,
+            warmup_proportion=config.warmup_proportion,
+            layerwise_lr_decay_power=config.layerwise_lr_decay,
+            n_transformer_layers=bert_config.num_hidden_layers)
+        hook = ProgressHook({"loss": loss, "lr": lr}, num_train_steps, config.log_every_steps,
+                            config.train_batch_size)
+        return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op,
+                                          training_hooks=[hook])
+    return model_fn
+
+
+def build_estimator(config, model_fn, model_dir, seed):
+    run_config = tf.estimator.RunConfig(
+        model_dir=model_dir, tf_random_seed=seed,
+        save_checkpoints_steps=config.save_checkpoints_steps,
+        keep_checkpoint_max=config.keep_checkpoint_max, log_step_count_steps=10 ** 9,
+        save_summary_steps=config.log_every_steps)
+    return tf.estimator.Estimator(
+        lambda features, labels, mode: model_fn(features, labels, mode, {}), config=run_config)
+
+
+def evaluate_split(config, task, estimator, split):
+    """Predicts every feature of split, feeds the task's scorer, returns its results."""
+    features = [f for ex in task.get_examples(split) for f in task.featurize(ex, False)]
+    path, _ = preprocessing.featurized_tfrecord(task, split, config, lambda: features)
+    input_fn = preprocessing.get_input_fn(path, task.feature_specs(), False,
+                                          config.eval_batch_size)
+    scorer = task.get_scorer(split)
+    for feature, outputs in zip(features, estimator.predict(input_fn,
+                                                            yield_single_examples=True)):
+        scorer.update(feature, outputs)
+    results = scorer.get_results()
+    if task.task_type == "qa":
+        preds_file = config.qa_preds_file(task.name, split)
+        scorer.write_predictions(preds_file)
+        print("wrote %s" % preds_file, flush=True)
+    return results
+
+
+def run_trial(config, task, bert_config, init_checkpoint, trial):
+    seed = config.seed + trial - 1
+    model_dir = config.trial_model_dir(task.name, trial)
+    if config.do_train:
+        def train_features():  # only read and featurised when no cached tfrecord fits
+            return [f for ex in task.get_examples("train") for f in task.featurize(ex, True)]
+        path, num_features = preprocessing.featurized_tfrecord(task, "train", config,
+                                                               train_features)
+        num_train_steps = max(1, int(math.ceil(
+            num_features * config.num_train_epochs / config.train_batch_size)))
+        print("%s trial %d/%d (seed %d): %d training features, %d steps of %d" % (
+            task.name, trial, config.num_trials, seed, num_features, num_train_steps,
+            config.train_batch_size), flush=True)
+        model_fn = model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps)
+        estimator = build_estimator(config, model_fn, model_dir, seed)
+        input_fn = preprocessing.get_input_fn(path, task.feature_specs(), True,
+                                              config.train_batch_size, seed=seed)
+        estimator.train(input_fn=input_fn, max_steps=num_train_steps)
+    else:  # evaluate an earlier run's checkpoint
+        model_fn = model_fn_builder(config, task, bert_config, None, num_train_steps=1)
+        estimator = build_estimator(config, model_fn, model_dir, seed)
+    if not tf.train.latest_checkpoint(model_dir):
+        raise InputError("no fine-tuned checkpoint in %s to evaluate: set \"do_train\": true"
+                         % model_dir)
+    trial_results = {}
+    splits = (["dev"] if config.do_eval else []) + (["test"] if config.do_test else [])
+    for split in splits:
+        trial_results[split] = evaluate_split(config, task, estimator, split)
+        print(results_lib.format_line(task.name, trial_results[split]), flush=True)
+    return {"trial": trial, "seed": seed, "model_dir": model_dir, "results": trial_results}
+
+
+def run_task(config, task, bert_config, init_checkpoint):
+    trials = []
+    for trial in range(1, config.num_trials + 1):
+        trials.append(run_trial(config, task, bert_config, init_checkpoint, trial))
+        results_lib.write_task_results(config, task, trials)
+        if not config.keep_all_models and trial < config.num_trials:
+            shutil.rmtree(config.trial_model_dir(task.name, trial), ignore_errors=True)
+    return trials
+
+
+def run(config):
+    tokenizer = tokenization.build_tokenizer(
+        vocab_file=config.vocab_file, do_lower_case=config.do_lower_case,
+        strip_accents=config.strip_accents, spm_model_file=config.spm_model_file)
+    if len(tokenizer) != config.vocab_size:
+        raise InputError("%s has %d tokens but vocab_size is %d: set \"vocab_size\": %d"
+                         % (config.spm_model_file or config.vocab_file, len(tokenizer),
+                            config.vocab_size, len(tokenizer)))
+    bert_config = get_discriminator_config(config)
+    init_checkpoint = find_pretrained_checkpoint(config) if config.do_train else None
+    if init_checkpoint:
+        check_checkpoint(init_checkpoint, bert_config)
+    tasks = task_builder.get_tasks(config, tokenizer)
+    eval_splits = (["dev"] if config.do_eval else []) + (["test"] if config.do_test else [])
+    for task in tasks:  # fail on a missing or malformed eval file now, not after training
+        for split in eval_splits:
+            task.get_examples(split)
+    return {task.name: run_task(config, task, bert_config, init_checkpoint) for task in tasks}
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True,
+                        help="holds models/MODEL_NAME/ and finetuning_data/<task>/")
+    parser.add_argument("--model-name", required=True,
+                        help="the pre-trained model in DATA_DIR/models/MODEL_NAME")
+    parser.add_argument("--hparams", default="{}",
+                        help="JSON object, a JSON file, or a file name in params/ "
+                             "(e.g. params_cmrc2018.json) overriding configure_finetuning.py")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    quiet_tensorflow()
+    try:
+        hparams = load_hparams(args.hparams, search_dirs=[PARAMS_DIR])
+        config = configure_finetuning.FinetuningConfig(args.model_name, args.data_dir, **hparams)
+        run(config)
+    except InputError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume from the last checkpoint",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

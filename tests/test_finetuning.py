@@ -1,0 +1,191 @@
+"""End-to-end fine-tuning of a tiny pre-trained model on every task's real sample."""
+
+import io
+import json
+import shutil
+from contextlib import redirect_stdout
+
+import pytest
+
+import cmrc2018_drcd_evaluate
+import run_finetuning
+import run_pretraining
+from tests.conftest import SHARED, shared_file
+
+TINY = {"model_size": "tiny", "learning_rate": 1e-3, "train_batch_size": 8,
+        "eval_batch_size": 16, "num_train_epochs": 1.0, "log_every_steps": 5}
+
+CAIL_LINES = [
+    {"fact": "被告人张某于2017年5月在某超市内窃取价值人民币800元的手机一部。",
+     "meta": {"accusation": ["盗窃"], "relevant_articles": [264],
+              "term_of_imprisonment": {"death_penalty": False, "life_imprisonment": False,
+                                       "imprisonment": 6},
+              "punish_of_money": 1000, "criminals": ["张某"]}},
+    {"fact": "被告人李某因琐事与被害人发生争执，持木棍将被害人打成轻伤。",
+     "meta": {"accusation": ["故意伤害"], "relevant_articles": [234],
+              "term_of_imprisonment": {"death_penalty": False, "life_imprisonment": False,
+                                       "imprisonment": 10},
+              "punish_of_money": 0, "criminals": ["李某"]}},
+]
+
+
+def head_lines(src, dst, n, keep_header=False):
+    lines = src.read_text(encoding="utf-8").splitlines(True)
+    dst.write_text("".join(lines[:n + (1 if keep_header else 0)]), encoding="utf-8")
+
+
+def head_sentences(src, dst, n):
+    blocks = src.read_text(encoding="utf-8").split("\n\n")
+    dst.write_text("\n\n".join(blocks[:n]) + "\n", encoding="utf-8")
+
+
+def head_squad(src, dst, n_paragraphs, skip=0):
+    data = json.loads(src.read_text(encoding="utf-8"))
+    paragraphs = [p for article in data["data"] for p in article["paragraphs"]]
+    chosen = paragraphs[skip:skip + n_paragraphs]
+    dst.write_text(json.dumps({"version": "test", "data": [{"title": "t", "paragraphs": chosen}]},
+                              ensure_ascii=False), encoding="utf-8")
+
+
+def make_task_data(task, task_dir):
+    """Small train/dev files for `task` cut from the real samples in ../shared/data."""
+    task_dir.mkdir(parents=True, exist_ok=True)
+    if task == "cail2018":
+        lines = [json.dumps(CAIL_LINES[i % 2], ensure_ascii=False) for i in range(24)]
+        for name in ("data_train.json", "data_valid.json"):
+            (task_dir / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return
+    data = SHARED / "data"
+    shared_file("data", "vocab", "vocab.txt")
+    if task == "chnsenticorp":
+        head_lines(data / "chnsenticorp" / "train.tsv", task_dir / "train.tsv", 48, True)
+        head_lines(data / "chnsenticorp" / "dev.tsv", task_dir / "dev.tsv", 32, True)
+    elif task in ("lcqmc", "bqcorpus"):
+        src = {"lcqmc": ("dev.txt", "test.txt"), "bqcorpus": ("dev.tsv", "test.tsv")}[task]
+        head_lines(data / task / src[0], task_dir / "train.tsv", 48)
+        head_lines(data / task / src[1], task_dir / "dev.tsv", 32)
+    elif task == "xnli":
+        head_lines(data / "xnli" / "dev.tsv", task_dir / "train.tsv", 48, True)
+        head_lines(data / "xnli" / "test.tsv", task_dir / "dev.tsv", 32, True)
+    elif task == "tnews":
+        head_lines(data / "tnews" / "train.tsv", task_dir / "train.tsv", 48)
+        head_lines(data / "tnews" / "dev.json", task_dir / "dev.json", 32)
+        shutil.copy(data / "tnews" / "labels.json", task_dir / "labels.json")
+    elif task == "ocnli":
+        head_lines(data / "ocnli" / "train.10k.json", task_dir / "train.json", 48)
+        head_lines(data / "ocnli" / "dev.json", task_dir / "dev.json", 32)
+    elif task == "msra-ner":
+        head_sentences(data / "msra-ner" / "dev.ner", task_dir / "train.ner", 40)
+        head_sentences(data / "msra-ner" / "test.ner", task_dir / "dev.ner", 24)
+    elif task == "peoples-daily-ner":
+        head_sentences(data / "peoples-daily-ner" / "example.dev", task_dir / "train.txt", 40)
+        head_sentences(data / "peoples-daily-ner" / "example.test", task_dir / "dev.txt", 24)
+    elif task == "cmrc2018":
+        head_squad(data / "cmrc2018" / "cmrc2018_trial.json", task_dir / "train.json", 6)
+        head_squad(data / "cmrc2018" / "cmrc2018_dev.json", task_dir / "dev.json", 4)
+    elif task == "drcd":
+        head_squad(data / "drcd" / "DRCD_dev.json", task_dir / "train.json", 6)
+        head_squad(data / "drcd" / "DRCD_dev.json", task_dir / "dev.json", 4, skip=100)
+
+
+@pytest.fixture(scope="module")
+def pretrained(sample_data_dir):
+    """A tiny ELECTRA pre-trained for a few steps: D/models/tiny."""
+    with redirect_stdout(io.StringIO()):
+        status = run_pretraining.main([
+            "--data-dir", str(sample_data_dir), "--model-name", "tiny", "--hparams",
+            json.dumps({"model_size": "tiny", "train_batch_size": 8, "num_train_steps": 10,
+                        "num_warmup_steps": 2, "seed": 2})])
+    assert status == 0
+    return sample_data_dir
+
+
+def finetune(data_dir, hparams):
+    out = io.StringIO()
+    with redirect_stdout(out):
+        status = run_finetuning.main(["--data-dir", str(data_dir), "--model-name", "tiny",
+                                      "--hparams", json.dumps(hparams)])
+    return status, out.getvalue()
+
+
+CLASSIFICATION = ["chnsenticorp", "lcqmc", "bqcorpus", "xnli", "tnews", "ocnli", "cail2018"]
+TAGGING = ["msra-ner", "peoples-daily-ner"]
+QA = ["cmrc2018", "drcd"]
+
+
+@pytest.mark.parametrize("task", CLASSIFICATION + TAGGING + QA)
+def test_each_task_finetunes_and_writes_metrics(pretrained, task):
+    make_task_data(task, pretrained / "finetuning_data" / task)
+    hparams = dict(TINY, task_names=[task], max_seq_length=64)
+    if task in QA:
+        hparams.update(max_seq_length=128, doc_stride=64, max_query_length=24)
+    status, output = finetune(pretrained, hparams)
+    assert status == 0, output
+    assert "initialised" in output and "WARNING" not in output, output
+    results = json.loads((pretrained / "models" / "tiny" / "results" /
+                          ("%s_results.json" % task)).read_text())
+    dev = results["trials"][0]["results"]["dev"]
+    if task in CLASSIFICATION:
+        assert 0 <= dev["accuracy"] <= 100
+        assert "%s: accuracy: %.1f - " % (task, dev["accuracy"]) in output
+    elif task in TAGGING:
+        assert {"precision", "recall", "f1"} <= set(dev)
+    else:
+        preds_file = pretrained / "models" / "tiny" / "results" / ("%s_qa" % task) / \
+            ("%s_dev_preds.json" % task)
+        preds = json.loads(preds_file.read_text())
+        dataset = json.loads((pretrained / "finetuning_data" / task / "dev.json").read_text())
+        scored = cmrc2018_drcd_evaluate.evaluate(dataset, preds)
+        assert scored["TOTAL"] == len(preds) and scored["SKIP"] == 0
+        assert abs(scored["F1"] - dev["f1"]) < 1e-6
+    assert dev["loss"] > 0
+
+
+def test_trials_use_distinct_seeds_and_table_reports_max_and_mean(pretrained):
+    make_task_data("chnsenticorp", pretrained / "finetuning_data" / "chnsenticorp")
+    status, output = finetune(pretrained, dict(TINY, task_names=["chnsenticorp"],
+                                               max_seq_length=64, num_trials=2, seed=10))
+    assert status == 0, output
+    results_dir = pretrained / "models" / "tiny" / "results"
+    results = json.loads((results_dir / "chnsenticorp_results.json").read_text())
+    assert [t["seed"] for t in results["trials"]] == [10, 11]
+    accs = [t["results"]["dev"]["accuracy"] for t in results["trials"]]
+    table = (results_dir / "chnsenticorp_results.md").read_text()
+    assert "| tiny | %.1f (%.1f) | 2 |" % (max(accs), sum(accs) / 2) in table
+
+
+def test_params_file_by_bare_name_and_bad_params(pretrained, tmp_path, capsys):
+    from configure_finetuning import FinetuningConfig
+    from util.hparams import load_hparams
+    params = load_hparams("params_cmrc2018.json", search_dirs=[run_finetuning.PARAMS_DIR])
+    config = FinetuningConfig("tiny", str(pretrained), **params)
+    assert (config.task_names, config.max_seq_length, config.num_train_epochs) == \
+        (["cmrc2018"], 512, 2)
+    bad = tmp_path / "params_bad.json"
+    bad.write_text('{"task_names": ["xnli"],\n "learning_rate": 3e-4,\n}')
+    status = run_finetuning.main(["--data-dir", str(pretrained), "--model-name", "tiny",
+                                  "--hparams", str(bad)])
+    assert status == 2 and "%s:3:1: invalid JSON" % bad in capsys.readouterr().err
+    status, _ = finetune(pretrained, dict(TINY, task_names=["xnli"], num_train_epoch=1))
+    assert status == 2 and "did you mean 'num_train_epochs'" in capsys.readouterr().err
+
+
+def test_missing_split_file_fails_before_training(pretrained, tmp_path, capsys):
+    shutil.copytree(pretrained / "models" / "tiny", tmp_path / "models" / "tiny",
+                    ignore=shutil.ignore_patterns("results", "finetuning_*"))
+    task_dir = tmp_path / "finetuning_data" / "bqcorpus"
+    make_task_data("bqcorpus", task_dir)
+    (task_dir / "dev.tsv").unlink()
+    status, output = finetune(tmp_path, dict(TINY, task_names=["bqcorpus"]))
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "bqcorpus: no dev file found; looked for" in err and "dev.tsv" in err
+    assert "training features" not in output
+
+
+def test_missing_pretrained_checkpoint(pretrained, tmp_path, capsys):
+    status = run_finetuning.main([
+        "--data-dir", str(tmp_path), "--model-name", "nothing", "--hparams",
+        json.dumps(dict(TINY, task_names=["xnli"], vocab_file=str(pretrained / "vocab.txt")))])
+    assert status == 2
+    assert "no pre-trained checkpoint in" in capsys.readouterr().err
