@@ -26,7 +26,7 @@ class FinetuningConfig(object):
         self.do_train = True  # fine-tune
         self.do_eval = True  # score the dev set
         self.do_test = False  # score the test set (needs labels in the test file)
-        self.write_test_outputs = False  # write test-set predictions
+        self.write_test_outputs = False  # predict the test set and write the predictions
         self.keep_all_models = True  # False: only the last trial's checkpoint is kept
 
         # model
@@ -132,9 +132,14 @@ class FinetuningConfig(object):
         return os.path.join(self.pretrained_model_dir, "finetuning_models",
                             "%s_model_%d" % (task_name, trial))
 
-    def qa_preds_file(self, task_name, split):
-        return os.path.join(self.results_dir, task_name + "_qa",
-                            "%s_%s_preds.json" % (task_name, split))
+    def preds_file(self, task_name, split, trial=1):
+        """Predictions of a split: results/<task>_qa/<task>_<split>_preds.json for QA (the
+        seed README's place), results/<task>_<split>_preds.json otherwise; later trials
+        add _trial<i>."""
+        name = "%s_%s_preds%s.json" % (task_name, split, "_trial%d" % trial if trial > 1 else "")
+        if task_name in QA_TASKS:
+            return os.path.join(self.results_dir, task_name + "_qa", name)
+        return os.path.join(self.results_dir, name)
 
     def to_dict(self):
         return dict(self.__dict__)

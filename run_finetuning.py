@@ -10,6 +10,7 @@ predictions to D/models/M/results/<task>_qa/<task>_<split>_preds.json.
 
 import argparse
 import glob
+import json
 import math
 import os
 import shutil
@@ -30,6 +31,7 @@ from pretrain.objective import get_discriminator_config  # noqa: E402
 from util import results as results_lib  # noqa: E402
 from util.errors import InputError  # noqa: E402
 from util.hparams import load_hparams  # noqa: E402
+from util.io import atomic_write_json  # noqa: E402
 from util.training_utils import ProgressHook, quiet_tensorflow  # noqa: E402
 
 PARAMS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "params")
@@ -141,8 +143,9 @@ def build_estimator(config, model_fn, model_dir, seed):
         lambda features, labels, mode: model_fn(features, labels, mode, {}), config=run_config)
 
 
-def evaluate_split(config, task, estimator, split):
-    """Predicts every feature of split, feeds the task's scorer, returns its results."""
+def evaluate_split(config, task, estimator, split, trial):
+    """Predicts every feature of split, feeds the task's scorer, writes the predictions
+    and returns the scorer's results."""
     features = [f for ex in task.get_examples(split) for f in task.featurize(ex, False)]
     path, _ = preprocessing.featurized_tfrecord(task, split, config, lambda: features)
     input_fn = preprocessing.get_input_fn(path, task.feature_specs(), False,
@@ -151,18 +154,60 @@ def evaluate_split(config, task, estimator, split):
     for feature, outputs in zip(features, estimator.predict(input_fn,
                                                             yield_single_examples=True)):
         scorer.update(feature, outputs)
-    results = scorer.get_results()
-    if task.task_type == "qa":
-        preds_file = config.qa_preds_file(task.name, split)
-        scorer.write_predictions(preds_file)
-        print("wrote %s" % preds_file, flush=True)
-    return results
+    preds_file = config.preds_file(task.name, split, trial)
+    atomic_write_json(preds_file, scorer.get_predictions())
+    print("wrote %s" % preds_file, flush=True)
+    return scorer.get_results()
+
+
+# Hparams that do not change the trained weights: a rerun differing only in these may
+# reuse (or resume) a trial's checkpoint.
+EVAL_ONLY_HPARAMS = frozenset([
+    "do_eval", "do_test", "write_test_outputs", "eval_batch_size", "predict_batch_size",
+    "num_trials", "keep_all_models", "log_every_steps", "log_examples", "task_names",
+    "use_tfrecords_if_existing"])
+
+
+def prepare_trial_dir(config, model_dir, fingerprint):
+    """Resumes a trial interrupted with the same settings; starts over if they changed.
+
+    The official code always wiped the directory, so a killed run lost its progress; we
+    keep it unless the settings that shape training differ from the ones recorded.
+    """
+    record = os.path.join(model_dir, "trial_hparams.json")
+    if os.path.isdir(model_dir):
+        previous = None
+        if os.path.exists(record):
+            with open(record, encoding="utf-8") as f:
+                previous = json.load(f)
+        if previous == fingerprint and tf.train.latest_checkpoint(model_dir):
+            print("resuming from %s" % tf.train.latest_checkpoint(model_dir), flush=True)
+            return
+        print("settings changed since %s was written: training it again" % model_dir,
+              flush=True)
+        shutil.rmtree(model_dir)
+    os.makedirs(model_dir)
+    atomic_write_json(record, fingerprint)
+
+
+def trial_fingerprint(config, task, trial, init_checkpoint):
+    hparams = {k: v for k, v in config.to_dict().items() if k not in EVAL_ONLY_HPARAMS}
+    return json.loads(json.dumps(dict(hparams, task=task.name, trial=trial,
+                                      init_checkpoint=init_checkpoint), default=str))
+
+
+def eval_splits(config):
+    """Splits to predict after training: dev (do_eval), test (do_test/write_test_outputs)."""
+    return (["dev"] if config.do_eval else []) + \
+        (["test"] if config.do_test or config.write_test_outputs else [])
 
 
 def run_trial(config, task, bert_config, init_checkpoint, trial):
     seed = config.seed + trial - 1
     model_dir = config.trial_model_dir(task.name, trial)
     if config.do_train:
+        prepare_trial_dir(config, model_dir,
+                          trial_fingerprint(config, task, trial, init_checkpoint))
         def train_features():  # only read and featurised when no cached tfrecord fits
             return [f for ex in task.get_examples("train") for f in task.featurize(ex, True)]
         path, num_features = preprocessing.featurized_tfrecord(task, "train", config,
@@ -184,10 +229,11 @@ def run_trial(config, task, bert_config, init_checkpoint, trial):
         raise InputError("no fine-tuned checkpoint in %s to evaluate: set \"do_train\": true"
                          % model_dir)
     trial_results = {}
-    splits = (["dev"] if config.do_eval else []) + (["test"] if config.do_test else [])
-    for split in splits:
-        trial_results[split] = evaluate_split(config, task, estimator, split)
-        print(results_lib.format_line(task.name, trial_results[split]), flush=True)
+    for split in eval_splits(config):
+        results = evaluate_split(config, task, estimator, split, trial)
+        if split != "test" or config.do_test:  # write_test_outputs alone: predictions only
+            trial_results[split] = results
+            print(results_lib.format_line(task.name, results), flush=True)
     return {"trial": trial, "seed": seed, "model_dir": model_dir, "results": trial_results}
 
 
@@ -214,9 +260,8 @@ def run(config):
     if init_checkpoint:
         check_checkpoint(init_checkpoint, bert_config)
     tasks = task_builder.get_tasks(config, tokenizer)
-    eval_splits = (["dev"] if config.do_eval else []) + (["test"] if config.do_test else [])
     for task in tasks:  # fail on a missing or malformed eval file now, not after training
-        for split in eval_splits:
+        for split in eval_splits(config):
             task.get_examples(split)
     return {task.name: run_task(config, task, bert_config, init_checkpoint) for task in tasks}
 

@@ -597,6 +597,10 @@ class QAScorer(Scorer):
         return collections.OrderedDict((qid, entries[0]["text"])
                                        for qid, entries in self.nbest().items())
 
+    def get_predictions(self):
+        """qid -> predicted answer text (the runner writes this as <task>_<split>_preds.json)."""
+        return self.predictions()
+
     def write_predictions(self, path, nbest_path=None):
         """Writes {qid: answer} JSON to path (and the n-best lists to nbest_path)."""
         atomic_write_json(path, self.predictions())

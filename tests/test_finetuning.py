@@ -29,9 +29,12 @@ CAIL_LINES = [
 ]
 
 
-def head_lines(src, dst, n, keep_header=False):
+def head_lines(src, dst, n, keep_header=False, skip=0):
+    """Copies n lines of src (after `skip` lines, and after the header if kept)."""
     lines = src.read_text(encoding="utf-8").splitlines(True)
-    dst.write_text("".join(lines[:n + (1 if keep_header else 0)]), encoding="utf-8")
+    header = lines[:1] if keep_header else []
+    body = lines[len(header) + skip:len(header) + skip + n]
+    dst.write_text("".join(header + body), encoding="utf-8")
 
 
 def head_sentences(src, dst, n):
@@ -60,10 +63,12 @@ def make_task_data(task, task_dir):
     if task == "chnsenticorp":
         head_lines(data / "chnsenticorp" / "train.tsv", task_dir / "train.tsv", 48, True)
         head_lines(data / "chnsenticorp" / "dev.tsv", task_dir / "dev.tsv", 32, True)
-    elif task in ("lcqmc", "bqcorpus"):
-        src = {"lcqmc": ("dev.txt", "test.txt"), "bqcorpus": ("dev.tsv", "test.tsv")}[task]
-        head_lines(data / task / src[0], task_dir / "train.tsv", 48)
-        head_lines(data / task / src[1], task_dir / "dev.tsv", 32)
+    elif task == "lcqmc":
+        head_lines(data / "lcqmc" / "dev.txt", task_dir / "train.tsv", 48)
+        head_lines(data / "lcqmc" / "test.txt", task_dir / "dev.tsv", 32)
+    elif task == "bqcorpus":  # the shared test.tsv has no labels: cut both from dev.tsv
+        head_lines(data / "bqcorpus" / "dev.tsv", task_dir / "train.tsv", 48)
+        head_lines(data / "bqcorpus" / "dev.tsv", task_dir / "dev.tsv", 32, skip=48)
     elif task == "xnli":
         head_lines(data / "xnli" / "dev.tsv", task_dir / "train.tsv", 48, True)
         head_lines(data / "xnli" / "test.tsv", task_dir / "dev.tsv", 32, True)
@@ -130,6 +135,9 @@ def test_each_task_finetunes_and_writes_metrics(pretrained, task):
         assert "%s: accuracy: %.1f - " % (task, dev["accuracy"]) in output
     elif task in TAGGING:
         assert {"precision", "recall", "f1"} <= set(dev)
+        preds = json.loads((pretrained / "models" / "tiny" / "results" /
+                            ("%s_dev_preds.json" % task)).read_text())
+        assert len(preds) == 24 and all(isinstance(tags, list) for tags in preds.values())
     else:
         preds_file = pretrained / "models" / "tiny" / "results" / ("%s_qa" % task) / \
             ("%s_dev_preds.json" % task)
@@ -139,6 +147,25 @@ def test_each_task_finetunes_and_writes_metrics(pretrained, task):
         assert scored["TOTAL"] == len(preds) and scored["SKIP"] == 0
         assert abs(scored["F1"] - dev["f1"]) < 1e-6
     assert dev["loss"] > 0
+
+
+def test_test_outputs_and_rerun_reuses_the_finished_trial(pretrained):
+    make_task_data("xnli", pretrained / "finetuning_data" / "xnli")
+    shutil.copy(pretrained / "finetuning_data" / "xnli" / "dev.tsv",
+                pretrained / "finetuning_data" / "xnli" / "test.tsv")
+    hparams = dict(TINY, task_names=["xnli"], max_seq_length=64, write_test_outputs=True)
+    status, output = finetune(pretrained, hparams)
+    assert status == 0, output
+    preds = json.loads((pretrained / "models" / "tiny" / "results" /
+                        "xnli_test_preds.json").read_text())
+    assert len(preds) == 32
+    assert set(preds.values()) <= {"contradictory", "entailment", "neutral"}
+    # Same settings again: the finished trial is reused, not retrained.
+    status, again = finetune(pretrained, hparams)
+    assert status == 0 and "resuming from" in again and "step 1/" not in again
+    # A changed training hparam trains afresh.
+    status, changed = finetune(pretrained, dict(hparams, learning_rate=5e-4))
+    assert status == 0 and "settings changed" in changed and "step 1/" in changed
 
 
 def test_trials_use_distinct_seeds_and_table_reports_max_and_mean(pretrained):

@@ -7,6 +7,7 @@ are skipped when that folder is absent.
 
 import collections
 import json
+import os
 import logging
 
 import numpy as np
@@ -361,7 +362,8 @@ def test_write_predictions_and_perfect_score(tmp_path, tokenizer):
     results = scorer.get_results()
     assert results == {"f1": 100.0, "em": 100.0, "average": 100.0, "total": 3, "skip": 0,
                        "loss": 0.5}
-    preds_file = task.config.qa_preds_file("cmrc2018", "dev")
+    preds_file = task.config.preds_file("cmrc2018", "dev")
+    assert preds_file.endswith(os.path.join("cmrc2018_qa", "cmrc2018_dev_preds.json"))
     scorer.write_predictions(preds_file, str(tmp_path / "nbest.json"))
     with open(preds_file, encoding="utf-8") as reader:
         assert json.load(reader) == {"A1": "光荣和ω-force", "A2": "2009年", "B1": "台達電子"}

@@ -58,7 +58,7 @@ def markdown_table(model_name, task_type, summary, num_trials, params=None):
     row = [model_name] + [cell(s) for s in splits] + [str(num_trials)]
     if params:
         row.append(params)
-    lines = ["| %s |" % " | ".join(header), "|%s" % "---|" * len(header),
+    lines = ["| %s |" % " | ".join(header), "|" + "---|" * len(header),
              "| %s |" % " | ".join(row)]
     title = " / ".join(m.upper() if m in ("em", "f1") else m.capitalize() for m in metrics)
     return "Metric: %s, max (mean) over %d trial%s.\n\n%s\n" % (
