@@ -22,7 +22,7 @@ class FinetuningConfig(object):
         self.debug = False  # few steps, to check that things run
         self.log_examples = False  # print the first featurised examples of each split
         self.num_trials = 1  # train+eval repetitions, each with its own seed
-        self.seed = 1  # seed of trial i is seed + i
+        self.seed = 1  # trial i (1-based) uses seed + i - 1
         self.do_train = True  # fine-tune
         self.do_eval = True  # score the dev set
         self.do_test = False  # score the test set (needs labels in the test file)
@@ -47,7 +47,7 @@ class FinetuningConfig(object):
         self.warmup_proportion = 0.1  # share of steps with linear warm-up
         self.save_checkpoints_steps = 1000000  # checkpoint interval (and at the end)
         self.keep_checkpoint_max = 1  # newest checkpoints kept per trial
-        self.iterations_per_loop = 1000  # TPU steps per host loop
+        self.iterations_per_loop = 1000  # TPU steps per host loop (TPU fine-tuning: not yet)
         self.log_every_steps = 100  # steps between progress lines
         self.use_tfrecords_if_existing = True  # reuse featurised tfrecords of an earlier run
         self.init_checkpoint = None  # None: the newest checkpoint in <data_dir>/models/<model_name>
@@ -57,7 +57,6 @@ class FinetuningConfig(object):
         self.max_seq_length = 128  # tokens per input ([CLS]/[SEP] included)
         self.train_batch_size = 32  # sequences per training step
         self.eval_batch_size = 32  # sequences per eval step
-        self.predict_batch_size = 32  # sequences per prediction step
         self.double_unordered = False  # also train pair tasks on (b, a)
 
         # QA (cmrc2018, drcd)
@@ -67,7 +66,7 @@ class FinetuningConfig(object):
         self.max_answer_length = 30  # longest answer, in tokens
 
         # TPU
-        self.use_tpu = False  # run on a Cloud TPU with TPUEstimator
+        self.use_tpu = False  # kept so official params files parse; true is refused for now
         self.num_tpu_cores = 1  # TPU cores
         self.tpu_job_name = None  # TPU worker job name
         self.tpu_name = None  # Cloud TPU name
@@ -120,6 +119,8 @@ class FinetuningConfig(object):
             if not cond:
                 raise InputError("fine-tuning hparams: " + msg)
         need(self.task_names, "task_names must name at least one task")
+        need(not self.use_tpu, "use_tpu: fine-tuning on TPUs is not supported yet (pre-training "
+             "is); run on CPU/GPU")
         need(self.num_trials >= 1, "num_trials must be >= 1")
         need(self.max_seq_length >= 8, "max_seq_length must be >= 8")
         need(self.num_train_epochs > 0, "num_train_epochs must be > 0")

@@ -143,10 +143,23 @@ def build_estimator(config, model_fn, model_dir, seed):
         lambda features, labels, mode: model_fn(features, labels, mode, {}), config=run_config)
 
 
+def featurize_split(config, task, split, is_training):
+    """All features of a split; with log_examples, shows the first few as tokens."""
+    features = [f for ex in task.get_examples(split) for f in task.featurize(ex, is_training)]
+    if config.log_examples:
+        for feature in features[:3]:
+            n = sum(feature["input_mask"])
+            tokens = task.tokenizer.convert_ids_to_tokens(feature["input_ids"][:n])
+            scalars = {spec.name: feature[spec.name] for spec in task.feature_specs()
+                       if not spec.shape}  # labels, answer positions, ids
+            print("%s %s example: %s %s" % (task.name, split, " ".join(tokens), scalars))
+    return features
+
+
 def evaluate_split(config, task, estimator, split, trial):
     """Predicts every feature of split, feeds the task's scorer, writes the predictions
     and returns the scorer's results."""
-    features = [f for ex in task.get_examples(split) for f in task.featurize(ex, False)]
+    features = featurize_split(config, task, split, is_training=False)
     path, _ = preprocessing.featurized_tfrecord(task, split, config, lambda: features)
     input_fn = preprocessing.get_input_fn(path, task.feature_specs(), False,
                                           config.eval_batch_size)
@@ -163,7 +176,7 @@ def evaluate_split(config, task, estimator, split, trial):
 # Hparams that do not change the trained weights: a rerun differing only in these may
 # reuse (or resume) a trial's checkpoint.
 EVAL_ONLY_HPARAMS = frozenset([
-    "do_eval", "do_test", "write_test_outputs", "eval_batch_size", "predict_batch_size",
+    "do_eval", "do_test", "write_test_outputs", "eval_batch_size",
     "num_trials", "keep_all_models", "log_every_steps", "log_examples", "task_names",
     "use_tfrecords_if_existing"])
 
@@ -208,10 +221,8 @@ def run_trial(config, task, bert_config, init_checkpoint, trial):
     if config.do_train:
         prepare_trial_dir(config, model_dir,
                           trial_fingerprint(config, task, trial, init_checkpoint))
-        def train_features():  # only read and featurised when no cached tfrecord fits
-            return [f for ex in task.get_examples("train") for f in task.featurize(ex, True)]
-        path, num_features = preprocessing.featurized_tfrecord(task, "train", config,
-                                                               train_features)
+        path, num_features = preprocessing.featurized_tfrecord(  # cached unless inputs changed
+            task, "train", config, lambda: featurize_split(config, task, "train", True))
         num_train_steps = max(1, int(math.ceil(
             num_features * config.num_train_epochs / config.train_batch_size)))
         print("%s trial %d/%d (seed %d): %d training features, %d steps of %d" % (

@@ -93,3 +93,14 @@ def test_readme_documents_every_pretraining_hparam():
     config = configure_pretraining.PretrainingConfig("m", "/d")
     missing = set(config.to_dict()) - documented - {"max_predictions_per_seq"}
     assert not missing, "hparams missing from README.md: %s" % sorted(missing)
+
+
+def test_readme_documents_every_finetuning_hparam():
+    from configure_finetuning import FinetuningConfig
+    from tests.conftest import REPO
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Fine-tuning hparams"):]
+    documented = set(re.findall(r"^\| `(\w+)` \|", section, re.M))
+    derived = {"pretrained_model_dir", "results_dir", "preprocessed_data_dir"}
+    missing = set(FinetuningConfig("m", "/d").to_dict()) - documented - derived
+    assert not missing, "fine-tuning hparams missing from README.md: %s" % sorted(missing)
