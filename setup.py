@@ -16,6 +16,7 @@ setup(
         "scipy",
         "scikit-learn",
         "sentencepiece",
+        "matplotlib",  # util.report's plots
     ],
     extras_require={"test": ["pytest"]},
 )

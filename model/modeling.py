@@ -98,6 +98,20 @@ class BertConfig(object):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
 
+def count_parameters(config):
+    """Parameters of the encoder BertModel builds for config (no pooler, no heads)."""
+    hidden, inter = config.hidden_size, config.intermediate_size
+    emb = config.embedding_size or hidden
+    embeddings = (config.vocab_size + config.max_position_embeddings
+                  + config.type_vocab_size) * emb + 2 * emb
+    project = (emb * hidden + hidden) if emb != hidden else 0
+    per_layer = (4 * (hidden * hidden + hidden)  # query, key, value, attention output
+                 + 2 * hidden  # attention LayerNorm
+                 + hidden * inter + inter + inter * hidden + hidden  # feed-forward
+                 + 2 * hidden)  # output LayerNorm
+    return embeddings + project + config.num_hidden_layers * per_layer
+
+
 # ----------------------------------------------------------------------------- helpers
 
 def get_shape_list(tensor):

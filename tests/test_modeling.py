@@ -127,3 +127,12 @@ def test_layer_norm_epsilon_and_gelu():
     xs = np.array([1.0, 2.0, 3.0, 4.0])
     np.testing.assert_allclose(y[0], (xs - xs.mean()) / np.sqrt(xs.var() + 1e-12), rtol=1e-5)
     np.testing.assert_allclose(g, [-0.158808, 0.0, 0.841192], atol=1e-5)
+
+
+@pytest.mark.parametrize("size", ["tiny", "small"])
+def test_count_parameters_matches_the_graph(size):
+    config = modeling.BertConfig.for_model_size(size)
+    with tf.Graph().as_default():
+        modeling.BertModel(config, False, tf.zeros([1, 8], tf.int32))
+        in_graph = sum(v.shape.num_elements() for v in tf.global_variables())
+    assert modeling.count_parameters(config) == in_graph

@@ -1,0 +1,63 @@
+"""The pre-training-helps experiment in miniature, and the generic report tool."""
+
+import json
+
+import pytest
+
+from experiments import run_experiment
+from tests.conftest import shared_file
+from util import report
+
+
+@pytest.fixture(scope="module")
+def mini_experiment(tmp_path_factory):
+    shared_file("data", "cmrc2018", "cmrc2018_trial.json")
+    work = tmp_path_factory.mktemp("experiment")
+    docs = work / "docs"
+    assert run_experiment.main(["--mini", "--work-dir", str(work),
+                                "--docs-dir", str(docs)]) == 0
+    return work, docs
+
+
+def test_mini_experiment_writes_report_tables_and_plots(mini_experiment):
+    work, docs = mini_experiment
+    text = (docs / "report.md").read_text(encoding="utf-8")
+    for needle in ("| electra_pretrained |", "| electra_random_init |", "gap > spread",
+                   "chnsenticorp", "peoples-daily-ner", "cmrc2018", "## Wall-clock"):
+        assert needle in text, needle
+    for image in ("pretraining_losses.png", "pretraining_eval.png", "finetuning_curves.png"):
+        assert (docs / image).read_bytes().startswith(b"\x89PNG"), image
+    results = json.loads((docs / "results.json").read_text())
+    assert set(results) == {"electra_pretrained", "electra_random_init"}
+    assert len(results["electra_pretrained"]["chnsenticorp"]["dev"]["accuracy"]["values"]) == 2
+    # do_eval ran after every pre-training chunk: the eval history has one row per chunk
+    history = json.loads((work / "models" / "electra_pretrained" / "results" /
+                          "unsup_results.json").read_text())
+    assert [h["global_step"] for h in history] == [10, 20]
+
+
+def test_evaluation_text_never_enters_pretraining(mini_experiment):
+    work, _ = mini_experiment
+    corpus = "".join(p.read_text(encoding="utf-8") for p in (work / "corpus").iterdir())
+    dev = json.loads((work / "finetuning_data" / "cmrc2018" / "dev.json").read_text())
+    contexts = [p["context"] for a in dev["data"] for p in a["paragraphs"]]
+    assert contexts and not any(c[:40] in corpus for c in contexts)
+    senti_dev = (work / "finetuning_data" / "chnsenticorp" / "dev.tsv").read_text(
+        encoding="utf-8").splitlines()[1:]
+    assert not any(line.split("\t")[-1][:30] in corpus for line in senti_dev[:50])
+
+
+def test_report_tool_on_any_results_dirs(mini_experiment, tmp_path, capsys):
+    work, _ = mini_experiment
+    results_dir = work / "models" / "electra_pretrained" / "results"
+    assert report.main([str(results_dir), "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "| electra_pretrained |" in printed and "Params" in printed
+    assert (tmp_path / "report.md").exists() and (tmp_path / "finetuning_curves.png").exists()
+
+
+def test_missing_data_file_gives_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(run_experiment, "SHARED_DATA", str(tmp_path / "nowhere"))
+    assert run_experiment.main(["--mini", "--work-dir", str(tmp_path / "w"),
+                                "--docs-dir", str(tmp_path / "d")]) == 2
+    assert "experiment data missing: %s" % (tmp_path / "nowhere") in capsys.readouterr().err

@@ -1,0 +1,204 @@
+"""Paper-style tables and plots from fine-tuning results and training logs.
+
+    python -m util.report D/models/M/results [D/models/M2/results ...] [--out DIR]
+
+Reads every <task>_results.json in the given results directories (written by
+run_finetuning.py) and prints a Markdown table in the seed README's style: one row per
+model, per task and split the max and (mean) over trials, and the parameter count. It also
+draws, into --out (default: the first results directory):
+  pretraining_losses.png  total / generator / discriminator loss per step (TensorBoard logs)
+  pretraining_eval.png    do_eval metrics per step (unsup_results.json), when present
+  finetuning_curves.png   training loss per step of every task, model and trial
+and writes report.md with the table and the plots.
+"""
+
+import argparse
+import glob
+import json
+import os
+import sys
+from types import SimpleNamespace
+
+from util.io import atomic_write_text
+from util.results import PRIMARY_METRICS, SPLIT_TITLES  # noqa: F401 (re-exported)
+
+PRETRAIN_TAGS = ("loss/total", "loss/generator", "loss/discriminator")
+EVAL_METRICS = ("disc_accuracy", "disc_auc", "disc_precision", "disc_recall",
+                "masked_lm_accuracy")
+
+
+def load_task_results(results_dir):
+    """{task: results dict} for every <task>_results.json in results_dir."""
+    found = {}
+    for path in sorted(glob.glob(os.path.join(results_dir, "*_results.json"))):
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        if "trials" in data and "task" in data:
+            found[data["task"]] = data
+    return found
+
+
+def parameter_count(hparams):
+    """Encoder parameters (millions) of the model the hparams describe, or None."""
+    from model import modeling
+    from pretrain.objective import get_discriminator_config
+    try:
+        config = get_discriminator_config(SimpleNamespace(
+            model_size=hparams["model_size"], vocab_size=hparams["vocab_size"],
+            embedding_size=hparams.get("embedding_size"),
+            model_hparam_overrides=hparams.get("model_hparam_overrides", {})))
+    except (KeyError, ValueError):
+        return None
+    return modeling.count_parameters(config) / 1e6
+
+
+def cell(summary, split, task_type):
+    stats = summary.get(split, {})
+    parts = ["%.1f (%.1f)" % (stats[m]["max"], stats[m]["mean"])
+             for m in PRIMARY_METRICS[task_type] if m in stats]
+    return " / ".join(parts) if parts else "-"
+
+
+def results_table(models):
+    """Markdown table; models = [(model name, {task: results})]."""
+    tasks = sorted({t for _, results in models for t in results})
+    columns = []  # (task, split)
+    for task in tasks:
+        splits = sorted({s for _, r in models if task in r for s in r[task]["summary"]},
+                        key=["dev", "test"].index)
+        columns += [(task, s) for s in splits]
+    header = ["Model"] + ["%s %s" % (t, SPLIT_TITLES[s].lower()) for t, s in columns] + \
+        ["Trials", "Params"]
+    lines = ["| %s |" % " | ".join(header), "|" + "---|" * len(header)]
+    for name, results in models:
+        row = [name]
+        for task, split in columns:
+            row.append(cell(results[task]["summary"], split, results[task]["task_type"])
+                       if task in results else "-")
+        any_results = next(iter(results.values()))
+        row.append(str(len(any_results["trials"])))
+        params = parameter_count(any_results.get("hparams", {}))
+        row.append("%.1fM" % params if params else "-")
+        lines.append("| %s |" % " | ".join(row))
+    metrics = "; ".join("%s: %s" % (t, " / ".join(m.upper() for m in PRIMARY_METRICS[
+        next(r[t]["task_type"] for _, r in models if t in r)])) for t in tasks)
+    return "Max (mean) over trials. Metrics: %s.\n\n%s\n" % (metrics, "\n".join(lines))
+
+
+def read_scalars(directory, tags):
+    """{tag: [(step, value)]} from the TensorBoard event files directly in directory."""
+    import tensorflow.compat.v1 as tf
+    series = {tag: {} for tag in tags}
+    for path in sorted(glob.glob(os.path.join(directory, "events.out.tfevents.*"))):
+        try:
+            for event in tf.train.summary_iterator(path):
+                for value in event.summary.value:
+                    if value.tag in series:
+                        series[value.tag][event.step] = value.simple_value
+        except tf.errors.DataLossError:  # a log cut short by a kill: keep what was read
+            pass
+    return {tag: sorted(points.items()) for tag, points in series.items() if points}
+
+
+def plot_pretraining(model_dir, out_dir):
+    """Writes pretraining_losses.png (and pretraining_eval.png); returns the file names."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    written = []
+    series = read_scalars(model_dir, PRETRAIN_TAGS)
+    if series:
+        fig, axes = plt.subplots(1, len(series), figsize=(4.5 * len(series), 3.5))
+        for ax, (tag, points) in zip(list(getattr(axes, "flat", [axes])), series.items()):
+            ax.plot([p[0] for p in points], [p[1] for p in points])
+            ax.set_title(tag)
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out_dir, "pretraining_losses.png"), dpi=100)
+        plt.close(fig)
+        written.append("pretraining_losses.png")
+    history_file = os.path.join(model_dir, "results", "unsup_results.json")
+    if os.path.exists(history_file):
+        with open(history_file, encoding="utf-8") as f:
+            history = json.load(f)
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        steps = [h["global_step"] for h in history]
+        for metric in EVAL_METRICS:
+            if all(metric in h for h in history):
+                ax.plot(steps, [h[metric] for h in history], marker="o", label=metric)
+        ax.set_xlabel("step")
+        ax.set_title("do_eval on held-out text")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out_dir, "pretraining_eval.png"), dpi=100)
+        plt.close(fig)
+        written.append("pretraining_eval.png")
+    return written
+
+
+def plot_finetuning(models, out_dir):
+    """finetuning_curves.png: training loss per step, one panel per task."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    tasks = sorted({t for _, results in models for t in results})
+    if not tasks:
+        return []
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.5), squeeze=False)
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
+    for ax, task in zip(axes[0], tasks):
+        for color, (name, results) in zip(colors, models):
+            for i, trial in enumerate(results.get(task, {}).get("trials", [])):
+                points = read_scalars(trial["model_dir"], ["loss"]).get("loss", [])
+                if points:
+                    ax.plot([p[0] for p in points], [p[1] for p in points], color=color,
+                            alpha=0.7, label=name if i == 0 else None)
+        ax.set_title(task)
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "finetuning_curves.png"), dpi=100)
+    plt.close(fig)
+    return ["finetuning_curves.png"]
+
+
+def build_report(results_dirs, out_dir, title="Results", preamble=""):
+    """Table + plots for the given results directories; writes out_dir/report.md."""
+    models = []
+    for results_dir in results_dirs:
+        results = load_task_results(results_dir)
+        if not results:
+            raise SystemExit("no <task>_results.json in %s" % results_dir)
+        name = next(iter(results.values()))["model_name"]
+        models.append((name, results))
+    os.makedirs(out_dir, exist_ok=True)
+    table = results_table(models)
+    images = []
+    for results_dir in results_dirs:
+        images += [img for img in plot_pretraining(os.path.dirname(results_dir), out_dir)
+                   if img not in images]
+    images += plot_finetuning(models, out_dir)
+    text = "# %s\n\n%s%s\n%s" % (title, preamble, table,
+                                 "".join("![%s](%s)\n\n" % (i[:-4], i) for i in images))
+    atomic_write_text(os.path.join(out_dir, "report.md"), text)
+    return models, table
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results_dirs", nargs="+", help="D/models/M/results directories")
+    parser.add_argument("--out", help="where report.md and the plots go "
+                                      "(default: the first results directory)")
+    args = parser.parse_args(argv)
+    _, table = build_report(args.results_dirs, args.out or args.results_dirs[0])
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
