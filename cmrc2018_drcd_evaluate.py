@@ -33,10 +33,10 @@ Differences from the official script, all deliberate:
 
 import argparse
 import json
-import os
 import re
 import sys
-import tempfile
+
+from util.io import atomic_write_text
 
 # Characters that are punctuation for scoring: each one is a segment of its
 # own, and all of them are dropped before F1 and EM are computed. This is the
@@ -293,27 +293,6 @@ def load_json(path):
                          % (path, err.lineno, err.colno, err.msg)) from None
 
 
-def write_atomically(path, text):
-    """Write text to path via a temporary file and os.replace.
-
-    Readers never see a half-written file, and an existing file is only
-    replaced once the new content is complete.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-",
-                                        suffix=".json")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as tmp:
-            tmp.write(text)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-
-
 def format_result(result):
     """The result as one JSON line, percentages rounded to 3 decimals."""
     rounded = {key: round(result[key], 3) if isinstance(result[key], float)
@@ -368,7 +347,7 @@ def main(argv=None):
     print(line)
     if args.output:
         try:
-            write_atomically(args.output, line + "\n")
+            atomic_write_text(args.output, line + "\n")
         except OSError as err:
             print("error: cannot write %s: %s"
                   % (args.output, err.strerror or err), file=sys.stderr)

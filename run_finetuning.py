@@ -29,7 +29,7 @@ from model import optimization  # noqa: E402
 from model import tokenization  # noqa: E402
 from pretrain.objective import get_discriminator_config  # noqa: E402
 from util import results as results_lib  # noqa: E402
-from util.errors import InputError  # noqa: E402
+from util.errors import InputError, run_cli  # noqa: E402
 from util.hparams import load_hparams  # noqa: E402
 from util.io import atomic_write_json  # noqa: E402
 from util.training_utils import ProgressHook, quiet_tensorflow  # noqa: E402
@@ -293,18 +293,11 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     quiet_tensorflow()
-    try:
+
+    def job():
         hparams = load_hparams(args.hparams, search_dirs=[PARAMS_DIR])
-        config = configure_finetuning.FinetuningConfig(args.model_name, args.data_dir, **hparams)
-        run(config)
-    except InputError as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: run the same command again to resume from the last checkpoint",
-              file=sys.stderr)
-        return 130
-    return 0
+        run(configure_finetuning.FinetuningConfig(args.model_name, args.data_dir, **hparams))
+    return run_cli(job)
 
 
 if __name__ == "__main__":

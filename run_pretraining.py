@@ -23,7 +23,7 @@ from model import optimization
 from model import tokenization
 from pretrain import objective
 from pretrain import pretrain_data
-from util.errors import InputError
+from util.errors import InputError, run_cli
 from util.hparams import load_hparams
 from util.io import atomic_write_json
 from util.training_utils import CheckpointLogger, ProgressHook, quiet_tensorflow
@@ -240,19 +240,12 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     quiet_tensorflow()
-    try:
+
+    def job():
         hparams = load_hparams(args.hparams)
-        config = configure_pretraining.PretrainingConfig(args.model_name, args.data_dir,
-                                                         **hparams)
-        train_and_eval(config)
-    except InputError as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: run the same command again to resume from the last checkpoint",
-              file=sys.stderr)
-        return 130
-    return 0
+        train_and_eval(configure_pretraining.PretrainingConfig(args.model_name, args.data_dir,
+                                                               **hparams))
+    return run_cli(job)
 
 
 if __name__ == "__main__":
