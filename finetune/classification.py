@@ -9,6 +9,7 @@ Readers are strict about structure (column counts, JSON, known labels) because a
 misread file gives plausible-looking but wrong scores; every error names file:line.
 """
 
+import functools
 import itertools
 import json
 import logging
@@ -352,15 +353,9 @@ class Tnews(ClassificationTask):
     with label_desc, or a headerless TSV `sentence label_desc`."""
 
     split_files = ("{split}.json", "{split}.tsv")
-    _labels = None  # computed on first use
 
-    @property
+    @functools.cached_property
     def label_list(self):
-        if self._labels is None:
-            self._labels = self._load_label_list()
-        return self._labels
-
-    def _load_label_list(self):
         """labels.json of the task dir in file order, else the training file's labels."""
         labels_file = os.path.join(self.data_dir(), "labels.json")
         if os.path.isfile(labels_file):
@@ -431,19 +426,15 @@ class Cail2018(ClassificationTask):
 
     report_macro_f1 = True
     _official_split = {"train": "train", "dev": "valid", "test": "test"}
-    _labels = None  # computed on first use
 
     def files_for(self, split):
         return ("data_%s.json" % self._official_split.get(split, split), "{split}.json")
 
-    @property
+    @functools.cached_property
     def label_list(self):
-        if self._labels is None:
-            # The training file is large (150k cases): read the charge set once.
-            path = self.split_file("train", self.files_for("train"))
-            self._labels = sorted({charge for _, _, charges in self._cases(path)
-                                   for charge in charges})
-        return self._labels
+        # The training file is large (150k cases): read the charge set once.
+        path = self.split_file("train", self.files_for("train"))
+        return sorted({charge for _, _, charges in self._cases(path) for charge in charges})
 
     def _read(self, split, path):
         known = set(self.label_list)

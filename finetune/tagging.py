@@ -13,6 +13,7 @@ every entity's span and type, so entity-level scores are unchanged.
 """
 
 import collections
+import functools
 import logging
 import os
 
@@ -35,7 +36,6 @@ class TaggingTask(Task):
     task_type = "tagging"
     default_labels = ()
     split_files = ()
-    _labels = None  # read on first use
     _label_ids = None
 
     def __init__(self, config, name, tokenizer):
@@ -43,13 +43,8 @@ class TaggingTask(Task):
         # Tokenising one character at a time is slow and characters repeat a lot.
         self._pieces = {}
 
-    @property
+    @functools.cached_property
     def label_list(self):
-        if self._labels is None:
-            self._labels = self._load_label_list()
-        return self._labels
-
-    def _load_label_list(self):
         """labels.txt of the task dir (one label a line) if present, else default_labels."""
         path = os.path.join(self.data_dir(), "labels.txt")
         if not os.path.isfile(path):
