@@ -30,6 +30,7 @@ class FinetuningConfig(object):
         self.keep_all_models = True  # False: only the last trial's checkpoint is kept
 
         # model
+        self.model_type = "electra"  # "bert" for BERT-wwm/RoBERTa-wwm-ext/MacBERT/LERT checkpoints
         self.model_size = "small"  # tiny, small, small_ex, base or large
         self.task_names = ["chnsenticorp"]  # tasks to fine-tune, each its own model
         self.model_hparam_overrides = {}  # changes to the transformer shape
@@ -119,6 +120,8 @@ class FinetuningConfig(object):
             if not cond:
                 raise InputError("fine-tuning hparams: " + msg)
         need(self.task_names, "task_names must name at least one task")
+        need(self.model_type in ("electra", "bert"),
+             "model_type must be \"electra\" or \"bert\", got %r" % self.model_type)
         need(not self.use_tpu, "use_tpu: fine-tuning on TPUs is not supported yet (pre-training "
              "is); run on CPU/GPU")
         need(self.num_trials >= 1, "num_trials must be >= 1")

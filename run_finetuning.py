@@ -35,7 +35,13 @@ from util.io import atomic_write_json  # noqa: E402
 from util.training_utils import ProgressHook, quiet_tensorflow  # noqa: E402
 
 PARAMS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "params")
-ENCODER_SCOPE = "electra"
+
+def encoder_kwargs(config):
+    """Scope and pooler of the encoder: ELECTRA (`electra/`, no pooler) or BERT-family
+    checkpoints (BERT-wwm, RoBERTa-wwm-ext, MacBERT, PERT, LERT: `bert/` with a pooler)."""
+    if config.model_type == "bert":
+        return {"scope": "bert", "add_pooler": True}
+    return {"scope": "electra", "add_pooler": False}
 
 
 def find_pretrained_checkpoint(config):
@@ -61,12 +67,13 @@ def find_pretrained_checkpoint(config):
         % (model_dir, ", found %d .index files" % len(indexes) if indexes else ""))
 
 
-def check_checkpoint(checkpoint, bert_config):
+def check_checkpoint(checkpoint, bert_config, config):
     """Encoder variables in the checkpoint must have this model's shapes."""
+    scope = encoder_kwargs(config)["scope"]
     with tf.Graph().as_default():
         features = {k: tf.zeros([1, 8], tf.int32) for k in ("input_ids", "input_mask")}
         modeling.BertModel(bert_config, False, features["input_ids"], features["input_mask"],
-                           scope=ENCODER_SCOPE)
+                           **encoder_kwargs(config))
         graph_shapes = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
     ckpt_shapes = dict(tf.train.list_variables(checkpoint))
     for name, shape in sorted(graph_shapes.items()):
@@ -79,8 +86,11 @@ def check_checkpoint(checkpoint, bert_config):
                                 bert_config_label(bert_config), shape, hint))
     missing = sorted(set(graph_shapes) - set(ckpt_shapes))
     if len(missing) == len(graph_shapes):
-        raise InputError("checkpoint %s holds none of the %s/ encoder variables (e.g. %s)"
-                         % (checkpoint, ENCODER_SCOPE, missing[0]))
+        other = "bert" if scope == "electra" else "electra"
+        hint = (" but has %s/ ones: set \"model_type\": \"%s\"" % (other, other)
+                if any(n.startswith(other + "/") for n in ckpt_shapes) else "")
+        raise InputError("checkpoint %s holds none of the %s/ encoder variables (e.g. %s)%s"
+                         % (checkpoint, scope, missing[0], hint))
 
 
 def bert_config_label(bert_config):
@@ -106,7 +116,8 @@ def model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps
         is_training = mode == tf.estimator.ModeKeys.TRAIN
         bert = modeling.BertModel(
             bert_config, is_training, features["input_ids"], features["input_mask"],
-            features["segment_ids"], scope=ENCODER_SCOPE, use_one_hot_embeddings=config.use_tpu)
+            features["segment_ids"], use_one_hot_embeddings=config.use_tpu,
+            **encoder_kwargs(config))
         losses, outputs = heads.build_head(task, bert, bert_config, features, is_training)
         loss = tf.reduce_mean(losses)
         if mode == tf.estimator.ModeKeys.PREDICT:
@@ -116,7 +127,8 @@ def model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps
             restored, fresh = restore_pretrained(init_checkpoint)
             print("initialised %d variables from %s; %d trained from scratch: %s" % (
                 len(restored), init_checkpoint, len(fresh), ", ".join(fresh)), flush=True)
-            encoder_fresh = [n for n in fresh if n.startswith(ENCODER_SCOPE + "/")]
+            scope = encoder_kwargs(config)["scope"]
+            encoder_fresh = [n for n in fresh if n.startswith(scope + "/")]
             if encoder_fresh:
                 print("WARNING: %d encoder variables were not in the checkpoint: %s" % (
                     len(encoder_fresh), ", ".join(encoder_fresh[:20])), flush=True)
@@ -269,7 +281,7 @@ def run(config):
     bert_config = get_discriminator_config(config)
     init_checkpoint = find_pretrained_checkpoint(config) if config.do_train else None
     if init_checkpoint:
-        check_checkpoint(init_checkpoint, bert_config)
+        check_checkpoint(init_checkpoint, bert_config, config)
     tasks = task_builder.get_tasks(config, tokenizer)
     for task in tasks:  # fail on a missing or malformed eval file now, not after training
         for split in eval_splits(config):

@@ -216,3 +216,37 @@ def test_missing_pretrained_checkpoint(pretrained, tmp_path, capsys):
         json.dumps(dict(TINY, task_names=["xnli"], vocab_file=str(pretrained / "vocab.txt")))])
     assert status == 2
     assert "no pre-trained checkpoint in" in capsys.readouterr().err
+
+
+def make_bert_checkpoint(model_dir, vocab):
+    """A tiny BERT-architecture checkpoint (`bert/` scope, pooler, an MLM-head variable)."""
+    import tensorflow.compat.v1 as tf
+    from model import modeling
+    model_dir.mkdir(parents=True)
+    shutil.copy(vocab, model_dir / "vocab.txt")
+    config = modeling.BertConfig.for_model_size("tiny")
+    with tf.Graph().as_default():
+        modeling.BertModel(config, False, tf.zeros([1, 8], tf.int32), scope="bert",
+                           add_pooler=True)
+        tf.get_variable("cls/predictions/output_bias", [config.vocab_size])
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            tf.train.Saver().save(sess, str(model_dir / "bert_model.ckpt"))
+        return len(tf.global_variables()) - 1  # encoder variables, without the MLM bias
+
+
+def test_finetuning_from_a_bert_family_checkpoint_restores_every_encoder_variable(
+        pretrained, tmp_path, capsys):
+    n_encoder = make_bert_checkpoint(tmp_path / "models" / "tiny", pretrained / "vocab.txt")
+    make_task_data("chnsenticorp", tmp_path / "finetuning_data" / "chnsenticorp")
+    status, output = finetune(tmp_path, dict(TINY, task_names=["chnsenticorp"],
+                                             max_seq_length=64, model_type="bert"))
+    assert status == 0, output
+    assert "initialised %d variables" % n_encoder in output
+    assert "2 trained from scratch: task_specific/chnsenticorp/dense/kernel" in output
+    assert "WARNING" not in output
+    # The same checkpoint read as ELECTRA: a clear error saying what to set.
+    status, _ = finetune(tmp_path, dict(TINY, task_names=["chnsenticorp"], max_seq_length=64,
+                                        keep_all_models=False))
+    assert status == 2
+    assert 'has bert/ ones: set "model_type": "bert"' in capsys.readouterr().err
