@@ -13,6 +13,11 @@ most --max-seq-length tokens exactly as the official ELECTRA
     or with probability 0.1 kept as a single segment ([CLS] A [SEP]);
   * a document end (or the end of a file) always ends an example.
 
+Lines are tokenized in batches, by default with the Rust `tokenizers` package
+when it is installed (--tokenizer auto/fast: same ids as the pure-Python
+WordPiece, --tokenizer python); with --num-processes N the corpus is cut into
+N runs of about equal bytes at document boundaries.
+
 Each example is a tf.train.Example with the int64 features "input_ids",
 "input_mask" and "segment_ids", zero-padded to --max-seq-length; masking is
 done at training time. The shards are `pretrain_data.tfrecord-<i>-of-<n>` in
@@ -24,6 +29,7 @@ Example:
 """
 
 import argparse
+import bisect
 import dataclasses
 import glob
 import math
@@ -40,6 +46,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
+from model import fast_tokenization  # noqa: E402
 from model import tokenization  # noqa: E402
 from util.errors import InputError  # noqa: E402
 from util.io import atomic_write_json, format_duration  # noqa: E402
@@ -60,6 +67,12 @@ MAX_DEFAULT_OUT_FILES = 1000
 
 PROGRESS_INTERVAL = 5.0
 
+# Lines handed to the tokenizer at once: large enough that the fast path's
+# per-call overhead vanishes, small enough to keep memory flat.
+LINES_PER_BATCH = 1024
+
+TOKENIZER_CHOICES = ("auto", "fast", "python")
+
 # UTF-8 encoding of U+FFFD, used to tell genuine replacement characters in
 # the corpus from the ones the decoder inserts.
 _REPLACEMENT_BYTES = "\ufffd".encode("utf-8")
@@ -73,7 +86,8 @@ class ExampleBuilder(object):
     """Packs tokenized lines into fixed-size examples, the official way.
 
     Args:
-        tokenizer: object with `vocab`, `tokenize` and `convert_tokens_to_ids`.
+        tokenizer: object with `vocab`, `tokenize` and `convert_tokens_to_ids`,
+            and optionally `encode_batch_ids` (see `encode_lines`).
         max_length: the sequence length of every example, special tokens
             included.
         rng: a `random.Random`; all sampling goes through it, in the same order
@@ -98,9 +112,26 @@ class ExampleBuilder(object):
         An empty line ends the current document (and example), unless nothing
         has been accumulated yet.
         """
+        examples = self.add_lines([line])
+        return examples[0] if examples else None
+
+    def add_lines(self, lines):
+        """Add stripped lines in order; return the examples they complete.
+
+        The same as calling `add_line` on each, but the lines are tokenized
+        in one batch.
+        """
+        examples = []
+        for line, ids in zip(lines, encode_lines(self._tokenizer, lines)):
+            features = self._add_ids(line, ids)
+            if features:
+                examples.append(features)
+        return examples
+
+    def _add_ids(self, line, ids):
+        """`add_line` for a line whose token ids are known."""
         if not line and self.current_length != 0:
             return self._create_example()
-        ids = self._tokenizer.convert_tokens_to_ids(self._tokenizer.tokenize(line))
         self.current_sentences.append(ids)
         self.current_length += len(ids)
         if self.current_length >= self._target_length:
@@ -156,6 +187,14 @@ class ExampleBuilder(object):
             "input_mask": input_mask + padding,
             "segment_ids": segment_ids + padding,
         }
+
+
+def encode_lines(tokenizer, lines):
+    """Token ids of each line, in one call if the tokenizer can batch."""
+    if hasattr(tokenizer, "encode_batch_ids"):
+        return tokenizer.encode_batch_ids(lines)
+    return [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line))
+            for line in lines]
 
 
 def serialize_example(features):
@@ -220,11 +259,20 @@ def decode_line(raw):
         return text, text.count("\ufffd") - raw.count(_REPLACEMENT_BYTES)
 
 
-def iter_lines(path):
-    """Yield (line number, stripped text, raw byte count, bad sequences)."""
+def iter_lines(path, start, end, first_line):
+    """Yield (line number, stripped text, raw byte count, bad sequences).
+
+    Only the lines in bytes [start, end) are read; `start` is a line start
+    and `first_line` its line number.
+    """
     try:
         with open(path, "rb") as reader:
-            for number, raw in enumerate(reader, 1):
+            reader.seek(start)
+            position = start
+            for number, raw in enumerate(reader, first_line):
+                if position >= end:
+                    break
+                position += len(raw)
                 text, bad = decode_line(raw)
                 if number == 1:
                     text = text.lstrip("\ufeff")  # a UTF-8 byte order mark
@@ -232,6 +280,104 @@ def iter_lines(path):
     except OSError as err:
         raise InputError("cannot read corpus file %s: %s"
                          % (path, err.strerror or err)) from err
+
+
+# ---------------------------------------------------------------------------
+# Splitting the work
+# ---------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class WorkPiece(object):
+    """Bytes [start, end) of a corpus file, whole lines of whole documents.
+
+    `path` is relative to the corpus dir; `first_line` is the line number at
+    `start`.
+    """
+
+    path: str
+    start: int
+    end: int
+    first_line: int = 1
+
+
+def split_work(corpus_dir, files, num_processes, blanks_separate_docs):
+    """Cut the corpus into `num_processes` runs of about equal bytes.
+
+    The sorted files are read as one stream; cut i goes at the first
+    document start at or after i/num_processes of the bytes (the nearest
+    file start if files are the documents), so documents stay whole and a
+    single big file is still shared out. Returns one list of WorkPieces per
+    job, in corpus order.
+    """
+    sizes = [os.path.getsize(os.path.join(corpus_dir, name)) for name in files]
+    offsets = [0]
+    for size in sizes:
+        offsets.append(offsets[-1] + size)
+    # A cut is (file index, byte offset in the file, line number there).
+    cuts = [(0, 0, 1)]
+    for job in range(1, num_processes):
+        target = offsets[-1] * job // num_processes
+        cut = _cut_near(corpus_dir, files, sizes, offsets, target,
+                        blanks_separate_docs)
+        cuts.append(max(cut, cuts[-1]))
+    cuts.append((len(files), 0, 1))
+    return [_pieces_between(files, sizes, cuts[job], cuts[job + 1])
+            for job in range(num_processes)]
+
+
+def _cut_near(corpus_dir, files, sizes, offsets, target, blanks_separate_docs):
+    """The cut for stream offset `target` (see `split_work`)."""
+    index = bisect.bisect_right(offsets, target) - 1
+    local = target - offsets[index]
+    if local == 0:
+        return (index, 0, 1)
+    if not blanks_separate_docs:
+        return (index, 0, 1) if 2 * local <= sizes[index] else (index + 1, 0, 1)
+    start = next_document_start(os.path.join(corpus_dir, files[index]), local)
+    if start is None or start[0] >= sizes[index]:
+        return (index + 1, 0, 1)
+    return (index,) + start
+
+
+def next_document_start(path, offset):
+    """(byte offset, line number) of the first line at or after `offset`
+    that follows a blank line, or None if the file has none."""
+    with open(path, "rb") as reader:
+        # Counting newlines in big chunks is fast; the line number is only
+        # needed for messages about undecodable bytes.
+        newlines, last = 0, b"\n"
+        while reader.tell() < offset:
+            chunk = reader.read(min(offset - reader.tell(), 1 << 20))
+            if not chunk:
+                return None
+            newlines += chunk.count(b"\n")
+            last = chunk[-1:]
+        position = offset
+        if last != b"\n":  # inside a line: skip its rest, it is not blank
+            rest = reader.readline()
+            position += len(rest)
+            newlines += rest.count(b"\n")
+        for raw in reader:
+            position += len(raw)
+            newlines += raw.count(b"\n")
+            # ASCII-blank bytes decode to a blank line, so this is a real
+            # document end (other blank lines are merely not used as cuts).
+            if not raw.strip():
+                return position, newlines + 1
+    return None
+
+
+def _pieces_between(files, sizes, first, last):
+    """The WorkPieces from cut `first` up to (not including) cut `last`."""
+    pieces = []
+    index, start, line = first
+    while (index, start) < last[:2]:
+        end = last[1] if index == last[0] else sizes[index]
+        # Empty files stay in (as empty pieces), so they are counted.
+        if end > start or start == 0:
+            pieces.append(WorkPiece(files[index], start, end, line))
+        index, start, line = index + 1, 0, 1
+    return pieces
 
 
 # ---------------------------------------------------------------------------
@@ -258,7 +404,11 @@ class Stats(object):
             if field.name != "bad_by_file":
                 setattr(self, field.name,
                         getattr(self, field.name) + getattr(other, field.name))
-        self.bad_by_file.update(other.bad_by_file)
+        # Two jobs may have read parts of the same file.
+        for path, (count, first_line) in other.bad_by_file.items():
+            old_count, old_first = self.bad_by_file.get(path, (0, first_line))
+            self.bad_by_file[path] = [old_count + count,
+                                      min(old_first, first_line)]
 
     def bad_sequences(self):
         """Total number of undecodable byte sequences replaced."""
@@ -412,16 +562,46 @@ def remove_files(paths):
 # ---------------------------------------------------------------------------
 
 def make_tokenizer(args):
-    """Build the tokenizer the flags describe (InputError on a bad vocab)."""
+    """Build the tokenizer the flags describe (InputError on a bad vocab).
+
+    --tokenizer fast or auto uses the fast WordPiece tokenizer when it is
+    available; auto falls back to the Python one, fast is then an error.
+    """
+    if args.tokenizer != "python":
+        tokenizer = fast_tokenization.build_fast_tokenizer(
+            vocab_file=args.vocab_file, do_lower_case=args.do_lower_case,
+            strip_accents=args.strip_accents,
+            spm_model_file=args.spm_model_file)
+        if tokenizer is not None:
+            return tokenizer
+        if args.tokenizer == "fast":
+            raise InputError(
+                "--tokenizer fast needs a WordPiece --vocab-file and the "
+                "`tokenizers` package (pip install 'tokenizers>=0.15,<1'); "
+                "use --tokenizer python or auto otherwise")
     return tokenization.build_tokenizer(
         vocab_file=args.vocab_file, do_lower_case=args.do_lower_case,
         strip_accents=args.strip_accents, spm_model_file=args.spm_model_file)
 
 
-def examples_from_file(path, builder, blanks_separate_docs, stats, progress):
-    """Yield the features dicts built from one corpus file, updating `stats`."""
+def tokenizer_kind(tokenizer):
+    """"fast" or "python": which path `tokenizer` is."""
+    if isinstance(tokenizer, fast_tokenization.FastWordpieceTokenizer):
+        return "fast"
+    return "python"
+
+
+def examples_from_piece(path, piece, builder, blanks_separate_docs, stats,
+                        progress):
+    """Yield the features dicts built from one WorkPiece, updating `stats`.
+
+    `path` is the piece's file. Lines go to the builder in batches of
+    LINES_PER_BATCH, which changes nothing but the speed.
+    """
     in_document = False
-    for number, line, num_bytes, bad in iter_lines(path):
+    batch = []
+    for number, line, num_bytes, bad in iter_lines(
+            path, piece.start, piece.end, piece.first_line):
         stats.lines += 1
         stats.bytes += num_bytes
         if bad:
@@ -433,13 +613,16 @@ def examples_from_file(path, builder, blanks_separate_docs, stats, progress):
             elif in_document:
                 stats.documents += 1
                 in_document = False
-            features = builder.add_line(line)
-            if features:
-                yield features
+            batch.append(line)
+            if len(batch) == LINES_PER_BATCH:
+                yield from builder.add_lines(batch)
+                batch = []
         progress.maybe_report(stats)
+    yield from builder.add_lines(batch)
     if in_document:
         stats.documents += 1
-    # The end of a file always ends the document being built.
+    # The end of a piece (a file, or a run of whole documents) always ends
+    # the document being built.
     features = builder.add_line("")
     if features:
         yield features
@@ -448,32 +631,32 @@ def examples_from_file(path, builder, blanks_separate_docs, stats, progress):
 def write_examples(job_id, args):
     """Run job `job_id` of `args.num_processes`; return its Stats as a dict.
 
-    The job takes the corpus files whose sorted index i has
-    i % num_processes == job_id, shuffles them with random.Random(seed +
-    job_id) like the official tool, and writes the shards i with
+    The job takes its run of the corpus, `args.job_pieces[job_id]` (see
+    `split_work`), shuffles the pieces with random.Random(seed + job_id)
+    like the official tool does its files, and writes the shards i with
     i % num_processes == job_id as `.tmp` files (removed if the job fails).
-    `args.corpus_files` holds the sorted relative paths and
-    `args.num_out_files` the resolved shard count; see `build`.
+    `args.num_out_files` is the resolved shard count; see `build`.
     """
     rng = random.Random(args.seed + job_id)
     tokenizer = make_tokenizer(args)
-    files = [os.path.join(args.corpus_dir, name)
-             for i, name in enumerate(args.corpus_files)
-             if i % args.num_processes == job_id]
-    rng.shuffle(files)
+    pieces = list(args.job_pieces[job_id])
+    rng.shuffle(pieces)
     builder = ExampleBuilder(tokenizer, args.max_seq_length, rng)
     stats = Stats()
-    progress = Progress(job_id, len(files),
-                        sum(os.path.getsize(path) for path in files))
+    progress = Progress(job_id, sum(1 for piece in pieces if piece.start == 0),
+                        sum(piece.end - piece.start for piece in pieces))
     with ShardWriter(args.output_dir, job_id, args.num_processes,
                      args.num_out_files) as writer:
-        for path in files:
-            for features in examples_from_file(
-                    path, builder, args.blanks_separate_docs, stats, progress):
+        for piece in pieces:
+            path = os.path.join(args.corpus_dir, piece.path)
+            for features in examples_from_piece(
+                    path, piece, builder, args.blanks_separate_docs, stats,
+                    progress):
                 writer.write(serialize_example(features))
                 stats.examples += 1
                 stats.tokens += sum(features["input_mask"])
-            stats.files += 1
+            # A file cut between jobs counts once, for its first piece.
+            stats.files += piece.start == 0
             report_bad_bytes(job_id, path, stats)
             progress.maybe_report(stats)
     progress.maybe_report(stats, force=True)
@@ -616,6 +799,13 @@ def build_parser():
     parser.add_argument("--spm-model-file",
                         help="SentencePiece .model to tokenize with instead "
                              "of --vocab-file")
+    parser.add_argument("--tokenizer", choices=TOKENIZER_CHOICES,
+                        default="auto",
+                        help="fast: WordPiece in Rust via the `tokenizers` "
+                             "package, same ids as python, the pure-Python "
+                             "tokenizer; auto: fast if available (WordPiece "
+                             "and `tokenizers` installed), else python "
+                             "(default: auto)")
     parser.add_argument("--seed", type=int, default=12345,
                         help="random seed; job j uses seed + j (default: 12345)")
     parser.add_argument("--overwrite", action="store_true",
@@ -676,9 +866,12 @@ def check_tokenizer(args):
     """Build the tokenizer once up front; return its vocab size.
 
     Vocab problems, missing special tokens included, thus surface before any
-    work is done or old output is deleted.
+    work is done or old output is deleted. Resolves --tokenizer auto to the
+    path taken, so that every job takes the same one.
     """
-    return len(make_tokenizer(args))
+    tokenizer = make_tokenizer(args)
+    args.tokenizer = tokenizer_kind(tokenizer)
+    return len(tokenizer)
 
 
 def prepare_output_dir(args):
@@ -719,6 +912,7 @@ def write_dataset_info(args, vocab_size, stats):
         "strip_accents": (args.do_lower_case if args.strip_accents is None
                           else args.strip_accents),
         "blanks_separate_docs": args.blanks_separate_docs,
+        "tokenizer": args.tokenizer,
         "seed": args.seed,
         "num_processes": args.num_processes,
         "corpus_dir": os.path.abspath(args.corpus_dir),
@@ -742,9 +936,10 @@ def print_summary(args, stats, elapsed):
     print("wrote %d files %s-*-of-%d and %s to %s"
           % (args.num_out_files, OUTPUT_PREFIX, args.num_out_files, INFO_FILE,
              args.output_dir), flush=True)
-    print("elapsed %s, %s tok/s"
+    print("elapsed %s, %s tok/s, tokenizer %s, %d process(es)"
           % (format_duration(elapsed),
-             format_count(int(stats.tokens / max(elapsed, 1e-9)))), flush=True)
+             format_count(int(stats.tokens / max(elapsed, 1e-9))),
+             args.tokenizer, args.num_processes), flush=True)
 
 
 def build(args):
@@ -753,9 +948,11 @@ def build(args):
     check_flags(args)
     check_output_dir(args)
     vocab_size = check_tokenizer(args)
-    args.corpus_files, total_bytes = check_corpus(args.corpus_dir)
+    corpus_files, total_bytes = check_corpus(args.corpus_dir)
     if args.num_out_files is None:
         args.num_out_files = default_num_out_files(total_bytes, args.num_processes)
+    args.job_pieces = split_work(args.corpus_dir, corpus_files,
+                                 args.num_processes, args.blanks_separate_docs)
     # Only now, with tokenizer and corpus known to be usable, touch old output.
     prepare_output_dir(args)
     try:

@@ -22,6 +22,7 @@ class PretrainingConfig(object):
         self.debug = False  # tiny batches and 20 steps, to check that things run
         self.do_train = True  # pre-train
         self.do_eval = False  # report generator/discriminator metrics on eval data
+        self.eval_each_checkpoint = False  # with do_eval: also evaluate every checkpoint saved
         self.seed = None  # graph-level random seed (masking, sampling, dropout); None = random
 
         # objective

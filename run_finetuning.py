@@ -149,7 +149,7 @@ def build_estimator(config, model_fn, model_dir, seed):
     run_config = tf.estimator.RunConfig(
         model_dir=model_dir, tf_random_seed=seed,
         save_checkpoints_steps=config.save_checkpoints_steps,
-        keep_checkpoint_max=config.keep_checkpoint_max, log_step_count_steps=10 ** 9,
+        keep_checkpoint_max=config.keep_checkpoint_max, log_step_count_steps=None,
         save_summary_steps=config.log_every_steps)
     return tf.estimator.Estimator(
         lambda features, labels, mode: model_fn(features, labels, mode, {}), config=run_config)

@@ -116,7 +116,7 @@ def build_estimator(config, special_ids, warm_start_from):
             save_checkpoints_steps=config.save_checkpoints_steps,
             keep_checkpoint_max=config.keep_checkpoint_max or None,
             save_summary_steps=config.log_every_steps,
-            log_step_count_steps=config.log_every_steps)
+            log_step_count_steps=None)  # ProgressHook reports speed; TF's hook only warns
         # Only TPUEstimator passes params (the per-shard batch size).
         return tf.estimator.Estimator(
             lambda features, labels, mode: model_fn(features, labels, mode, {}),
@@ -162,12 +162,14 @@ def write_model_files(config):
     atomic_write_json(os.path.join(config.model_dir, "pretrain_hparams.json"), config.to_dict())
 
 
-def run_eval(estimator, config, eval_files):
+def run_eval(estimator, config, eval_files, checkpoint_path=None):
+    """Evaluates a checkpoint (default: the newest); prints and appends the metrics."""
     print("evaluating %d batches of %d from %s" % (
         config.num_eval_steps, config.eval_batch_size, ", ".join(eval_files[:3])), flush=True)
     input_fn = pretrain_data.get_input_fn(eval_files, config.max_seq_length, is_training=False,
                                           batch_size=config.eval_batch_size)
-    results = estimator.evaluate(input_fn=input_fn, steps=config.num_eval_steps)
+    results = estimator.evaluate(input_fn=input_fn, steps=config.num_eval_steps,
+                                 checkpoint_path=checkpoint_path)
     results = {k: float(v) for k, v in results.items()}
     lines = ["%s: %.4f" % (k, v) for k, v in sorted(results.items())]
     print("eval results at step %d:\n  %s" % (results["global_step"], "\n  ".join(lines)),
@@ -182,6 +184,20 @@ def run_eval(estimator, config, eval_files):
     history.append(results)
     atomic_write_json(config.results_json, history)
     return results
+
+
+class EvalEachCheckpoint(tf.estimator.CheckpointSaverListener):
+    """Evaluates every checkpoint right after it is saved: a learning curve for do_eval."""
+
+    def __init__(self, estimator, config, eval_files):
+        self._args = (estimator, config, eval_files)
+        self.evaluated_steps = set()
+
+    def after_save(self, session, global_step_value):
+        estimator, config, eval_files = self._args
+        checkpoint = os.path.join(config.model_dir, "model.ckpt-%d" % global_step_value)
+        run_eval(estimator, config, eval_files, checkpoint_path=checkpoint)
+        self.evaluated_steps.add(global_step_value)
 
 
 def train_and_eval(config):
@@ -217,8 +233,14 @@ def train_and_eval(config):
         input_fn = pretrain_data.get_input_fn(train_files, config.max_seq_length,
                                               is_training=True,
                                               batch_size=config.train_batch_size)
+        listeners = [CheckpointLogger()]
+        if config.do_eval and config.eval_each_checkpoint:
+            listeners.append(EvalEachCheckpoint(estimator, config, eval_files))
         estimator.train(input_fn=input_fn, max_steps=config.num_train_steps,
-                        saving_listeners=[CheckpointLogger()])
+                        saving_listeners=listeners)
+        final_step = estimator.get_variable_value("global_step")
+        if len(listeners) > 1 and final_step in listeners[1].evaluated_steps:
+            return None  # the last checkpoint has been evaluated already
     if config.do_eval:
         return run_eval(estimator, config, eval_files)
     return None

@@ -41,9 +41,8 @@ MODEL = {"model_size": "small", "embedding_size": 128,
                                     "num_attention_heads": 2, "intermediate_size": 512}}
 FULL = {
     "pretrain": dict(MODEL, max_seq_length=128, train_batch_size=32, learning_rate=5e-4,
-                     num_warmup_steps=500, num_train_steps=5000, save_checkpoints_steps=1000,
+                     num_warmup_steps=500, num_train_steps=5000, save_checkpoints_steps=1000, keep_checkpoint_max=0,
                      log_every_steps=100, eval_batch_size=32, num_eval_steps=20, seed=1),
-    "eval_every": 1000,
     "finetune": dict(MODEL, learning_rate=3e-4, train_batch_size=32, eval_batch_size=64,
                      num_trials=3, seed=1, log_every_steps=50),
     "tasks": {
@@ -59,7 +58,6 @@ MINI = {
                      num_warmup_steps=5, num_train_steps=20, save_checkpoints_steps=10,
                      log_every_steps=5, eval_batch_size=8, num_eval_steps=2, seed=1,
                      model_size="tiny", model_hparam_overrides={}, embedding_size=None),
-    "eval_every": 10,
     "finetune": dict(FULL["finetune"], model_size="tiny", model_hparam_overrides={},
                      embedding_size=None, train_batch_size=8, num_trials=2, log_every_steps=5),
     "tasks": {
@@ -175,17 +173,15 @@ def build_tfrecords(work, corpus, heldout, max_seq_length):
 
 
 def pretrain(work, plan):
-    hparams = dict(plan["pretrain"], do_eval=True, eval_tfrecords=os.path.join(
-        work, "heldout_tfrecords", "pretrain_data.tfrecord*"))
-    total = hparams["num_train_steps"]
-    for target in range(plan["eval_every"], total + 1, plan["eval_every"]):
-        # Training in chunks with an eval after each gives the eval curve; a rerun
-        # resumes from the last checkpoint and skips finished chunks' training.
-        status = run_pretraining.main(["--data-dir", work, "--model-name", PRETRAINED,
-                                       "--hparams", json.dumps(dict(hparams,
-                                                                    num_train_steps=target))])
-        if status != 0:
-            raise InputError("pre-training failed at the chunk ending at step %d" % target)
+    """One run; every checkpoint (every 1,000 steps, and step 0) is evaluated on held-out
+    text as it is saved, which gives the eval curve without disturbing the lr schedule."""
+    hparams = dict(plan["pretrain"], do_eval=True, eval_each_checkpoint=True,
+                   eval_tfrecords=os.path.join(work, "heldout_tfrecords",
+                                               "pretrain_data.tfrecord*"))
+    status = run_pretraining.main(["--data-dir", work, "--model-name", PRETRAINED,
+                                   "--hparams", json.dumps(hparams)])
+    if status != 0:
+        raise InputError("pre-training failed (rerun to resume from the last checkpoint)")
 
 
 def write_finetuning_data(work, sizes):

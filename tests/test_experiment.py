@@ -30,10 +30,10 @@ def test_mini_experiment_writes_report_tables_and_plots(mini_experiment):
     results = json.loads((docs / "results.json").read_text())
     assert set(results) == {"electra_pretrained", "electra_random_init"}
     assert len(results["electra_pretrained"]["chnsenticorp"]["dev"]["accuracy"]["values"]) == 2
-    # do_eval ran after every pre-training chunk: the eval history has one row per chunk
+    # eval_each_checkpoint: one eval per saved checkpoint, step 0 included
     history = json.loads((work / "models" / "electra_pretrained" / "results" /
                           "unsup_results.json").read_text())
-    assert [h["global_step"] for h in history] == [10, 20]
+    assert [h["global_step"] for h in history] == [0, 10, 20]
 
 
 def test_evaluation_text_never_enters_pretraining(mini_experiment):
