@@ -31,7 +31,7 @@ from pretrain.objective import get_discriminator_config  # noqa: E402
 from util import results as results_lib  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
 from util.hparams import load_hparams  # noqa: E402
-from util.io import atomic_write_json  # noqa: E402
+from util.io import atomic_write_json, check_writable_dir  # noqa: E402
 from util.training_utils import ProgressHook, quiet_tensorflow  # noqa: E402
 
 PARAMS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "params")
@@ -282,6 +282,8 @@ def run(config):
     init_checkpoint = find_pretrained_checkpoint(config) if config.do_train else None
     if init_checkpoint:
         check_checkpoint(init_checkpoint, bert_config, config)
+    check_writable_dir(config.pretrained_model_dir, "model dir (results and fine-tuned "
+                       "models go there)")
     tasks = task_builder.get_tasks(config, tokenizer)
     for task in tasks:  # fail on a missing or malformed eval file now, not after training
         for split in eval_splits(config):

@@ -25,7 +25,7 @@ from pretrain import objective
 from pretrain import pretrain_data
 from util.errors import InputError, run_cli
 from util.hparams import load_hparams
-from util.io import atomic_write_json
+from util.io import atomic_write_json, check_writable_dir
 from util.training_utils import CheckpointLogger, ProgressHook, quiet_tensorflow
 
 EMBEDDING_VARIABLES = ("electra/embeddings/word_embeddings", "bert/embeddings/word_embeddings")
@@ -218,6 +218,7 @@ def train_and_eval(config):
         eval_files = pretrain_data.find_tfrecords(config.eval_tfrecords
                                                   or config.pretrain_tfrecords)
         pretrain_data.check_seq_length(eval_files, config.max_seq_length)
+    check_writable_dir(config.model_dir, "model dir")
     write_model_files(config)
 
     estimator = build_estimator(config, special_ids,

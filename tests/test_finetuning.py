@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 import shutil
 from contextlib import redirect_stdout
 
@@ -250,3 +251,13 @@ def test_finetuning_from_a_bert_family_checkpoint_restores_every_encoder_variabl
                                         keep_all_models=False))
     assert status == 2
     assert 'has bert/ ones: set "model_type": "bert"' in capsys.readouterr().err
+
+
+def test_checkpoint_of_another_size_is_refused(pretrained, capsys):
+    make_task_data("chnsenticorp", pretrained / "finetuning_data" / "chnsenticorp")
+    status, output = finetune(pretrained, dict(TINY, task_names=["chnsenticorp"],
+                                               model_size="small"))
+    assert status == 2 and "training features" not in output
+    err = capsys.readouterr().err
+    assert re.search(r"has electra/\S+ with shape \[[\d, ]+\] but the 12-layer 256-hidden "
+                     r"model needs \[[\d, ]+\]: set model_size", err), err

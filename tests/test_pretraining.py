@@ -220,3 +220,38 @@ def test_bad_hparams_file_and_unknown_key_leave_model_dir_alone(
     assert run(sample_data_dir, "x", **dict(TINY, num_train_step=5)) == 2
     assert "did you mean 'num_train_steps'" in capsys.readouterr().err
     assert not (sample_data_dir / "models" / "x").exists()
+
+
+def test_unwritable_or_full_model_dir_fails_before_training(sample_data_dir, tmp_path,
+                                                            monkeypatch, capsys):
+    data_dir = tmp_path / "d"
+    data_dir.mkdir()
+    (data_dir / "vocab.txt").write_bytes((REPO / "sample_data" / "vocab.txt").read_bytes())
+    (data_dir / "models").write_text("a file where the models directory should be")
+    tfrecords = str(sample_data_dir / "pretrain_tfrecords" / "pretrain_data.tfrecord*")
+    assert run(data_dir, "m", pretrain_tfrecords=tfrecords, **TINY) == 2
+    assert "cannot write to the model dir %s" % (data_dir / "models" / "m") in \
+        capsys.readouterr().err
+
+    import util.io
+    usage = util.io.shutil.disk_usage(str(tmp_path))
+    monkeypatch.setattr(util.io.shutil, "disk_usage",
+                        lambda path: usage._replace(free=10 * 2 ** 20))
+    assert run(sample_data_dir, "full_disk", **TINY) == 2
+    assert "only 10 MB free on the disk of the model dir" in capsys.readouterr().err
+    assert not list((sample_data_dir / "models" / "full_disk").glob("*.index"))
+
+
+def test_model_dir_refuses_a_different_vocab(sample_data_dir, tmp_path, capsys):
+    assert run(sample_data_dir, "own_vocab", train_batch_size=4, num_train_steps=1,
+               **TINY) == 0
+    other = tmp_path / "vocab.txt"
+    lines = (REPO / "sample_data" / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    lines[200], lines[201] = lines[201], lines[200]  # same size, different ids
+    other.write_text("\n".join(lines), encoding="utf-8")
+    model_dir = sample_data_dir / "models" / "own_vocab"
+    before = snapshot(model_dir)
+    assert run(sample_data_dir, "own_vocab", vocab_file=str(other), train_batch_size=4,
+               num_train_steps=3, **TINY) == 2
+    assert "this model was trained with another vocab" in capsys.readouterr().err
+    assert snapshot(model_dir) == before

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import tempfile
 
 
@@ -37,3 +38,24 @@ def format_duration(seconds):
     if minutes:
         return "%dm%02ds" % (minutes, secs)
     return "%ds" % secs
+
+
+def check_writable_dir(path, what, min_free_bytes=50 * 2 ** 20):
+    """Creates path if needed and proves it can be written, with room to spare.
+
+    Called before training starts, so an unwritable or full disk is an error naming the
+    directory, not a crash at the first checkpoint an hour later.
+    """
+    from util.errors import InputError
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write_probe", dir=path)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise InputError("cannot write to the %s %s: %s" % (what, path, e.strerror or e))
+    free = shutil.disk_usage(path).free
+    if free < min_free_bytes:
+        raise InputError("only %.0f MB free on the disk of the %s %s; free some space "
+                         "(at least %.0f MB) first" % (free / 2 ** 20, what, path,
+                                                       min_free_bytes / 2 ** 20))
