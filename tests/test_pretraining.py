@@ -255,3 +255,31 @@ def test_model_dir_refuses_a_different_vocab(sample_data_dir, tmp_path, capsys):
                num_train_steps=3, **TINY) == 2
     assert "this model was trained with another vocab" in capsys.readouterr().err
     assert snapshot(model_dir) == before
+
+
+def test_sentencepiece_users_build_and_pretrain_end_to_end(tmp_path, capsys):
+    """A user's own .model: the builder tokenizes with it, pre-training sizes the
+    embeddings from it and masks with its [MASK]/[CLS]/[SEP] pieces."""
+    import sentencepiece as spm
+    import build_pretraining_dataset
+    corpus = REPO / "sample_data" / "corpus"
+    spm.SentencePieceTrainer.train(
+        input=",".join(str(p) for p in sorted(corpus.glob("*.txt"))),
+        model_prefix=str(tmp_path / "zh"), vocab_size=3000, model_type="unigram",
+        character_coverage=1.0, user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"],
+        pad_id=0, pad_piece="[PAD]", unk_id=1, unk_piece="[UNK]", bos_id=-1, eos_id=-1,
+        minloglevel=2)
+    model_file = str(tmp_path / "zh.model")
+    assert build_pretraining_dataset.main([
+        "--corpus-dir", str(corpus), "--spm-model-file", model_file, "--output-dir",
+        str(tmp_path / "pretrain_tfrecords"), "--max-seq-length", "64"]) == 0
+    assert run(tmp_path, "spm", **dict(TINY, max_seq_length=64, spm_model_file=model_file,
+                                       vocab_size=3000, train_batch_size=4,
+                                       num_train_steps=3)) == 0
+    saved = checkpoint_variables(tmp_path / "models" / "spm")
+    assert list(saved["electra/embeddings/word_embeddings"]) == [3000, 64]
+    assert (tmp_path / "models" / "spm" / "zh.model").exists()
+    capsys.readouterr()
+    assert run(tmp_path, "spm2", **dict(TINY, max_seq_length=64, spm_model_file=model_file,
+                                        train_batch_size=4, num_train_steps=3)) == 2
+    assert "zh.model has 3000 tokens but vocab_size is 21128" in capsys.readouterr().err
