@@ -16,6 +16,7 @@ setup(
         "scipy",
         "scikit-learn",
         "sentencepiece",
+        "tokenizers>=0.15,<1",  # Rust WordPiece: the corpus builder's fast path
         "matplotlib",  # util.report's plots
     ],
     extras_require={"test": ["pytest"]},
