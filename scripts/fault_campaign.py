@@ -96,12 +96,13 @@ def json_files_complete(directory):
 
 
 def run_until_killed(cmd, rng):
-    """Starts cmd and SIGKILLs it at a random moment of training: after 1-4 progress
-    lines plus up to 1.5 s (so also while a checkpoint is being written). Returns
+    """Starts cmd and SIGKILLs it at a random moment of training: after 2-4 progress
+    lines beyond the run's first-step line (so at least one checkpoint of this run is on
+    disk), plus up to 1.5 s (so also while the next one is being written). Returns
     (output, whether it was killed)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             cwd=REPO)
-    output, wanted = [], rng.randint(1, 4)
+    output, wanted = [], 1 + rng.randint(2, 4)
     for line in proc.stdout:
         output.append(line)
         wanted -= line.startswith("step ")
