@@ -153,12 +153,16 @@ def write_model_files(config):
         shutil.copyfile(vocab_source, vocab_copy + ".tmp")
         os.replace(vocab_copy + ".tmp", vocab_copy)
     disc = objective.get_discriminator_config(config)
-    gen = objective.get_generator_config(config, disc)
+    disc.embedding_size = disc.embedding_size or disc.hidden_size
+    if config.electra_objective and config.untied_generator:
+        gen = objective.get_generator_config(config, disc)
+        if config.untied_generator_embeddings:  # its own table, as wide as its hidden
+            gen.embedding_size = gen.hidden_size
+    else:  # BERT MLM (or tied weights): the masked-LM model is the full-size one
+        gen = disc
     for name, bert_config in (("discriminator.json", disc), ("generator.json", gen)):
-        hf = bert_config.to_dict()
-        hf["embedding_size"] = disc.embedding_size or disc.hidden_size
-        hf["model_type"] = "electra"
-        atomic_write_json(os.path.join(config.model_dir, name), hf)
+        atomic_write_json(os.path.join(config.model_dir, name),
+                          dict(bert_config.to_dict(), model_type="electra"))
     atomic_write_json(os.path.join(config.model_dir, "pretrain_hparams.json"), config.to_dict())
 
 

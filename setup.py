@@ -18,6 +18,7 @@ setup(
         "sentencepiece",
         "tokenizers>=0.15,<1",  # Rust WordPiece: the corpus builder's fast path
         "matplotlib",  # util.report's plots
+        "safetensors",  # scripts/export_hf.py writes model.safetensors (numpy API, no torch)
     ],
     extras_require={"test": ["pytest"]},
 )
