@@ -54,7 +54,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
@@ -66,7 +65,7 @@ import numpy as np  # noqa: E402
 from model import tokenization  # noqa: E402
 from model.modeling import BertConfig  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
-from util.io import atomic_write_json, check_writable_dir  # noqa: E402
+from util.io import atomic_write, atomic_write_json, check_writable_dir  # noqa: E402
 
 COMPONENTS = ("discriminator", "generator")
 ARCHITECTURES = {"discriminator": "ElectraForPreTraining", "generator": "ElectraForMaskedLM"}
@@ -318,21 +317,6 @@ def tokenizer_config(do_lower_case, model_max_length):
     return config
 
 
-def _atomic_file(path, write):
-    """Calls write(tmp_path) and renames the result to path: never a half-written file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def read_tensors(reader, tensors):
     """{hf_name: float32 array in HF layout}."""
     out = {}
@@ -346,7 +330,7 @@ def write_safetensors(path, arrays, checkpoint):
     from safetensors.numpy import save_file
     # format=pt: transformers refuses safetensors files without a known framework tag.
     metadata = {"format": "pt", "source": os.path.basename(checkpoint)}
-    _atomic_file(path, lambda tmp: save_file(arrays, tmp, metadata=metadata))
+    atomic_write(path, lambda tmp: save_file(arrays, tmp, metadata=metadata))
 
 
 # ----------------------------------------------------------------------------- driver
@@ -375,7 +359,7 @@ def export(ckpt_dir, out_dir, component, checkpoint=None, config_file=None, voca
     n_params = sum(int(np.prod(t.tf_shape)) for t in tensors)
     check_writable_dir(out_dir, "output directory", min_free_bytes=4 * n_params + 2 ** 24)
     arrays = read_tensors(reader, tensors)
-    _atomic_file(os.path.join(out_dir, "vocab.txt"),
+    atomic_write(os.path.join(out_dir, "vocab.txt"),
                  lambda tmp: shutil.copyfile(vocab_path, tmp))
     atomic_write_json(os.path.join(out_dir, "special_tokens_map.json"), SPECIAL_TOKENS)
     atomic_write_json(os.path.join(out_dir, "tokenizer_config.json"), tokenizer_config(

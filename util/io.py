@@ -6,22 +6,33 @@ import shutil
 import tempfile
 
 
-def atomic_write_text(path, text):
-    """Writes text to path via a temporary file in the same directory and a rename."""
+def atomic_write(path, write):
+    """Calls write(tmp_path) for a temporary file beside path, then renames it to path.
+
+    Readers never see a half-written file, and a failure leaves the old file as it was.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=directory)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_write_text(path, text):
+    """Writes text (UTF-8) to path atomically, synced to disk before the rename."""
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    atomic_write(path, write)
 
 
 def atomic_write_json(path, obj):
