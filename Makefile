@@ -28,7 +28,7 @@ demo: venv
 	  --hparams sample_data/demo_hparams.json
 
 # Pre-train a small ELECTRA on real text from ../shared/data and compare fine-tuning from it
-# with random initialisation (about 75 minutes on 2 cores); writes docs/experiment/.
+# with random initialisation (about 2 hours on 2 cores); writes docs/experiment/.
 experiment: venv
 	$(PY) experiments/run_experiment.py
 
