@@ -35,6 +35,7 @@ def masking_runs():
     rng = np.random.default_rng(0)
     graph = tf.Graph()
     with graph.as_default():
+        tf.set_random_seed(0)  # reproducible draws: the statistical checks cannot flake
         ids_ph = tf.placeholder(tf.int32, [None, MAX_LEN])
         mask_ph = tf.placeholder(tf.int32, [None, MAX_LEN])
         inputs = pretrain_data.Inputs(ids_ph, mask_ph, tf.zeros_like(ids_ph), None, None, None)
@@ -112,8 +113,11 @@ def test_positions_are_uniform_over_candidates(masking_runs):
             used = masked.masked_lm_positions[b][masked.masked_lm_weights[b] > 0]
             counts[used] += 1
     seen = opportunities > 50
-    ratio = counts[seen] / opportunities[seen]
-    assert np.all(np.abs(ratio - 1) < 0.35), ratio
+    # Each count is ~Poisson(opportunities): allow 5 standard deviations per position
+    # (a biased sampler, e.g. one never picking late positions, is off by far more).
+    z = (counts[seen] - opportunities[seen]) / np.sqrt(opportunities[seen])
+    assert seen.sum() > 40
+    assert np.all(np.abs(z) < 5), z
 
 
 def test_scatter_update_and_gather():
