@@ -20,7 +20,10 @@ N runs of about equal bytes at document boundaries.
 
 Each example is a tf.train.Example with the int64 features "input_ids",
 "input_mask" and "segment_ids", zero-padded to --max-seq-length; masking is
-done at training time. The shards are `pretrain_data.tfrecord-<i>-of-<n>` in
+done at training time. With --segmenter jieba|ref an int feature "word_starts"
+is added for whole-word masking (and with --linguistic-labels LERT's
+"pos_ids", "ner_ids", "dep_ids"; see pretrain/segmentation.py); the ids do
+not change. The shards are `pretrain_data.tfrecord-<i>-of-<n>` in
 --output-dir, next to a `dataset_info.json` that records how they were built.
 
 Example:
@@ -44,6 +47,7 @@ import traceback
 
 from model import fast_tokenization
 from model import tokenization
+from pretrain import segmentation
 from util.errors import InputError
 from util.io import atomic_write_json, format_duration
 
@@ -94,10 +98,15 @@ class ExampleBuilder(object):
             as the official code, so a seed fixes the output.
     """
 
-    def __init__(self, tokenizer, max_length, rng):
+    def __init__(self, tokenizer, max_length, rng, annotator=None):
         self._tokenizer = tokenizer
         self._max_length = max_length
         self._rng = rng
+        # With a segmenter: a pretrain.segmentation.LineAnnotator giving per-token
+        # word_starts (and LERT labels) that travel with the ids. It draws no random
+        # numbers, so the ids are those built without it.
+        self._annotator = annotator
+        self.current_extras = []
         self._cls_id = tokenizer.vocab[tokenization.CLS_TOKEN]
         self._sep_id = tokenizer.vocab[tokenization.SEP_TOKEN]
         self._target_length = max_length
@@ -115,24 +124,30 @@ class ExampleBuilder(object):
         examples = self.add_lines([line])
         return examples[0] if examples else None
 
-    def add_lines(self, lines):
+    def add_lines(self, lines, notes=None):
         """Add stripped lines in order; return the examples they complete.
 
         The same as calling `add_line` on each, but the lines are tokenized
-        in one batch.
+        in one batch. notes: per line, the (ref words, DEP pairs) of its
+        reference files, for the annotator.
         """
         examples = []
-        for line, ids in zip(lines, encode_lines(self._tokenizer, lines)):
-            features = self._add_ids(line, ids)
+        notes = notes or [(None, None)] * len(lines)
+        for line, ids, (ref, deps) in zip(lines, encode_lines(self._tokenizer, lines),
+                                          notes):
+            extras = (self._annotator.annotate(line, ids, ref, deps)
+                      if self._annotator else None)
+            features = self._add_ids(line, ids, extras)
             if features:
                 examples.append(features)
         return examples
 
-    def _add_ids(self, line, ids):
+    def _add_ids(self, line, ids, extras=None):
         """`add_line` for a line whose token ids are known."""
         if not line and self.current_length != 0:
             return self._create_example()
         self.current_sentences.append(ids)
+        self.current_extras.append(extras)
         self.current_length += len(ids)
         if self.current_length >= self._target_length:
             return self._create_example()
@@ -140,27 +155,45 @@ class ExampleBuilder(object):
 
     def _create_example(self):
         """Split the accumulated sentences into an example and reset."""
-        first, second = self._split_segments()
+        first, second, in_first = self._split_segments()
         untruncated = len(first) + len(second)
         first = first[:self._max_length - 2]
         second = second[:max(0, self._max_length - len(first) - 3)]
         self.truncated_tokens += untruncated - len(first) - len(second)
+        extras = self._segment_extras(in_first, len(first), len(second))
         self.current_sentences = []
+        self.current_extras = []
         self.current_length = 0
         if self._rng.random() < RANDOM_TARGET_PROB:
             self._target_length = self._rng.randint(MIN_RANDOM_TARGET,
                                                     self._max_length)
         else:
             self._target_length = self._max_length
-        return self._make_features(first, second)
+        return self._make_features(first, second, extras)
+
+    def _segment_extras(self, in_first, first_length, second_length):
+        """{feature: (segment A values, segment B values)} for the annotator's features,
+        cut like the ids; None without an annotator."""
+        if self._annotator is None:
+            return None
+        out = {}
+        for name in self._annotator.feature_names:
+            first, second = [], []
+            for extras, to_first in zip(self.current_extras, in_first):
+                (first if to_first else second).extend(extras[name])
+            out[name] = (first[:first_length], second[:second_length])
+        return out
 
     def _split_segments(self):
-        """Assign whole sentences to segment A or B (official rule)."""
+        """Assign whole sentences to segment A or B (official rule).
+
+        Returns the two segments' ids and, per sentence, whether it went to A.
+        """
         if self._rng.random() < SINGLE_SEGMENT_PROB:
             first_target = SINGLE_SEGMENT_TARGET
         else:
             first_target = (self._target_length - 3) // 2
-        first, second = [], []
+        first, second, in_first = [], [], []
         for sentence in self.current_sentences:
             # The rng is only consulted when the earlier conditions fail, as
             # in the official code: changing that would change every output.
@@ -169,12 +202,15 @@ class ExampleBuilder(object):
                     or (not second and len(first) < first_target
                         and self._rng.random() < 0.5)):
                 first += sentence
+                in_first.append(True)
             else:
                 second += sentence
-        return first, second
+                in_first.append(False)
+        return first, second, in_first
 
-    def _make_features(self, first, second):
-        """Return input_ids/input_mask/segment_ids, zero-padded."""
+    def _make_features(self, first, second, extras=None):
+        """Return input_ids/input_mask/segment_ids (and the annotator's features),
+        zero-padded."""
         input_ids = [self._cls_id] + first + [self._sep_id]
         segment_ids = [0] * len(input_ids)
         if second:
@@ -182,11 +218,19 @@ class ExampleBuilder(object):
             segment_ids += [1] * (len(second) + 1)
         input_mask = [1] * len(input_ids)
         padding = [0] * (self._max_length - len(input_ids))
-        return {
+        features = {
             "input_ids": input_ids + padding,
             "input_mask": input_mask + padding,
             "segment_ids": segment_ids + padding,
         }
+        for name, (values_a, values_b) in (extras or {}).items():
+            # [CLS] and [SEP] start a word of their own and carry no label.
+            special = 1 if name == "word_starts" else 0
+            values = [special] + values_a + [special]
+            if second:
+                values += values_b + [special]
+            features[name] = values + padding
+        return features
 
 
 def encode_lines(tokenizer, lines):
@@ -264,7 +308,7 @@ def serialize_example(features):
     """
     entries = [_cached_map_entry(name, features[name])
                if name in _CACHED_FEATURES else _map_entry(name, features[name])
-               for name in sorted(FEATURE_NAMES)]
+               for name in sorted(features)]
     # Example.features (1) holding the map entries.
     return _field(1, b"".join(entries))
 
@@ -455,6 +499,11 @@ class Stats(object):
     tokens: int = 0
     truncated_tokens: int = 0
     bytes: int = 0
+    # Whole-word masking (--segmenter): words seen, word boundaries that fell inside a
+    # WordPiece token (token-level starts used there), tokens not placed in their line.
+    words: int = 0
+    boundary_mismatches: int = 0
+    unaligned_tokens: int = 0
     # Corpus path -> [bad byte sequences, line number of the first one].
     bad_by_file: dict = dataclasses.field(default_factory=dict)
 
@@ -488,6 +537,11 @@ class Stats(object):
         return ("%s undecodable byte sequences replaced in %d files (first: %s)"
                 % (format_count(self.bad_sequences()), len(self.bad_by_file),
                    self.first_bad()))
+
+    def word_summary(self):
+        """JSON-friendly whole-word totals for dataset_info.json."""
+        return {"words": self.words, "boundary_mismatches": self.boundary_mismatches,
+                "unaligned_tokens": self.unaligned_tokens}
 
     def summary(self):
         """JSON-friendly totals for dataset_info.json."""
@@ -672,16 +726,22 @@ def tokenizer_kind(tokenizer):
 
 
 def examples_from_piece(path, piece, builder, blanks_separate_docs, stats,
-                        progress):
+                        progress, ref_path=None, dep_path=None):
     """Yield the features dicts built from one WorkPiece, updating `stats`.
 
     `path` is the piece's file. Lines go to the builder in batches of
-    LINES_PER_BATCH, which changes nothing but the speed.
+    LINES_PER_BATCH, which changes nothing but the speed. ref_path / dep_path:
+    the piece's --ref-file / --dep-file (checked beforehand to match it line
+    for line), read in step with it.
     """
     in_document = False
     batch = []
+    notes = []
+    refs = annotation_lines(ref_path, piece.first_line)
+    deps = annotation_lines(dep_path, piece.first_line)
     for number, line, num_bytes, bad in iter_lines(
             path, piece.start, piece.end, piece.first_line):
+        ref, dep = next(refs), next(deps)
         stats.lines += 1
         stats.bytes += num_bytes
         if bad:
@@ -694,11 +754,13 @@ def examples_from_piece(path, piece, builder, blanks_separate_docs, stats,
                 stats.documents += 1
                 in_document = False
             batch.append(line)
+            notes.append((ref and segmentation.ref_words(ref),
+                          dep and segmentation.dep_words(dep, dep_path, number)))
             if len(batch) == LINES_PER_BATCH:
-                yield from builder.add_lines(batch)
-                batch = []
+                yield from builder.add_lines(batch, notes)
+                batch, notes = [], []
         progress.maybe_report(stats)
-    yield from builder.add_lines(batch)
+    yield from builder.add_lines(batch, notes)
     if in_document:
         stats.documents += 1
     # The end of a piece (a file, or a run of whole documents) always ends
@@ -706,6 +768,33 @@ def examples_from_piece(path, piece, builder, blanks_separate_docs, stats,
     features = builder.add_line("")
     if features:
         yield features
+
+
+def annotation_lines(path, first_line):
+    """The stripped lines of a reference file from line `first_line` on, then
+    None forever; None throughout if there is no file."""
+    if path:
+        for number, line, _, _ in iter_lines(path, 0, float("inf"), 1):
+            if number >= first_line:
+                yield line
+    while True:
+        yield None
+
+
+def annotation_path(pattern, corpus_file):
+    """The --ref-file / --dep-file of a corpus file: {path} in the pattern is
+    the file's path relative to --corpus-dir."""
+    if not pattern:
+        return None
+    return pattern.replace("{path}", corpus_file)
+
+
+def make_annotator(args, tokenizer):
+    """A LineAnnotator for --segmenter jieba/ref, None for none."""
+    if args.segmenter == "none":
+        return None
+    return segmentation.LineAnnotator(tokenizer, args.segmenter,
+                                      linguistic=args.linguistic_labels)
 
 
 def write_examples(job_id, args):
@@ -721,7 +810,8 @@ def write_examples(job_id, args):
     tokenizer = make_tokenizer(args)
     pieces = list(args.job_pieces[job_id])
     rng.shuffle(pieces)
-    builder = ExampleBuilder(tokenizer, args.max_seq_length, rng)
+    annotator = make_annotator(args, tokenizer)
+    builder = ExampleBuilder(tokenizer, args.max_seq_length, rng, annotator)
     stats = Stats()
     progress = Progress(job_id, sum(1 for piece in pieces if piece.start == 0),
                         sum(piece.end - piece.start for piece in pieces))
@@ -731,7 +821,8 @@ def write_examples(job_id, args):
             path = os.path.join(args.corpus_dir, piece.path)
             for features in examples_from_piece(
                     path, piece, builder, args.blanks_separate_docs, stats,
-                    progress):
+                    progress, annotation_path(args.ref_file, piece.path),
+                    annotation_path(args.dep_file, piece.path)):
                 writer.write(serialize_example(features))
                 stats.examples += 1
                 stats.tokens += sum(features["input_mask"])
@@ -741,6 +832,10 @@ def write_examples(job_id, args):
             progress.maybe_report(stats)
     progress.maybe_report(stats, force=True)
     stats.truncated_tokens = builder.truncated_tokens
+    if annotator:
+        stats.words = annotator.words
+        stats.boundary_mismatches = annotator.boundary_mismatches
+        stats.unaligned_tokens = annotator.unaligned_tokens
     return dataclasses.asdict(stats)
 
 
@@ -885,6 +980,27 @@ def build_parser():
                              "the same ids, many times faster, with the "
                              "`tokenizers` package (WordPiece only); auto: "
                              "fast if available, else python (default: auto)")
+    parser.add_argument("--segmenter", choices=segmentation.SEGMENTERS,
+                        default="none",
+                        help="word boundaries for whole-word masking, stored "
+                             "as a word_starts feature: jieba, ref (from "
+                             "--ref-file) or none (default: none, no "
+                             "word_starts)")
+    parser.add_argument("--ref-file", metavar="PATTERN",
+                        help="with --segmenter ref: the segmented text of "
+                             "each corpus file, one line per corpus line, "
+                             "words separated by spaces (e.g. LTP output); "
+                             "{path} stands for the corpus file's path "
+                             "relative to --corpus-dir")
+    parser.add_argument("--linguistic-labels", action="store_true",
+                        help="with --segmenter jieba: also store LERT's "
+                             "per-token pos_ids, ner_ids (from jieba's POS "
+                             "tags mapped to LTP's) and dep_ids")
+    parser.add_argument("--dep-file", metavar="PATTERN",
+                        help="with --linguistic-labels: DEP annotations, one "
+                             "line per corpus line of word/LABEL items "
+                             "separated by spaces; {path} as for --ref-file "
+                             "(without it dep_ids are all 0: no DEP loss)")
     parser.add_argument("--seed", type=int, default=12345,
                         help="random seed; job j uses seed + j (default: 12345)")
     parser.add_argument("--overwrite", action="store_true",
@@ -913,6 +1029,19 @@ def check_flags(args):
     if args.num_processes < 1:
         raise InputError("--num-processes must be at least 1, got %d"
                          % args.num_processes)
+    if args.segmenter == "ref" and not args.ref_file:
+        raise InputError("--segmenter ref needs --ref-file PATTERN (the segmented "
+                         "corpus, one line per corpus line, words separated by spaces)")
+    if args.ref_file and args.segmenter != "ref":
+        raise InputError("--ref-file is only read with --segmenter ref")
+    if args.linguistic_labels and args.segmenter != "jieba":
+        raise InputError("--linguistic-labels takes POS and NER from jieba: use "
+                         "--segmenter jieba")
+    if args.dep_file and not args.linguistic_labels:
+        raise InputError("--dep-file is only read with --linguistic-labels")
+    if args.segmenter != "none" and args.spm_model_file:
+        raise InputError("--segmenter %s aligns words to WordPiece tokens: use "
+                         "--vocab-file, not --spm-model-file" % args.segmenter)
     if args.num_out_files is not None and args.num_out_files < args.num_processes:
         raise InputError(
             "--num-out-files (%d) must be at least --num-processes (%d): "
@@ -939,6 +1068,48 @@ def check_output_dir(args):
             "--output-dir %s already contains %d %s* file(s); pass "
             "--overwrite to replace them or choose another --output-dir"
             % (output_dir, len(existing), OUTPUT_PREFIX))
+
+
+def check_annotation_files(args, corpus_files):
+    """Every corpus file's --ref-file / --dep-file must exist and match it line
+    for line (same text once whitespace is removed): said before any output
+    is touched, naming file and line."""
+    for pattern, flag in ((args.ref_file, "--ref-file"), (args.dep_file, "--dep-file")):
+        if not pattern:
+            continue
+        if "{path}" not in pattern and len(corpus_files) > 1:
+            raise InputError("%s %s must contain {path} (the corpus file's path "
+                             "relative to --corpus-dir): the corpus has %d files"
+                             % (flag, pattern, len(corpus_files)))
+        for name in corpus_files:
+            _check_annotation_file(os.path.join(args.corpus_dir, name),
+                                   annotation_path(pattern, name), flag)
+
+
+def _check_annotation_file(corpus_path, path, flag):
+    if not os.path.isfile(path):
+        raise InputError("%s %s (for corpus file %s) does not exist"
+                         % (flag, path, corpus_path))
+    corpus = iter_lines(corpus_path, 0, float("inf"), 1)
+    notes = iter_lines(path, 0, float("inf"), 1)
+    while True:
+        line, note = next(corpus, None), next(notes, None)
+        if line is None and note is None:
+            return
+        if line is None or note is None:
+            longer, number = (path, note[0]) if line is None else (corpus_path, line[0])
+            raise InputError(
+                "%s %s and corpus file %s differ in length: %s has a line %d, the "
+                "other file ends before it; expected one line per corpus line"
+                % (flag, path, corpus_path, longer, number))
+        number, text = line[0], line[1]
+        words = (segmentation.ref_words(note[1]) if flag == "--ref-file"
+                 else [w for w, _ in segmentation.dep_words(note[1], path, number)])
+        if not segmentation.same_text(text, words):
+            raise InputError(
+                "%s:%d: the words %r do not spell corpus line %s:%d %r (whitespace "
+                "ignored); the reference file must segment the corpus line for line"
+                % (path, number, " ".join(words)[:60], corpus_path, number, text[:60]))
 
 
 def check_tokenizer(args):
@@ -1009,6 +1180,14 @@ def write_dataset_info(args, vocab_size, stats):
         "corpus_dir": os.path.abspath(args.corpus_dir),
         "stats": stats.summary(),
     }
+    if args.segmenter != "none":  # absent otherwise: the plain build's info is unchanged
+        info["segmenter"] = args.segmenter
+        info["ref_file"] = args.ref_file
+        info["linguistic_labels"] = args.linguistic_labels
+        info["dep_file"] = args.dep_file
+        info["features"] = sorted(FEATURE_NAMES + segmentation.feature_names(
+            args.linguistic_labels))
+        info["whole_word"] = stats.word_summary()
     atomic_write_json(os.path.join(args.output_dir, INFO_FILE), info)
 
 
@@ -1020,6 +1199,12 @@ def print_summary(args, stats, elapsed):
              format_count(stats.documents), format_count(stats.examples),
              format_count(stats.tokens), stats.tokens / stats.examples,
              format_count(stats.truncated_tokens)), flush=True)
+    if args.segmenter != "none":
+        print("words (%s): %s; word boundaries inside a WordPiece token (token-level "
+              "starts used there): %s; tokens not aligned to their line: %s"
+              % (args.segmenter, format_count(stats.words),
+                 format_count(stats.boundary_mismatches),
+                 format_count(stats.unaligned_tokens)), flush=True)
     if stats.bad_by_file:
         print("warning: " + stats.bad_bytes_message(), flush=True)
     else:
@@ -1040,6 +1225,7 @@ def build(args):
     check_output_dir(args)
     vocab_size = check_tokenizer(args)
     corpus_files, total_bytes = check_corpus(args.corpus_dir)
+    check_annotation_files(args, corpus_files)
     if args.num_out_files is None:
         args.num_out_files = default_num_out_files(total_bytes, args.num_processes)
     args.job_pieces = split_work(args.corpus_dir, corpus_files,

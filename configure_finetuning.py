@@ -7,6 +7,7 @@ lr 1e-4 (3e-4 for small), layer-wise lr decay 0.8, 3 epochs (2 and seq 512 for Q
 
 import os
 
+from model.precision import MIXED_PRECISION_CHOICES, choice_error
 from util.errors import InputError
 from util.hparams import check_known_keys, check_value_type
 
@@ -66,6 +67,10 @@ class FinetuningConfig(object):
         self.n_best_size = 20  # start/end candidates considered per window
         self.max_answer_length = 30  # longest answer, in tokens
 
+        # speed (model/precision.py; README "Speed")
+        self.use_xla = False  # compile the training graph with XLA (CPU and GPU; TPUs always do)
+        self.mixed_precision = "none"  # "bf16" (CPU/TPU) or "fp16" (GPU): low-precision encoder math, float32 weights
+
         # TPU
         self.use_tpu = False  # kept so official params files parse; true is refused for now
         self.num_tpu_cores = 1  # TPU cores
@@ -120,6 +125,7 @@ class FinetuningConfig(object):
             if not cond:
                 raise InputError("fine-tuning hparams: " + msg)
         need(self.task_names, "task_names must name at least one task")
+        need(self.mixed_precision in MIXED_PRECISION_CHOICES, choice_error(self.mixed_precision))
         need(self.model_type in ("electra", "bert"),
              "model_type must be \"electra\" or \"bert\", got %r" % self.model_type)
         need(not self.use_tpu, "use_tpu: fine-tuning on TPUs is not supported yet (pre-training "

@@ -8,6 +8,8 @@ small lr 5e-4 batch 1024 1M steps; small-ex 5e-4/384/2M; base 2e-4/256/1M; large
 
 import os
 
+from model.precision import MIXED_PRECISION_CHOICES, choice_error
+from util import distribute
 from util.errors import InputError
 from util.hparams import check_known_keys, check_value_type
 
@@ -30,6 +32,13 @@ class PretrainingConfig(object):
         self.gen_weight = 1.0  # weight of the generator's masked-LM loss
         self.disc_weight = 50.0  # weight of the discriminator's replaced-token loss
         self.mask_prob = 0.15  # share of tokens masked per example
+        self.whole_word_masking = False  # mask whole words (needs tfrecords with word_starts)
+        self.ngram_max = 1  # whole-word mode: mask runs of up to this many words (1-4)
+        self.ngram_probs = [0.4, 0.3, 0.2, 0.1]  # P(run of 1, 2, 3, 4 words), first ngram_max used
+        self.lert_objective = False  # LERT: BERT MLM + POS/NER/DEP heads (needs --linguistic-labels data)
+        self.lert_pos_steps = None  # steps until the POS loss weight reaches 1; None: num_train_steps / 6
+        self.lert_ner_steps = None  # same for NER; None: num_train_steps / 3
+        self.lert_dep_steps = None  # same for DEP; None: num_train_steps / 2
 
         # optimisation
         self.learning_rate = 5e-4  # peak learning rate (ELECTRA-small)
@@ -66,6 +75,16 @@ class PretrainingConfig(object):
         self.max_seq_length = 128  # must match the tfrecords (Chinese ELECTRA used 512)
         self.train_batch_size = 128  # sequences per step
         self.eval_batch_size = 128  # sequences per eval step
+
+        # speed (model/precision.py; README "Speed")
+        self.use_xla = False  # compile the training graph with XLA (CPU and GPU; TPUs always do)
+        self.mixed_precision = "none"  # "bf16" (CPU/TPU) or "fp16" (GPU): low-precision encoder math, float32 weights
+
+        # several GPUs or hosts (tf.distribute); train_batch_size stays the global batch
+        self.distribution = "none"  # "none", "mirrored" (local GPUs), "multi_worker_mirrored" (TF_CONFIG)
+        self.num_gpus = 0  # with "mirrored": the first num_gpus GPUs; 0 = every visible GPU
+        self.mirrored_devices = []  # with "mirrored": explicit devices, e.g. ["/cpu:0", "/cpu:1"]
+        self.per_example_randomness = False  # noise seeded per example+step: same run on any device count
 
         # TPU
         self.use_tpu = False  # run with TPUEstimator on a Cloud TPU
@@ -117,6 +136,7 @@ class PretrainingConfig(object):
             if not cond:
                 raise InputError("pre-training hparams: " + msg)
         need(0 < self.mask_prob < 1, "mask_prob must be in (0, 1), got %r" % self.mask_prob)
+        need(self.mixed_precision in MIXED_PRECISION_CHOICES, choice_error(self.mixed_precision))
         need(self.max_seq_length >= 8, "max_seq_length must be >= 8")
         need(self.train_batch_size > 0 and self.eval_batch_size > 0, "batch sizes must be > 0")
         need(self.num_train_steps > 0, "num_train_steps must be > 0")
@@ -126,6 +146,44 @@ class PretrainingConfig(object):
         need(0 < self.generator_hidden_size <= 1 and 0 < self.generator_layers <= 1,
              "generator_hidden_size and generator_layers are fractions in (0, 1]")
         need(self.temperature > 0, "temperature must be > 0")
+        distribute.check_hparams(self, "pre-training hparams")
+        need(not (self.distribution == "multi_worker_mirrored" and self.eval_each_checkpoint),
+             "eval_each_checkpoint cannot run with \"multi_worker_mirrored\" (TF's cluster "
+             "training takes no checkpoint listeners): evaluate the final checkpoint instead")
+        need(not (self.per_example_randomness and self.whole_word_masking),
+             "per_example_randomness covers token masking only: set \"whole_word_masking\": "
+             "false with it")
+        need(1 <= self.ngram_max <= len(self.ngram_probs) and self.ngram_max <= 4,
+             "ngram_max must be 1-4 with at least that many ngram_probs, got %r and %r"
+             % (self.ngram_max, self.ngram_probs))
+        need(all(isinstance(p, (int, float)) and p > 0
+                 for p in self.ngram_probs[:self.ngram_max]),
+             "ngram_probs must be positive numbers, got %r" % (self.ngram_probs,))
+        need(self.ngram_max == 1 or self.whole_word_masking,
+             "ngram_max > 1 masks runs of whole words: set \"whole_word_masking\": true")
+        if self.lert_objective:
+            need(not self.electra_objective, "lert_objective is BERT MLM plus linguistic "
+                 "heads: set \"electra_objective\": false")
+            need(self.whole_word_masking, "lert_objective masks whole words: set "
+                 "\"whole_word_masking\": true (tfrecords built with --segmenter jieba "
+                 "--linguistic-labels)")
+        for key in ("lert_pos_steps", "lert_ner_steps", "lert_dep_steps"):
+            value = getattr(self, key)
+            need(value is None or (isinstance(value, int) and not isinstance(value, bool)
+                                   and value > 0),
+                 "%s must be a positive number of steps or null, got %r" % (key, value))
+
+    def ngram_distribution(self):
+        """P(a masked run has 1..ngram_max words): ngram_probs[:ngram_max], normalised."""
+        probs = [float(p) for p in self.ngram_probs[:self.ngram_max]]
+        return tuple(p / sum(probs) for p in probs)
+
+    def lert_schedule_steps(self):
+        """T_POS, T_NER, T_DEP: lambda_i = min(1, step / T_i) (LERT's LIP schedule)."""
+        defaults = (6, 3, 2)
+        return tuple(max(1, getattr(self, key) or self.num_train_steps // div)
+                     for key, div in zip(("lert_pos_steps", "lert_ner_steps",
+                                          "lert_dep_steps"), defaults))
 
     def to_dict(self):
         return dict(self.__dict__)

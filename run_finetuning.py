@@ -22,10 +22,12 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 import configure_finetuning  # noqa: E402
 from finetune import heads  # noqa: E402
+from finetune import model_info  # noqa: E402
 from finetune import preprocessing  # noqa: E402
 from finetune import task_builder  # noqa: E402
 from model import modeling  # noqa: E402
 from model import optimization  # noqa: E402
+from model import precision  # noqa: E402
 from model import tokenization  # noqa: E402
 from pretrain.objective import get_discriminator_config  # noqa: E402
 from util import results as results_lib  # noqa: E402
@@ -114,12 +116,14 @@ def restore_pretrained(checkpoint):
 def model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps):
     def model_fn(features, labels, mode, params):
         is_training = mode == tf.estimator.ModeKeys.TRAIN
-        bert = modeling.BertModel(
-            bert_config, is_training, features["input_ids"], features["input_mask"],
-            features["segment_ids"], use_one_hot_embeddings=config.use_tpu,
-            **encoder_kwargs(config))
-        losses, outputs = heads.build_head(task, bert, bert_config, features, is_training)
-        loss = tf.reduce_mean(losses)
+        with precision.xla_scope(config.use_xla):  # its gradients are compiled with it
+            bert = modeling.BertModel(
+                bert_config, is_training, features["input_ids"], features["input_mask"],
+                features["segment_ids"], use_one_hot_embeddings=config.use_tpu,
+                compute_dtype=precision.compute_dtype(config.mixed_precision),
+                **encoder_kwargs(config))
+            losses, outputs = heads.build_head(task, bert, bert_config, features, is_training)
+            loss = tf.reduce_mean(losses)
         if mode == tf.estimator.ModeKeys.PREDICT:
             predictions = dict(outputs, loss=losses)
             return tf.estimator.EstimatorSpec(mode, predictions=predictions)
@@ -129,15 +133,25 @@ def model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps
                 len(restored), init_checkpoint, len(fresh), ", ".join(fresh)), flush=True)
             scope = encoder_kwargs(config)["scope"]
             encoder_fresh = [n for n in fresh if n.startswith(scope + "/")]
+            pooler = [n for n in encoder_fresh if n.startswith(scope + "/pooler/")]
+            if pooler and len(pooler) == len([n for n in fresh + restored
+                                              if n.startswith(scope + "/pooler/")]):
+                # An MLM-only pre-training (ours with electra_objective false) trains no
+                # pooler: it starts fresh like the task head, which is not a missing weight.
+                print("note: the checkpoint has no %s/pooler (MLM-only pre-training): the "
+                      "pooler is trained from scratch" % scope, flush=True)
+                encoder_fresh = [n for n in encoder_fresh if n not in pooler]
             if encoder_fresh:
                 print("WARNING: %d encoder variables were not in the checkpoint: %s" % (
                     len(encoder_fresh), ", ".join(encoder_fresh[:20])), flush=True)
-        train_op, lr = optimization.create_optimizer(
-            loss, config.learning_rate, num_train_steps,
-            weight_decay_rate=config.weight_decay_rate, use_tpu=config.use_tpu,
-            warmup_proportion=config.warmup_proportion,
-            layerwise_lr_decay_power=config.layerwise_lr_decay,
-            n_transformer_layers=bert_config.num_hidden_layers)
+        with precision.xla_scope(config.use_xla):
+            train_op, lr = optimization.create_optimizer(
+                loss, config.learning_rate, num_train_steps,
+                weight_decay_rate=config.weight_decay_rate, use_tpu=config.use_tpu,
+                warmup_proportion=config.warmup_proportion,
+                layerwise_lr_decay_power=config.layerwise_lr_decay,
+                n_transformer_layers=bert_config.num_hidden_layers,
+                loss_scaling=config.mixed_precision == "fp16")
         hook = ProgressHook({"loss": loss, "lr": lr}, num_train_steps, config.log_every_steps,
                             config.train_batch_size)
         return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op,
@@ -150,7 +164,8 @@ def build_estimator(config, model_fn, model_dir, seed):
         model_dir=model_dir, tf_random_seed=seed,
         save_checkpoints_steps=config.save_checkpoints_steps,
         keep_checkpoint_max=config.keep_checkpoint_max, log_step_count_steps=None,
-        save_summary_steps=config.log_every_steps)
+        save_summary_steps=config.log_every_steps,
+        session_config=precision.session_config(config.use_xla))
     return tf.estimator.Estimator(
         lambda features, labels, mode: model_fn(features, labels, mode, {}), config=run_config)
 
@@ -233,6 +248,9 @@ def run_trial(config, task, bert_config, init_checkpoint, trial):
     if config.do_train:
         prepare_trial_dir(config, model_dir,
                           trial_fingerprint(config, task, trial, init_checkpoint))
+        # Label list, featurisation settings, model shape and vocab: what finetune.export
+        # and finetune.predict need, so the trial dir works without D/.
+        model_info.write_trial_info(model_dir, config, task, bert_config)
         path, num_features = preprocessing.featurized_tfrecord(  # cached unless inputs changed
             task, "train", config, lambda: featurize_split(config, task, "train", True))
         num_train_steps = max(1, int(math.ceil(
@@ -271,6 +289,7 @@ def run_task(config, task, bert_config, init_checkpoint):
 
 
 def run(config):
+    precision.check_supported(config.mixed_precision, config.use_tpu, "fine-tuning hparams")
     tokenizer = tokenization.build_tokenizer(
         vocab_file=config.vocab_file, do_lower_case=config.do_lower_case,
         strip_accents=config.strip_accents, spm_model_file=config.spm_model_file)

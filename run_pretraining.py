@@ -20,9 +20,12 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 import configure_pretraining
 from model import optimization
+from model import precision
 from model import tokenization
 from pretrain import objective
 from pretrain import pretrain_data
+from util import distribute
+from util.distribute import cross_replica_sum, is_first_replica
 from util.errors import InputError, run_cli
 from util.hparams import load_hparams
 from util.io import atomic_write_json, check_writable_dir
@@ -75,25 +78,39 @@ def warm_start(init_checkpoint):
 def model_fn_builder(config, special_ids, warm_start_from):
     def model_fn(features, labels, mode, params):
         is_training = mode == tf.estimator.ModeKeys.TRAIN
-        model = objective.PretrainingModel(config, features, is_training, special_ids)
+        with precision.xla_scope(config.use_xla):  # its gradients are compiled with it
+            model = objective.PretrainingModel(config, features, is_training, special_ids)
         if warm_start_from:
             warm_start(warm_start_from)
         disc_loss = (model.disc_output.loss if model.disc_output is not None
                      else tf.constant(0.0))
         if is_training:
-            train_op, lr = optimization.create_optimizer(
-                model.total_loss, config.learning_rate, config.num_train_steps,
-                weight_decay_rate=config.weight_decay_rate, use_tpu=config.use_tpu,
-                num_warmup_steps=config.num_warmup_steps, lr_decay_power=config.lr_decay_power)
+            with precision.xla_scope(config.use_xla):
+                train_op, lr = optimization.create_optimizer(
+                    model.total_loss, config.learning_rate, config.num_train_steps,
+                    weight_decay_rate=config.weight_decay_rate, use_tpu=config.use_tpu,
+                    num_warmup_steps=config.num_warmup_steps,
+                    lr_decay_power=config.lr_decay_power,
+                    loss_scaling=config.mixed_precision == "fp16")
             if config.use_tpu:  # TPUs cannot run summaries or per-step hooks in the graph
                 return tf.estimator.tpu.TPUEstimatorSpec(mode, loss=model.total_loss,
                                                          train_op=train_op)
-            for name, value in (("loss/total", model.total_loss), ("loss/generator", model.gen_loss),
-                                ("loss/discriminator", disc_loss), ("learning_rate", lr)):
-                tf.summary.scalar(name, value)
-            progress = {"loss": model.total_loss, "gen": model.gen_loss}
+            losses = {"loss/total": model.total_loss, "loss/generator": model.gen_loss,
+                      "loss/discriminator": disc_loss}
+            for out in model.linguistic_outputs:  # LERT: each head's loss
+                losses["loss/" + out.name] = out.loss
+            # On several replicas each loss is the replica's share of the batch's: sum them.
+            losses = dict(zip(losses, cross_replica_sum(list(losses.values()))))
+            if is_first_replica():  # one set of summaries, not one per replica
+                for name, value in sorted(losses.items()) + [("learning_rate", lr)]:
+                    tf.summary.scalar(name, value)
+                for out in model.linguistic_outputs:  # and each head's schedule weight
+                    tf.summary.scalar("lert_weight/" + out.name, out.weight)
+            progress = {"loss": losses["loss/total"], "gen": losses["loss/generator"]}
             if model.disc_output is not None:
-                progress["disc"] = disc_loss
+                progress["disc"] = losses["loss/discriminator"]
+            for out in model.linguistic_outputs:
+                progress[out.name] = losses["loss/" + out.name]
             progress["lr"] = lr
             hook = ProgressHook(progress, config.num_train_steps, config.log_every_steps,
                                 config.train_batch_size)
@@ -103,19 +120,25 @@ def model_fn_builder(config, special_ids, warm_start_from):
         if config.use_tpu:
             return tf.estimator.tpu.TPUEstimatorSpec(mode, loss=model.total_loss,
                                                      eval_metrics=(objective.metric_fn, tensors))
-        return tf.estimator.EstimatorSpec(mode, loss=model.total_loss,
+        # The eval loss metric averages over replicas: give each the batch's whole loss.
+        return tf.estimator.EstimatorSpec(mode, loss=cross_replica_sum(model.total_loss),
                                           eval_metric_ops=objective.metric_fn(**tensors))
     return model_fn
 
 
-def build_estimator(config, special_ids, warm_start_from):
+def build_estimator(config, special_ids, warm_start_from, strategy=None):
+    """strategy: a tf.distribute strategy (distribution hparam) or None for one device."""
     model_fn = model_fn_builder(config, special_ids, warm_start_from)
     if not config.use_tpu:
+        # Multi-worker evaluation is not distributed (the chief evaluates alone).
+        eval_strategy = strategy if config.distribution == "mirrored" else None
         run_config = tf.estimator.RunConfig(
+            train_distribute=strategy, eval_distribute=eval_strategy,
             model_dir=config.model_dir, tf_random_seed=config.seed,
             save_checkpoints_steps=config.save_checkpoints_steps,
             keep_checkpoint_max=config.keep_checkpoint_max or None,
             save_summary_steps=config.log_every_steps,
+            session_config=precision.session_config(config.use_xla),
             log_step_count_steps=None)  # ProgressHook reports speed; TF's hook only warns
         # Only TPUEstimator passes params (the per-shard batch size).
         return tf.estimator.Estimator(
@@ -160,9 +183,11 @@ def write_model_files(config):
             gen.embedding_size = gen.hidden_size
     else:  # BERT MLM (or tied weights): the masked-LM model is the full-size one
         gen = disc
+    # The BERT objective's checkpoint is a Google-BERT-named one (bert/, cls/predictions).
+    model_type = "electra" if config.electra_objective else "bert"
     for name, bert_config in (("discriminator.json", disc), ("generator.json", gen)):
         atomic_write_json(os.path.join(config.model_dir, name),
-                          dict(bert_config.to_dict(), model_type="electra"))
+                          dict(bert_config.to_dict(), model_type=model_type))
     atomic_write_json(os.path.join(config.model_dir, "pretrain_hparams.json"), config.to_dict())
 
 
@@ -171,7 +196,8 @@ def run_eval(estimator, config, eval_files, checkpoint_path=None):
     print("evaluating %d batches of %d from %s" % (
         config.num_eval_steps, config.eval_batch_size, ", ".join(eval_files[:3])), flush=True)
     input_fn = pretrain_data.get_input_fn(eval_files, config.max_seq_length, is_training=False,
-                                          batch_size=config.eval_batch_size)
+                                          batch_size=config.eval_batch_size,
+                                          extra_features=extra_features(config))
     results = estimator.evaluate(input_fn=input_fn, steps=config.num_eval_steps,
                                  checkpoint_path=checkpoint_path)
     results = {k: float(v) for k, v in results.items()}
@@ -204,7 +230,29 @@ class EvalEachCheckpoint(tf.estimator.CheckpointSaverListener):
         self.evaluated_steps.add(global_step_value)
 
 
+def extra_features(config):
+    """Features beyond input_ids/input_mask/segment_ids that the objective reads."""
+    names = []
+    if config.whole_word_masking:
+        names.append(pretrain_data.WORD_STARTS)
+    if config.lert_objective:
+        names.extend(pretrain_data.LINGUISTIC_FEATURES)
+    return tuple(names)
+
+
+def check_extra_features(config, files):
+    """whole_word_masking / lert_objective need tfrecords built for them: say so up front."""
+    if config.whole_word_masking:
+        pretrain_data.check_features(files, [pretrain_data.WORD_STARTS], "whole_word_masking",
+                                     "--segmenter jieba (or --segmenter ref --ref-file ...)")
+    if config.lert_objective:
+        pretrain_data.check_features(files, list(pretrain_data.LINGUISTIC_FEATURES),
+                                     "lert_objective",
+                                     "--segmenter jieba --linguistic-labels")
+
+
 def train_and_eval(config):
+    precision.check_supported(config.mixed_precision, config.use_tpu, "pre-training hparams")
     special_ids = load_special_ids(config)
     latest = tf.train.latest_checkpoint(config.model_dir) if os.path.isdir(config.model_dir) \
         else None
@@ -218,26 +266,44 @@ def train_and_eval(config):
     if config.do_train:
         train_files = pretrain_data.find_tfrecords(config.pretrain_tfrecords)
         pretrain_data.check_seq_length(train_files, config.max_seq_length)
+        check_extra_features(config, train_files)
     if config.do_eval:
         eval_files = pretrain_data.find_tfrecords(config.eval_tfrecords
                                                   or config.pretrain_tfrecords)
         pretrain_data.check_seq_length(eval_files, config.max_seq_length)
+        check_extra_features(config, eval_files)
     check_writable_dir(config.model_dir, "model dir")
-    write_model_files(config)
+    chief = distribute.is_chief(config)
+    if chief:  # the other hosts of a cluster only train
+        write_model_files(config)
 
+    strategy = distribute.build_strategy(config)
+    if strategy is not None:
+        batches = {"train_batch_size": config.train_batch_size}
+        if config.distribution == "mirrored" and config.do_eval:
+            batches["eval_batch_size"] = config.eval_batch_size
+        distribute.check_batch_sizes(strategy, batches)
+        print("distribution %s: %s, %d sequences per replica per step" % (
+            config.distribution, distribute.describe(strategy),
+            config.train_batch_size // strategy.num_replicas_in_sync), flush=True)
     estimator = build_estimator(config, special_ids,
-                                None if latest else config.init_checkpoint)
+                                None if latest else config.init_checkpoint, strategy)
     if config.do_train:
         if latest:
             print("resuming from %s" % latest, flush=True)
         print("training %s (%s objective) to step %d on %d tfrecord files, batch %d x %d "
               "tokens; model dir %s" % (
-                  config.model_size, "ELECTRA" if config.electra_objective else "BERT MLM",
+                  config.model_size, objective_label(config),
                   config.num_train_steps, len(train_files), config.train_batch_size,
                   config.max_seq_length, config.model_dir), flush=True)
         input_fn = pretrain_data.get_input_fn(train_files, config.max_seq_length,
                                               is_training=True,
-                                              batch_size=config.train_batch_size)
+                                              batch_size=config.train_batch_size,
+                                              extra_features=extra_features(config),
+                                              seed=data_seed(config))
+        if config.distribution == "multi_worker_mirrored":
+            train_on_cluster(estimator, config, input_fn)
+            return eval_on_chief(config, special_ids, eval_files, chief)
         listeners = [CheckpointLogger()]
         if config.do_eval and config.eval_each_checkpoint:
             listeners.append(EvalEachCheckpoint(estimator, config, eval_files))
@@ -247,8 +313,48 @@ def train_and_eval(config):
         if len(listeners) > 1 and final_step in listeners[1].evaluated_steps:
             return None  # the last checkpoint has been evaluated already
     if config.do_eval:
+        if config.distribution == "multi_worker_mirrored":
+            return eval_on_chief(config, special_ids, eval_files, chief)
         return run_eval(estimator, config, eval_files)
     return None
+
+
+def data_seed(config):
+    """The shuffle seed: explicit when batches must not depend on the graph (several hosts
+    shuffle alike and take disjoint shares; per_example_randomness runs are reproducible
+    across device counts); otherwise None, derived from the graph seed as before."""
+    if config.distribution != "none" or config.per_example_randomness:
+        return config.seed
+    return None
+
+
+def train_on_cluster(estimator, config, input_fn):
+    """Multi-host training. The Estimator runs MultiWorkerMirroredStrategy only through
+    train_and_evaluate (TF's distribute coordinator starts each host's server); the
+    cluster has no evaluator task, so the EvalSpec is never used. The chief writes the
+    checkpoints to model_dir; TF has the other hosts save theirs under
+    model_dir/tmp_worker_<i>/, which can be deleted."""
+    tf.estimator.train_and_evaluate(
+        estimator, tf.estimator.TrainSpec(input_fn, max_steps=config.num_train_steps),
+        tf.estimator.EvalSpec(input_fn, steps=1))
+
+
+def eval_on_chief(config, special_ids, eval_files, chief):
+    """do_eval after multi-host training: the chief evaluates alone, on one device."""
+    if not config.do_eval:
+        return None
+    if not chief:
+        print("do_eval: the chief evaluates the final checkpoint", flush=True)
+        return None
+    with distribute.tf_config_hidden():  # a one-device estimator, not a cluster member
+        estimator = build_estimator(config, special_ids, None)
+    return run_eval(estimator, config, eval_files)
+
+
+def objective_label(config):
+    label = ("ELECTRA" if config.electra_objective
+             else "LERT" if config.lert_objective else "BERT MLM")
+    return label + (", whole-word masking" if config.whole_word_masking else "")
 
 
 def parse_args(argv):

@@ -9,7 +9,8 @@ setup(
                 "(tensorflow.compat.v1, Estimator/TPUEstimator)",
     python_requires=">=3.9,<3.12",
     packages=find_packages(include=["model", "pretrain", "finetune", "util"]),
-    py_modules=["configure_pretraining", "run_pretraining", "build_pretraining_dataset"],
+    py_modules=["configure_pretraining", "run_pretraining", "build_pretraining_dataset",
+                "configure_finetuning", "run_finetuning", "cmrc2018_drcd_evaluate"],
     install_requires=[
         "tensorflow==2.15.1",  # the last release that ships tf.estimator
         "numpy<2",  # tensorflow 2.15 is built against numpy 1.x
@@ -19,6 +20,7 @@ setup(
         "tokenizers>=0.15,<1",  # Rust WordPiece: the corpus builder's fast path
         "matplotlib",  # util.report's plots
         "safetensors",  # scripts/export_hf.py writes model.safetensors (numpy API, no torch)
+        "jieba==0.42.1",  # --segmenter jieba: word boundaries and POS for whole-word masking / LERT (bundled dict, offline)
     ],
     extras_require={"test": ["pytest"]},
 )

@@ -28,22 +28,30 @@ logger = logging.getLogger(__name__)
 # Reading helpers (also used by finetune/tagging.py)
 # ---------------------------------------------------------------------------
 
-def iter_lines(path):
+def iter_lines(path, reader=None):
     """Yield (line number, text without the line ending) for every line of a UTF-8 file.
 
     Decoding line by line lets a bad byte be reported with its line number. Only "\\n"
-    ends a line, so a stray "\\r" or U+2028 inside a text cannot split a row.
+    ends a line, so a stray "\\r" or U+2028 inside a text cannot split a row. reader: an
+    open binary stream to read instead (e.g. stdin); path then only names it in errors.
     """
-    with open(path, "rb") as reader:
-        for lineno, raw in enumerate(reader, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise InputError("%s:%d: not UTF-8 text (byte %d of the line)"
-                                 % (path, lineno, err.start)) from err
-            if lineno == 1:
-                text = text.lstrip("\ufeff")  # editors on Windows add a BOM
-            yield lineno, text.rstrip("\r\n")
+    if reader is None:
+        with open(path, "rb") as opened:
+            yield from _decoded_lines(path, opened)
+    else:
+        yield from _decoded_lines(path, reader)
+
+
+def _decoded_lines(path, reader):
+    for lineno, raw in enumerate(reader, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise InputError("%s:%d: not UTF-8 text (byte %d of the line)"
+                             % (path, lineno, err.start)) from err
+        if lineno == 1:
+            text = text.lstrip("\ufeff")  # editors on Windows add a BOM
+        yield lineno, text.rstrip("\r\n")
 
 
 def read_tsv(path):
@@ -53,9 +61,10 @@ def read_tsv(path):
             yield lineno, text.split("\t")
 
 
-def read_json_lines(path):
-    """Yield (line number, dict) for every non-blank line of a JSON-lines file."""
-    for lineno, text in iter_lines(path):
+def read_json_lines(path, reader=None):
+    """Yield (line number, dict) for every non-blank line of a JSON-lines file (or of the
+    binary stream reader, named path in errors)."""
+    for lineno, text in iter_lines(path, reader):
         if not text.strip():
             continue
         try:
@@ -131,6 +140,7 @@ class ClassificationTask(Task):
     task_type = "classification"
     label_list = None
     split_files = ()
+    sentence_pair = False  # examples are (text_a, text_b) pairs, not single texts
     unordered_pair = False  # (a, b) means the same as (b, a): double_unordered applies
     label_aliases = {}  # other spellings of a label in some releases of the data
     report_macro_f1 = False
@@ -298,6 +308,7 @@ class QuestionMatching(ClassificationTask):
 
     label_list = ["0", "1"]
     split_files = ("{split}.tsv", "{split}.txt")
+    sentence_pair = True
     unordered_pair = True
 
     def _read(self, split, path):
@@ -326,6 +337,7 @@ class Xnli(ClassificationTask):
 
     label_list = ["contradictory", "entailment", "neutral"]
     split_files = ("{split}.tsv",)
+    sentence_pair = True
     label_aliases = {"contradiction": "contradictory"}
 
     def _read(self, split, path):
@@ -396,6 +408,7 @@ class Ocnli(ClassificationTask):
     "-") are skipped, as in CLUE's baselines."""
 
     label_list = ["entailment", "neutral", "contradiction"]
+    sentence_pair = True
 
     def files_for(self, split):
         if split == "train":

@@ -536,7 +536,8 @@ def window_candidates(feature, start_logits, end_logits, n_best_size, max_answer
 
 
 def nbest_answers(context, candidates, n_best_size):
-    """Top n_best_size distinct answer texts with scores and probabilities."""
+    """Top n_best_size distinct answer texts with scores, probabilities and character
+    offsets (text = context[start:end]; None for the empty fallback answer)."""
     ranked = sorted(candidates, key=lambda c: c.score, reverse=True)
     entries, seen = [], set()
     for candidate in ranked:
@@ -545,13 +546,15 @@ def nbest_answers(context, candidates, n_best_size):
             continue
         seen.add(text)
         entries.append({"text": text, "score": candidate.score,
+                        "start": candidate.start_char, "end": candidate.end_char,
                         "start_logit": candidate.start_logit,
                         "end_logit": candidate.end_logit})
         if len(entries) >= n_best_size:
             break
     if not entries:
         # No valid span in any window: predict the empty answer (scores 0).
-        entries.append({"text": "", "score": 0.0, "start_logit": 0.0, "end_logit": 0.0})
+        entries.append({"text": "", "score": 0.0, "start": None, "end": None,
+                        "start_logit": 0.0, "end_logit": 0.0})
     scores = np.array([entry["score"] for entry in entries])
     probs = np.exp(scores - scores.max())
     probs /= probs.sum()

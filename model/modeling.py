@@ -12,6 +12,12 @@ checkpoints load unchanged and ours load in the official code and in HF transfor
 
 Shapes: B = batch size, L = sequence length, E = embedding size, H = hidden size,
 N = attention heads, D = H / N.
+
+Mixed precision (model/precision.py): with a bfloat16/float16 `compute_dtype` the encoder's
+matmuls and activations run in that dtype while every variable stays float32 (`dense`
+casts the float32 kernel and bias it reads to its input's dtype); embeddings, LayerNorm
+and the attention softmax are computed in float32, and the encoder's outputs are float32.
+With float32 (the default) no op is added: the graph is the plain float32 one.
 """
 
 import copy
@@ -142,24 +148,36 @@ def create_initializer(initializer_range=0.02):
 def dropout(x, rate):
     if rate is None or rate == 0.0:
         return x
-    return tf.nn.dropout(x, rate=rate)
+    if x.dtype == tf.float32:
+        return tf.nn.dropout(x, rate=rate)
+    # Mixed precision: the keep mask from float32 uniforms, as tf.nn.dropout draws them for
+    # float32 x (bfloat16 uniforms have 8 bits and other values), so a seed drops the same
+    # units as in the float32 graph.
+    keep = tf.random.uniform(get_shape_list(x)) >= rate
+    return x * tf.cast(keep, x.dtype) * tf.cast(1.0 / (1.0 - rate), x.dtype)
 
 
 def layer_norm(x, eps=1e-12, name="LayerNorm"):
-    """LayerNorm over the last axis with variables <name>/{beta,gamma}."""
+    """LayerNorm over the last axis with variables <name>/{beta,gamma}.
+
+    Computed in float32 whatever x's dtype (a bfloat16 mean/variance over hundreds of
+    values loses too much) and returned in x's dtype.
+    """
     with tf.variable_scope(name):
         width = x.shape[-1]
         beta = tf.get_variable("beta", [width], initializer=tf.zeros_initializer())
         gamma = tf.get_variable("gamma", [width], initializer=tf.ones_initializer())
-        mean, variance = tf.nn.moments(x, [-1], keepdims=True)
-        return (x - mean) * tf.rsqrt(variance + eps) * gamma + beta
+        x32 = tf.cast(x, tf.float32)  # no op when x is float32
+        mean, variance = tf.nn.moments(x32, [-1], keepdims=True)
+        return tf.cast((x32 - mean) * tf.rsqrt(variance + eps) * gamma + beta, x.dtype)
 
 
 def dense(x, units, name, activation=None, kernel_initializer=None):
     """A fully connected layer with variables <name>/{kernel,bias} (tf.layers.dense names).
 
     The default kernel initializer is Glorot uniform, which is what `tf.layers.dense`
-    used where the official code did not pass one.
+    used where the official code did not pass one. The variables are float32; for a
+    bfloat16/float16 x they are cast where read, so the layer computes in x's dtype.
     """
     with tf.variable_scope(name):
         in_width = x.shape[-1]
@@ -167,6 +185,8 @@ def dense(x, units, name, activation=None, kernel_initializer=None):
             "kernel", [in_width, units],
             initializer=kernel_initializer or tf.glorot_uniform_initializer())
         bias = tf.get_variable("bias", [units], initializer=tf.zeros_initializer())
+        if x.dtype != kernel.dtype:  # mixed precision: the gradient flows back to float32
+            kernel, bias = tf.cast(kernel, x.dtype), tf.cast(bias, x.dtype)
         if x.shape.ndims == 2:
             y = tf.matmul(x, kernel)
         else:
@@ -183,11 +203,15 @@ class BertModel(object):
     scope: variable scope of the encoder ("electra", "generator", "bert").
     embedding_scope: where the embeddings live; ELECTRA's generator shares the
       discriminator's, so it passes "electra". Defaults to `scope`.
+    compute_dtype: dtype of the encoder layers (tf.bfloat16/tf.float16 for mixed
+      precision); sequence_output and pooled_output are float32 whatever it is,
+      all_layer_outputs and embedding_output are in compute_dtype.
     """
 
     def __init__(self, bert_config, is_training, input_ids, input_mask=None,
                  token_type_ids=None, scope="electra", embedding_scope=None,
-                 embedding_size=None, add_pooler=False, use_one_hot_embeddings=False):
+                 embedding_size=None, add_pooler=False, use_one_hot_embeddings=False,
+                 compute_dtype=tf.float32):
         config = copy.deepcopy(bert_config)
         if not is_training:
             config.hidden_dropout_prob = 0.0
@@ -214,6 +238,8 @@ class BertModel(object):
                 config, token_type_ids, seq_length, embedding_size)  # [B, L, E]
             embeddings = layer_norm(embeddings, config.layer_norm_eps)
             embeddings = dropout(embeddings, config.hidden_dropout_prob)
+            # Mixed precision starts here; the float32 table also feeds the MLM head.
+            embeddings = tf.cast(embeddings, compute_dtype)
 
         with tf.variable_scope(scope):
             if embedding_size != config.hidden_size:
@@ -224,7 +250,8 @@ class BertModel(object):
                 attention_mask = tf.cast(tf.reshape(input_mask, [batch_size, 1, 1, seq_length]),
                                          tf.float32)  # [B, 1, 1, L], broadcast over heads/queries
                 self.all_layer_outputs = transformer(config, embeddings, attention_mask)
-            self.sequence_output = self.all_layer_outputs[-1]  # [B, L, H]
+            # float32 for the heads: logits and losses stay float32 under mixed precision.
+            self.sequence_output = tf.cast(self.all_layer_outputs[-1], tf.float32)  # [B, L, H]
             if add_pooler:
                 with tf.variable_scope("pooler"):
                     first_token = self.sequence_output[:, 0]  # [B, H]
@@ -307,9 +334,13 @@ def self_attention(config, x, attention_mask, batch_size, seq_length):
 
     query, key, value = project("query"), project("key"), project("value")
     scores = tf.matmul(query, key, transpose_b=True) / math.sqrt(head_size)  # [B, N, L, L]
+    # The mask and softmax in float32 (no op for float32 x): float16 exponentials of
+    # large scores overflow, and low-precision sums over L keys lose small weights.
+    scores = tf.cast(scores, tf.float32)
     # Padding keys get -10000 before the softmax, i.e. ~zero attention weight.
     scores += (1.0 - attention_mask) * -10000.0
-    probs = dropout(tf.nn.softmax(scores), config.attention_probs_dropout_prob)
+    probs = tf.cast(tf.nn.softmax(scores), x.dtype)
+    probs = dropout(probs, config.attention_probs_dropout_prob)
     context = tf.matmul(probs, value)  # [B, N, L, D]
     context = tf.transpose(context, [0, 2, 1, 3])  # [B, L, N, D]
     return tf.reshape(context, [batch_size * seq_length, heads * head_size])

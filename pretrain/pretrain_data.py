@@ -6,9 +6,14 @@ import os
 
 import tensorflow.compat.v1 as tf
 
+from util import distribute
 from util.errors import InputError
 
 FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids")
+# Written by build_pretraining_dataset.py --segmenter jieba|ref: 1 where a token starts a word.
+WORD_STARTS = "word_starts"
+# Written with --linguistic-labels: per-token label index + 1, 0 = no label (ignored).
+LINGUISTIC_FEATURES = ("pos_ids", "ner_ids", "dep_ids")
 
 # What the model sees: the raw features, plus the masking chosen in the graph.
 Inputs = collections.namedtuple(
@@ -63,6 +68,24 @@ def record_seq_length(path):
     return None
 
 
+def check_features(files, names, why, rebuild):
+    """The first record of every file must carry the features `names` (extra ones, e.g.
+    word_starts): say which file lacks which, why they are needed and how to rebuild."""
+    for path in files:
+        try:
+            for raw in tf.io.tf_record_iterator(path):
+                feature = tf.train.Example.FromString(raw).features.feature
+                missing = [n for n in names if n not in feature]
+                if missing:
+                    raise InputError(
+                        "%s: records lack the feature(s) %s needed for %s; rebuild the data "
+                        "with `python build_pretraining_dataset.py ... %s` (or turn %s off)"
+                        % (path, ", ".join(missing), why, rebuild, why))
+                break
+        except tf.errors.OpError as e:
+            raise InputError("%s: not a readable tfrecord file (%s)" % (path, e.message))
+
+
 def check_seq_length(files, max_seq_length):
     """The tfrecords' fixed length must equal max_seq_length: say so before training."""
     length = None
@@ -79,32 +102,43 @@ def check_seq_length(files, max_seq_length):
             % (files[0], length, max_seq_length, length, max_seq_length))
 
 
-def get_input_fn(files, max_seq_length, is_training, batch_size, num_cpu_threads=4):
-    """An Estimator input_fn over `files`.
+def get_input_fn(files, max_seq_length, is_training, batch_size, num_cpu_threads=4,
+                 extra_features=(), seed=None):
+    """An Estimator input_fn over `files`; extra_features (e.g. word_starts) are parsed too.
 
     TPUEstimator passes the per-shard batch size in params["batch_size"]; the plain
-    Estimator passes no params, and `batch_size` is used.
+    Estimator passes no params, and `batch_size` is used. Under a tf.distribute strategy
+    the Estimator passes an input_context: `batch_size` is then the global batch, each
+    replica gets its share, and each host keeps every n-th example of the stream.
+    seed: shuffle seed; hosts must shuffle alike to read disjoint shares (None: random).
     """
     name_to_features = {name: tf.io.FixedLenFeature([max_seq_length], tf.int64)
-                        for name in FEATURE_NAMES}
+                        for name in FEATURE_NAMES + tuple(extra_features)}
 
-    def decode(record):
-        example = tf.io.parse_single_example(record, name_to_features)
+    def decode(records):
+        """A batch of serialized examples [B] -> {name: int32 [B, max_seq_length]}."""
+        example = tf.io.parse_example(records, name_to_features)
         # int64 is what tf.Example stores; int32 is what the model (and TPUs) want.
         return {name: tf.cast(t, tf.int32) for name, t in example.items()}
 
-    def input_fn(params):
+    def input_fn(params, input_context=None):
         d = tf.data.Dataset.from_tensor_slices(tf.constant(files))
         d = d.repeat()
         if is_training:
-            d = d.shuffle(buffer_size=len(files))
+            d = d.shuffle(buffer_size=len(files), seed=seed)
         d = d.interleave(tf.data.TFRecordDataset,
                          cycle_length=min(num_cpu_threads, len(files)),
                          num_parallel_calls=tf.data.experimental.AUTOTUNE)
         if is_training:
-            d = d.shuffle(buffer_size=1000)
+            d = d.shuffle(buffer_size=1000, seed=seed)
+        d = distribute.shard_for_input_context(d, input_context)
+        # One element per replica: MirroredStrategy hands consecutive elements to the
+        # replicas, so a global batch is the same examples as on one device.
+        d = d.batch(distribute.replica_batch_size(params.get("batch_size", batch_size),
+                                                  input_context), drop_remainder=True)
+        # Parsing whole batches (one vectorised parse_example each) takes about a quarter
+        # of the CPU of a parse per record: CPU the training step can use instead.
         d = d.map(decode, num_parallel_calls=tf.data.experimental.AUTOTUNE)
-        d = d.batch(params.get("batch_size", batch_size), drop_remainder=True)
         return d.prefetch(tf.data.experimental.AUTOTUNE)
 
     return input_fn

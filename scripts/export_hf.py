@@ -32,7 +32,9 @@ Name mapping (TF -> HF; kernels are transposed to torch's Linear layout [out, in
 The discriminator's <enc> is `electra`. The generator's encoder is `generator/...`, but its
 embeddings are the discriminator's shared `electra/embeddings` (or its own
 `generator/embeddings` with untied_generator_embeddings); a BERT-MLM checkpoint
-(electra_objective=false) has its generator encoder under `electra`. HF's generator model
+(electra_objective=false) has Google BERT's names: encoder `bert/`, head
+`cls/predictions/transform/{dense,LayerNorm}` and `cls/predictions/output_bias`, exported
+with --component generator. HF's generator model
 calls all of it `electra.`. generator_lm_head.weight is tied to the word embeddings, so it is
 not stored (as in HF's own save_pretrained). Optimizer slots and global_step are skipped.
 
@@ -156,19 +158,25 @@ def discriminator_tensors(config):
 def generator_tensors(config, checkpoint_names):
     """Every tensor of HF's ElectraForMaskedLM except the tied generator_lm_head.weight."""
     names = set(checkpoint_names)
-    # The official layout: own encoder under `generator`, embeddings shared under `electra`.
-    scope = "generator" if any(n.startswith("generator/encoder/") for n in names) \
-        else "electra"  # BERT-MLM objective: the MLM model is the `electra` encoder
-    embedding_scope = "generator" if "generator/embeddings/word_embeddings" in names \
-        else "electra"
     emb = config.embedding_size or config.hidden_size
+    if "bert/embeddings/word_embeddings" in names:
+        # BERT-MLM objective (electra_objective=false): Google BERT names.
+        scope = embedding_scope = "bert"
+        head, transform = "cls/predictions", "cls/predictions/transform/"
+    else:
+        # The official layout: own encoder under `generator`, embeddings shared under
+        # `electra` (or its own with untied_generator_embeddings); tied weights: `electra`.
+        scope = "generator" if any(n.startswith("generator/encoder/") for n in names) \
+            else "electra"
+        embedding_scope = "generator" if "generator/embeddings/word_embeddings" in names \
+            else "electra"
+        head = "generator_predictions"
+        transform = head + "/"
     return (encoder_tensors(config, embedding_scope, scope)
-            + _dense("generator_predictions.dense", "generator_predictions/dense",
+            + _dense("generator_predictions.dense", transform + "dense",
                      config.hidden_size, emb)
-            + _layer_norm("generator_predictions.LayerNorm", "generator_predictions/LayerNorm",
-                          emb)
-            + [Tensor("generator_lm_head.bias", "generator_predictions/output_bias",
-                      [config.vocab_size])])
+            + _layer_norm("generator_predictions.LayerNorm", transform + "LayerNorm", emb)
+            + [Tensor("generator_lm_head.bias", head + "/output_bias", [config.vocab_size])])
 
 
 def tensors_for(component, config, checkpoint_names):

@@ -1,0 +1,174 @@
+"""What bench/pretrain_step.py and bench/finetune_step.py share.
+
+Each variant (fp32, xla, bf16, xla+bf16; fp16 on a GPU) runs in a fresh subprocess, so
+that its peak RSS is its own and no XLA cache or TF state carries over. The child builds
+the runner's own training graph (run_pretraining / run_finetuning model_fn: the same
+model, mixed precision and optimizer) on synthetic batches that live in memory, runs
+warm-up steps (the first one compiles with XLA), then times each of `steps` training
+steps on its own (wall time, and CPU time of all its threads, which other jobs on the
+machine skew less), and prints one `RESULT {json}` line that the parent collects.
+
+Model FLOPs are counted analytically from the matmul shapes (see encoder_forward_flops):
+2 FLOPs per multiply-add, training step = 3 x forward (the backward pass does two matmuls
+per forward one: the gradients with respect to the input and to the weights).
+Element-wise work (softmax, LayerNorm, GELU, dropout, Adam) and embedding lookups are not
+counted, so FLOPs/s is a lower bound on what the hardware does, as in MFU figures.
+"""
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE_VOCAB = os.path.join(REPO, "sample_data", "vocab.txt")
+VARIANTS = ("fp32", "xla", "bf16", "xla+bf16")
+_PARTS = ("fp32", "xla", "bf16", "fp16")
+RESULT_PREFIX = "RESULT "
+NUM_BATCHES = 4  # distinct synthetic batches, cycled (different data each step)
+
+
+def parse_variant(name):
+    """"xla+bf16" -> (use_xla=True, mixed_precision="bf16"); "fp32" -> (False, "none")."""
+    parts = name.split("+")
+    unknown = [p for p in parts if p not in _PARTS]
+    precisions = [p for p in parts if p in ("bf16", "fp16")]
+    if unknown or len(precisions) > 1 or not parts or ("fp32" in parts and len(parts) > 1):
+        raise SystemExit("bad variant %r: expected fp32, xla, bf16, fp16 or xla+bf16 / xla+fp16"
+                         % name)
+    return "xla" in parts, (precisions[0] if precisions else "none")
+
+
+def encoder_forward_flops(bert_config, batch_size, seq_length, embedding_size=None):
+    """Matmul FLOPs of one BertModel forward pass (model/modeling.py), T = B x L tokens:
+    projection 2TEH (if E != H) + layers x (QKV 6TH^2 + scores 2TLH + context 2TLH +
+    attention output 2TH^2 + feed-forward 4THI)."""
+    tokens = batch_size * seq_length
+    hidden, inter = bert_config.hidden_size, bert_config.intermediate_size
+    emb = embedding_size or bert_config.embedding_size or hidden
+    projection = 2 * tokens * emb * hidden if emb != hidden else 0
+    per_layer = (8 * tokens * hidden * hidden + 4 * tokens * seq_length * hidden
+                 + 4 * tokens * hidden * inter)
+    return projection + bert_config.num_hidden_layers * per_layer
+
+
+def synthetic_ids(rng, batch_size, seq_length, vocab_size, cls_id, sep_id):
+    """[NUM_BATCHES, B, L] (input_ids, input_mask, segment_ids) of full-length examples
+    `[CLS] a [SEP] b [SEP]`, ids drawn from the upper vocab (plain characters)."""
+    shape = (NUM_BATCHES, batch_size, seq_length)
+    ids = rng.integers(1000, vocab_size, size=shape, dtype=np.int32)
+    middle = seq_length // 2
+    ids[:, :, 0] = cls_id
+    ids[:, :, middle] = sep_id
+    ids[:, :, -1] = sep_id
+    segments = np.zeros(shape, np.int32)
+    segments[:, :, middle + 1:] = 1
+    return ids, np.ones(shape, np.int32), segments
+
+
+def in_memory_features(arrays):
+    """{name: [NUM_BATCHES, ...] array} -> {name: one batch tensor}, cycling the batches.
+    A repeated in-memory dataset: no file I/O or parsing in the timed steps."""
+    import tensorflow.compat.v1 as tf
+    dataset = tf.data.Dataset.from_tensor_slices(arrays).repeat()
+    return tf.data.make_one_shot_iterator(dataset.prefetch(1)).get_next()
+
+
+def time_training(train_op, loss, session_config, warmup_steps, steps):
+    """Initialises the default graph's variables, runs warm-up then timed steps.
+    Returns {step_times, cpu_times (s; CPU of all threads), first_loss, last_loss}."""
+    import tensorflow.compat.v1 as tf
+    init = tf.group(tf.global_variables_initializer(), tf.local_variables_initializer())
+    with tf.Session(config=session_config) as session:
+        session.run(init)
+        first_loss = None
+        for _ in range(warmup_steps):
+            value = session.run([train_op, loss])[1]
+            first_loss = value if first_loss is None else first_loss
+        times, cpu_times = [], []
+        for _ in range(steps):
+            start, cpu_start = time.perf_counter(), time.process_time()
+            value = session.run([train_op, loss])[1]
+            times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
+    return {"step_times": times, "cpu_times": cpu_times, "first_loss": float(first_loss),
+            "last_loss": float(value)}
+
+
+def time_model_fn(model_fn, arrays, session_config, warmup_steps, steps):
+    """Builds model_fn's TRAIN graph on in-memory batches `arrays`, times it (see
+    time_training) and prints the result, with this process's peak RSS, for run_child."""
+    import tensorflow.compat.v1 as tf
+    with tf.Graph().as_default():
+        tf.set_random_seed(1)
+        spec = model_fn(in_memory_features(arrays), None, tf.estimator.ModeKeys.TRAIN, {})
+        result = time_training(spec.train_op, spec.loss, session_config, warmup_steps, steps)
+    result["peak_rss_mb"] = peak_rss_mb()
+    emit_result(result)
+
+
+def peak_rss_mb():
+    """Peak resident set size of this process, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def emit_result(result):
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+def run_child(script, child_args):
+    """Runs `script child_args` in a fresh interpreter; its RESULT dict, or an error dict
+    with the end of its output."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, script] + child_args, cwd=REPO, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX):])
+    tail = "\n".join(proc.stdout.strip().splitlines()[-8:])
+    return {"error": "exit status %d:\n%s" % (proc.returncode, tail)}
+
+
+def summarise(result, batch_size, flops_per_step):
+    """Adds seq/s (batch / median step time), the median wall and CPU ms and GFLOP/s
+    to a child's result."""
+    times = result["step_times"]
+    median = statistics.median(times)
+    result.update(median_ms=1000 * median, seq_per_s=batch_size / median,
+                  mean_seq_per_s=batch_size * len(times) / sum(times),
+                  cpu_ms=1000 * statistics.median(result["cpu_times"]),
+                  gflops_per_s=flops_per_step / median / 1e9)
+    return result
+
+
+def print_table(rows):
+    """rows: [(variant, result)]. One line per variant; errors say what failed."""
+    header = "%-10s %8s %11s %9s %8s %12s %14s %17s" % (
+        "variant", "seq/s", "mean seq/s", "step ms", "CPU ms", "peak RSS MB", "model GFLOP/s",
+        "loss first/last")
+    print(header)
+    for variant, r in rows:
+        if "error" in r:
+            print("%-10s failed: %s" % (variant, r["error"].replace("\n", "\n    ")))
+            continue
+        print("%-10s %8.1f %11.1f %9.1f %8.1f %12.0f %14.1f %8.3f/%.3f" % (
+            variant, r["seq_per_s"], r["mean_seq_per_s"], r["median_ms"], r["cpu_ms"],
+            r["peak_rss_mb"], r["gflops_per_s"], r["first_loss"], r["last_loss"]))
+
+
+def print_ratios(rows, prefix=""):
+    """`<variant>/fp32 sequences/s: 1.23x` for every variant that ran, fp32 included."""
+    results = dict(rows)
+    base = results.get("fp32")
+    if base is None or "error" in base:
+        print("%sno fp32 result to compare with" % prefix)
+        return
+    for variant, r in rows:
+        if variant != "fp32" and "error" not in r:
+            print("%s%s/fp32 sequences/s: %.2fx" % (prefix, variant,
+                                                    r["seq_per_s"] / base["seq_per_s"]))

@@ -1,0 +1,221 @@
+"""Exports a fine-tuned model as a TF SavedModel with a serving signature.
+
+    python -m finetune.export MODEL_DIR --out EXPORT_DIR [--task T] [--checkpoint CKPT]
+
+MODEL_DIR is a fine-tuned trial dir, D/models/M/finetuning_models/<task>_model_<i>/; its
+newest checkpoint is exported unless --checkpoint names another. EXPORT_DIR gets
+saved_model.pb and variables/ (tag "serve", signature "serving_default"), plus
+model_info.json (task, label list, featurisation settings, model shape, the signature) and
+the vocab, so that finetune.predict (or any TF runtime) can use it alone. The export is
+built in a temporary dir beside EXPORT_DIR and renamed into place when complete, so an
+interrupted export never leaves a half-written EXPORT_DIR.
+
+Signature inputs (int32, [batch, seq], seq <= max_position_embeddings, featurised like
+fine-tuning: see finetune.predict): input_ids, input_mask, segment_ids. Outputs per task
+type: OUTPUTS below and the README's signature table.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TF loads: no C++ start-up chatter
+
+import tensorflow.compat.v1 as tf  # noqa: E402
+
+import run_finetuning  # noqa: E402
+from finetune import model_info  # noqa: E402
+from util.errors import InputError, run_cli  # noqa: E402
+from util.training_utils import quiet_tensorflow  # noqa: E402
+
+SIGNATURE_KEY = "serving_default"
+INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
+
+# Signature outputs per task type: name -> (dtype, shape). C = number of labels.
+OUTPUTS = {
+    "classification": {
+        "logits": ("float32", "[batch, C]"),
+        "probabilities": ("float32", "[batch, C]"),  # softmax of logits
+        "label_ids": ("int32", "[batch]"),  # argmax, an index into label_list
+        "labels": ("string", "[batch]"),  # label_list[label_ids]
+    },
+    "tagging": {
+        "logits": ("float32", "[batch, seq, C]"),
+        "tag_ids": ("int32", "[batch, seq]"),  # read them at each character's first token
+        "tags": ("string", "[batch, seq]"),
+    },
+    "qa": {  # padding positions are pushed down by -10000, as in training
+        "start_logits": ("float32", "[batch, seq]"),
+        "end_logits": ("float32", "[batch, seq]"),
+    },
+}
+
+
+def serving_outputs(model, inputs):
+    """The output tensors of OUTPUTS[task type] for inputs {name: int32 [B, L]}.
+
+    The graph is run_finetuning's model_fn in PREDICT mode, the one that produced the
+    fine-tuning evaluation. Its heads also compute a loss from the label features, which
+    serving does not have: they get zeros, and the loss is never fetched.
+    """
+    task = model.task
+    ids = inputs["input_ids"]
+    features = dict(inputs)
+    for spec in task.feature_specs():
+        if spec.name not in features:
+            features[spec.name] = (tf.zeros_like(ids) if spec.shape
+                                   else tf.zeros(tf.shape(ids)[:1], tf.int32))
+    model_fn = run_finetuning.model_fn_builder(model.config, task, model.bert_config,
+                                               init_checkpoint=None, num_train_steps=1)
+    predictions = model_fn(features, None, tf.estimator.ModeKeys.PREDICT, {}).predictions
+    if task.task_type == "qa":
+        return {"start_logits": predictions["start_logits"],
+                "end_logits": predictions["end_logits"]}
+    logits = predictions["logits"]  # [B, C] or [B, L, C]
+    label_ids = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    labels = tf.gather(tf.constant(task.label_list), label_ids)
+    if task.task_type == "classification":
+        return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1),
+                "label_ids": label_ids, "labels": labels}
+    return {"logits": logits, "tag_ids": label_ids, "tags": labels}
+
+
+def build_graph(model):
+    """(input placeholders, output tensors) in the current graph."""
+    inputs = {name: tf.placeholder(tf.int32, [None, None], name=name)
+              for name in INPUT_NAMES}
+    return inputs, serving_outputs(model, inputs)
+
+
+def find_checkpoint(model_dir, checkpoint=None):
+    """checkpoint if given (it must exist), else the newest checkpoint in model_dir."""
+    if checkpoint:
+        if not tf.train.checkpoint_exists(checkpoint):
+            raise InputError("checkpoint %s not found (expected the prefix of "
+                             "model.ckpt-N.index/.data-* files)" % checkpoint)
+        return checkpoint
+    latest = tf.train.latest_checkpoint(model_dir)
+    if not latest:
+        raise InputError("no fine-tuned checkpoint in %s; train it with run_finetuning.py "
+                         "or pass --checkpoint" % model_dir)
+    return latest
+
+
+def restore(sess, checkpoint, model):
+    """Loads every graph variable from checkpoint; InputError naming the first one that
+    is missing or has another shape (a checkpoint of another task, size or model)."""
+    shapes = dict(tf.train.list_variables(checkpoint))
+    for var in tf.global_variables():
+        name = var.op.name
+        if name not in shapes or list(shapes[name]) != var.shape.as_list():
+            found = ("has shape %s" % list(shapes[name]) if name in shapes else "is missing")
+            raise InputError("checkpoint %s does not fit the %s model described in %s: "
+                             "variable %s %s (expected %s)"
+                             % (checkpoint, model.task.name, model_info.INFO_FILE, name,
+                                found, var.shape.as_list()))
+    tf.train.Saver(tf.global_variables()).restore(sess, checkpoint)
+
+
+def signature_info(outputs):
+    """The signature as documented in model_info.json."""
+    return {"key": SIGNATURE_KEY, "tags": [tf.saved_model.tag_constants.SERVING],
+            "inputs": {name: ["int32", "[batch, seq]"] for name in INPUT_NAMES},
+            "outputs": {name: list(spec) for name, spec in outputs.items()}}
+
+
+def _check_out_dir(out_dir, overwrite):
+    """Refuses to replace an existing dir unless overwrite, and never one that is not an
+    export (so a mistyped --out cannot delete a checkpoint dir)."""
+    if not os.path.exists(out_dir):
+        return
+    if not overwrite:
+        raise InputError("%s already exists; pass --overwrite to replace it" % out_dir)
+    if not os.path.isdir(out_dir) or (
+            os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, "saved_model.pb"))):
+        raise InputError("%s exists and is not a SavedModel export; refusing to replace it"
+                         % out_dir)
+
+
+def export(model_dir, out_dir, task_name=None, checkpoint=None, overwrite=False):
+    """Writes the SavedModel of the trial dir model_dir to out_dir; returns the
+    model_info dict written beside it."""
+    model = model_info.load(model_dir, task_name)
+    checkpoint = find_checkpoint(model_dir, checkpoint)
+    out_dir = os.path.abspath(out_dir)
+    _check_out_dir(out_dir, overwrite)
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp_dir = tempfile.mkdtemp(prefix="." + os.path.basename(out_dir) + ".", suffix=".tmp",
+                               dir=parent)
+    try:
+        with tf.Graph().as_default():
+            inputs, outputs = build_graph(model)
+            with tf.Session() as sess:
+                restore(sess, checkpoint, model)
+                builder = tf.saved_model.builder.SavedModelBuilder(tmp_dir)
+                signature = tf.saved_model.signature_def_utils.predict_signature_def(
+                    inputs, outputs)
+                builder.add_meta_graph_and_variables(
+                    sess, [tf.saved_model.tag_constants.SERVING],
+                    signature_def_map={SIGNATURE_KEY: signature}, strip_default_attrs=True)
+                builder.save()
+        info = dict(model.info, signature=signature_info(OUTPUTS[model.task.task_type]),
+                    checkpoint=os.path.basename(checkpoint))
+        model_info.write(tmp_dir, info, model.vocab_path)
+        _move_into_place(tmp_dir, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    return info
+
+
+def _move_into_place(tmp_dir, out_dir):
+    """Renames the finished export to out_dir; an old export there is moved aside first
+    and deleted only once the new one is in place."""
+    old = None
+    if os.path.exists(out_dir):
+        old = tempfile.mkdtemp(prefix="." + os.path.basename(out_dir) + ".", suffix=".old",
+                               dir=os.path.dirname(out_dir))
+        os.rmdir(old)
+        os.rename(out_dir, old)
+    os.rename(tmp_dir, out_dir)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dir", help="a fine-tuned trial dir "
+                        "(D/models/M/finetuning_models/<task>_model_<i>)")
+    parser.add_argument("--out", required=True, help="the SavedModel dir to write")
+    parser.add_argument("--task", default=None,
+                        help="the task the model was fine-tuned on (checked; default: the "
+                             "one recorded in MODEL_DIR)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint prefix to export (default: the newest in MODEL_DIR)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing export at --out")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    quiet_tensorflow()
+
+    def job():
+        info = export(args.model_dir, args.out, args.task, args.checkpoint, args.overwrite)
+        outputs = ", ".join("%s %s %s" % (name, dtype, shape) for name, (dtype, shape)
+                            in info["signature"]["outputs"].items())
+        print("exported %s (%s) from %s to %s\nsignature %r: inputs input_ids, input_mask, "
+              "segment_ids int32 [batch, seq]; outputs %s"
+              % (info["task"], info["task_type"], info["checkpoint"], args.out,
+                 SIGNATURE_KEY, outputs), flush=True)
+    return run_cli(job)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

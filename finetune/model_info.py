@@ -1,0 +1,196 @@
+"""What a fine-tuned model needs besides its weights, so it can be exported and used alone.
+
+run_finetuning.py writes `model_info.json` (and a copy of the vocab) into every trial dir
+(D/models/M/finetuning_models/<task>_model_<i>/); finetune/export.py copies both into the
+SavedModel dir. With them a trial dir or an export can be moved anywhere: the task's label
+list, the featurisation settings and the model shape no longer depend on D/. Trial dirs
+written before model_info.json existed are described from their trial_hparams.json and the
+data and vocab it points at (which must then still be in place).
+
+model_info.json:
+    format_version  1
+    task            the task name the model was fine-tuned on (its head's variable scope)
+    task_type       "classification", "tagging" or "qa"
+    label_list      the labels in head order (null for QA)
+    sentence_pair   classification: the inputs are text_a/text_b pairs
+    hparams         the fine-tuning hparams that shape features and the graph
+    bert_config     the encoder's BertConfig
+    vocab_file      file name (in the same dir) of the WordPiece vocab, or null
+    spm_model_file  file name (in the same dir) of the SentencePiece model, or null
+"""
+
+import json
+import os
+import shutil
+
+import configure_finetuning
+from finetune import task_builder
+from model import modeling
+from model import tokenization
+from util.errors import InputError
+from util.io import atomic_write, atomic_write_json
+
+INFO_FILE = "model_info.json"
+TRIAL_HPARAMS_FILE = "trial_hparams.json"  # written by run_finetuning.prepare_trial_dir
+FORMAT_VERSION = 1
+
+# Fine-tuning hparams that change the features or the graph of a trained model.
+SHAPING_HPARAMS = ("model_type", "model_size", "model_hparam_overrides", "embedding_size",
+                   "vocab_size", "do_lower_case", "strip_accents", "max_seq_length",
+                   "max_query_length", "doc_stride", "n_best_size", "max_answer_length")
+
+# Keys of trial_hparams.json that are not FinetuningConfig arguments: derived paths and
+# the fingerprint's own additions.
+_NOT_ARGUMENTS = ("pretrained_model_dir", "results_dir", "preprocessed_data_dir", "task",
+                  "trial", "init_checkpoint")
+
+
+def describe(config, task, bert_config):
+    """The model_info dict of a model fine-tuned on task with config (vocab file names
+    are the base names the vocab is copied under)."""
+    spm = config.spm_model_file
+    return {
+        "format_version": FORMAT_VERSION,
+        "task": task.name,
+        "task_type": task.task_type,
+        "label_list": None if task.task_type == "qa" else list(task.label_list),
+        "sentence_pair": bool(getattr(task, "sentence_pair", False)),
+        "hparams": {key: getattr(config, key) for key in SHAPING_HPARAMS},
+        "bert_config": bert_config.to_dict(),
+        "vocab_file": None if spm else "vocab.txt",
+        "spm_model_file": os.path.basename(spm) if spm else None,
+    }
+
+
+def vocab_source(config):
+    """The file the tokenizer of config reads (copied beside model_info.json)."""
+    return config.spm_model_file or config.vocab_file
+
+
+def write(model_dir, info, vocab_path):
+    """Writes model_info.json and a copy of the vocab (or SentencePiece model) into
+    model_dir, each atomically."""
+    name = info["spm_model_file"] or info["vocab_file"]
+    target = os.path.join(model_dir, name)
+    if os.path.abspath(vocab_path) != os.path.abspath(target):
+        atomic_write(target, lambda tmp: shutil.copyfile(vocab_path, tmp))
+    atomic_write_json(os.path.join(model_dir, INFO_FILE), info)
+
+
+def write_trial_info(model_dir, config, task, bert_config):
+    """model_info.json + vocab for a trial dir (called by run_finetuning.py)."""
+    write(model_dir, describe(config, task, bert_config), vocab_source(config))
+
+
+class LoadedModel(object):
+    """A fine-tuned model's description, rebuilt for featurising new inputs.
+
+    Attributes: info (the model_info dict), config (a FinetuningConfig with the model's
+    featurisation settings), task (its Task, label list restored), tokenizer,
+    bert_config, vocab_path (the vocab file to copy into an export).
+    """
+
+    def __init__(self, info, config, task, tokenizer, bert_config, vocab_path):
+        self.info = info
+        self.config = config
+        self.task = task
+        self.tokenizer = tokenizer
+        self.bert_config = bert_config
+        self.vocab_path = vocab_path
+
+
+def load(model_dir, task_name=None):
+    """LoadedModel of a trial dir or an export; task_name (optional) must match its task."""
+    if not os.path.isdir(model_dir):
+        raise InputError("%s is not a directory; expected a fine-tuned trial dir "
+                         "(D/models/M/finetuning_models/<task>_model_<i>) or an export"
+                         % model_dir)
+    info_path = os.path.join(model_dir, INFO_FILE)
+    if os.path.exists(info_path):
+        model = _load_info(model_dir, info_path)
+    elif os.path.exists(os.path.join(model_dir, TRIAL_HPARAMS_FILE)):
+        model = _load_trial_hparams(model_dir)
+    else:
+        raise InputError("%s has neither %s nor %s; expected a trial dir written by "
+                         "run_finetuning.py or a dir written by finetune.export"
+                         % (model_dir, INFO_FILE, TRIAL_HPARAMS_FILE))
+    if task_name is not None and _canonical(task_name) != _canonical(model.task.name):
+        raise InputError("%s holds a model fine-tuned on %s, not %s (omit --task to use "
+                         "the model's own task)" % (model_dir, model.task.name, task_name))
+    return model
+
+
+def _canonical(name):
+    return task_builder.ALIASES.get(name, name)
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:
+        raise InputError("cannot read %s: %s" % (path, err))
+
+
+def _load_info(model_dir, info_path):
+    info = _read_json(info_path)
+    missing = [key for key in ("task", "task_type", "label_list", "hparams", "bert_config")
+               if key not in info]
+    if missing or info.get("format_version") != FORMAT_VERSION:
+        raise InputError("%s: not a model_info.json of format %d (missing %s)"
+                         % (info_path, FORMAT_VERSION, ", ".join(missing) or
+                            "nothing, but format_version is %r" % info.get("format_version")))
+    name = info.get("spm_model_file") or info.get("vocab_file")
+    vocab_path = os.path.join(model_dir, name or "vocab.txt")
+    if not os.path.isfile(vocab_path):
+        raise InputError("%s names the vocab %s, which is missing" % (info_path, vocab_path))
+    spm = vocab_path if info.get("spm_model_file") else None
+    config = configure_finetuning.FinetuningConfig(
+        "predict", model_dir, task_names=[info["task"]],
+        vocab_file=None if spm else vocab_path, spm_model_file=spm, **info["hparams"])
+    bert_config = modeling.BertConfig.from_dict(info["bert_config"], source=info_path)
+    return _build(info, config, bert_config, vocab_path)
+
+
+def _load_trial_hparams(model_dir):
+    """A trial dir from before model_info.json: rebuilt from its recorded hparams, reading
+    the label list from the task's data (tnews, cail2018, labels.txt) as training did."""
+    from pretrain.objective import get_discriminator_config  # TF graph code: load late
+    path = os.path.join(model_dir, TRIAL_HPARAMS_FILE)
+    record = _read_json(path)
+    if "task" not in record:
+        raise InputError("%s has no 'task' key; expected the record run_finetuning.py "
+                         "writes" % path)
+    kwargs = {k: v for k, v in record.items() if k not in _NOT_ARGUMENTS}
+    config = configure_finetuning.FinetuningConfig(
+        kwargs.pop("model_name", "predict"), kwargs.pop("data_dir", model_dir),
+        **dict(kwargs, task_names=[record["task"]]))
+    for vocab in filter(None, [config.spm_model_file, config.vocab_file]):
+        if not os.path.isfile(vocab):
+            raise InputError("%s: the vocab %s it was trained with is missing (the trial "
+                             "dir predates model_info.json, so it is read from there)"
+                             % (path, vocab))
+    tokenizer = _tokenizer(config)
+    task = task_builder.get_task(config, record["task"], tokenizer)
+    info = describe(config, task, get_discriminator_config(config))
+    bert_config = modeling.BertConfig.from_dict(info["bert_config"], source=path)
+    return _build(info, config, bert_config, vocab_source(config))
+
+
+def _tokenizer(config):
+    return tokenization.build_tokenizer(
+        vocab_file=config.vocab_file, do_lower_case=config.do_lower_case,
+        strip_accents=config.strip_accents, spm_model_file=config.spm_model_file)
+
+
+def _build(info, config, bert_config, vocab_path):
+    tokenizer = _tokenizer(config)
+    task = task_builder.get_task(config, info["task"], tokenizer)
+    if task.task_type != info["task_type"]:
+        raise InputError("model_info.json says task %s is %s, but it is a %s task"
+                         % (info["task"], info["task_type"], task.task_type))
+    if info["label_list"] is not None:
+        # The head's rows follow the label list of training time; never re-derive it
+        # from data files that may have changed (or be absent).
+        task.label_list = list(info["label_list"])
+    return LoadedModel(info, config, task, tokenizer, bert_config, vocab_path)

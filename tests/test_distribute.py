@@ -1,0 +1,166 @@
+"""Data-parallel pre-training (distribution hparam) against one device, on CPU only.
+
+Parity setup: the same global batch of 8 and seed; dropout 0 and per_example_randomness,
+so the masking and generator samples of an example do not depend on which replica or batch
+slot it lands in (the graph's random ops would draw other numbers on each replica). The
+losses can then only differ by float summation order (all-reduce vs one device), which
+Adam amplifies a little where a gradient is near zero: we allow a relative 1e-3 (measured
+differences: below 1e-5 over 8 steps).
+"""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+
+import configure_pretraining
+from tests.conftest import REPO, SAMPLE_CORPUS, SAMPLE_VOCAB
+from util import distribute
+from util.errors import InputError
+
+PROGRESS = re.compile(r"^step (\d+)/\d+ \| loss ([\d.]+) \| gen ([\d.]+) \| disc ([\d.]+)",
+                      re.M)
+STEPS = 8
+HPARAMS = {"model_size": "tiny", "max_seq_length": 64, "train_batch_size": 8,
+           "num_train_steps": STEPS, "log_every_steps": 1, "save_checkpoints_steps": STEPS,
+           "learning_rate": 1e-3, "num_warmup_steps": 2, "seed": 3,
+           "per_example_randomness": True,
+           "model_hparam_overrides": {"hidden_dropout_prob": 0.0,
+                                      "attention_probs_dropout_prob": 0.0}}
+# Runs run_pretraining in a fresh process, first splitting the CPU into N logical devices
+# (possible only before TF initialises its devices, hence the subprocess).
+DRIVER = """
+import sys
+import tensorflow as tf
+n = int(sys.argv[1])
+if n > 1:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+import run_pretraining
+sys.exit(run_pretraining.main(sys.argv[2:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """Sequence-64 tfrecords from the bundled corpus (short sequences keep this fast)."""
+    import build_pretraining_dataset
+
+    data_dir = tmp_path_factory.mktemp("distribute_data")
+    (data_dir / "vocab.txt").write_bytes(SAMPLE_VOCAB.read_bytes())
+    assert build_pretraining_dataset.main([
+        "--corpus-dir", str(SAMPLE_CORPUS), "--vocab-file", str(SAMPLE_VOCAB),
+        "--output-dir", str(data_dir / "pretrain_tfrecords"), "--max-seq-length", "64",
+        "--num-out-files", "2", "--seed", "7"]) == 0
+    return data_dir
+
+
+def start(data_dir, model_name, logical_cpus=1, env=None, **hparams):
+    cmd = [sys.executable, "-c", DRIVER, str(logical_cpus), "--data-dir", str(data_dir),
+           "--model-name", model_name, "--hparams", json.dumps(dict(HPARAMS, **hparams))]
+    return subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, **(env or {})),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def losses(process):
+    out, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, out[-3000:]
+    rows = [tuple(float(x) for x in m.groups()) for m in PROGRESS.finditer(out)]
+    assert [r[0] for r in rows] == list(range(1, STEPS + 1)), out[-3000:]
+    return [r[1:] for r in rows], out
+
+
+def assert_same_trajectory(got, expected):
+    for step, (a, b) in enumerate(zip(got, expected), 1):
+        assert a == pytest.approx(b, rel=1e-3), "step %d: %s vs one device %s" % (step, a, b)
+
+
+@pytest.fixture(scope="module")
+def one_device(data_dir):
+    return losses(start(data_dir, "one_device"))[0]
+
+
+def test_mirrored_over_two_cpus_follows_the_one_device_trajectory(data_dir, one_device):
+    rows, out = losses(start(data_dir, "mirrored", logical_cpus=2, distribution="mirrored",
+                             mirrored_devices=["/cpu:0", "/cpu:1"]))
+    assert "distribution mirrored: 2 replicas" in out
+    assert "4 sequences per replica per step" in out
+    assert_same_trajectory(rows, one_device)
+    # The losses fall (the step is really taken), and global_step moved once per step.
+    assert rows[-1][0] < rows[0][0] - 5
+    model_dir = data_dir / "models" / "mirrored"
+    assert (model_dir / ("model.ckpt-%d.index" % STEPS)).exists()
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_follow_the_one_device_trajectory(data_dir, one_device):
+    workers = ["localhost:%d" % p for p in free_ports(2)]
+    processes = [start(data_dir, "two_workers", distribution="multi_worker_mirrored",
+                       env={"TF_CONFIG": distribute.tf_config_json(workers, i)})
+                 for i in range(2)]
+    try:
+        results = [losses(p) for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+    for rows, _ in results:  # each worker prints the global losses
+        assert_same_trajectory(rows, one_device)
+    model_dir = data_dir / "models" / "two_workers"
+    assert (model_dir / ("model.ckpt-%d.index" % STEPS)).exists()  # written by the chief
+    assert (model_dir / "pretrain_hparams.json").exists()
+
+
+def config(**hparams):
+    return configure_pretraining.PretrainingConfig("m", "/tmp/d", **hparams)
+
+
+def test_bad_distribution_hparams_are_refused():
+    with pytest.raises(InputError, match=r'"none", "mirrored", "multi_worker_mirrored", '
+                                         r"got 'mirror'"):
+        config(distribution="mirror")
+    with pytest.raises(InputError, match="use_tpu runs on TPUEstimator"):
+        config(distribution="mirrored", use_tpu=True)
+    with pytest.raises(InputError, match="num_gpus must be >= 0"):
+        config(distribution="mirrored", num_gpus=-1)
+    with pytest.raises(InputError, match="eval_each_checkpoint"):
+        config(distribution="multi_worker_mirrored", eval_each_checkpoint=True)
+
+
+@pytest.mark.parametrize("tf_config, message", [
+    (None, "needs the TF_CONFIG environment variable"),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0},}',
+     r"TF_CONFIG:1:\d+: invalid JSON"),
+    ('{"cluster": {"ps": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "cluster"),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 2}}',
+     "task index must be an integer from 0 to 1"),
+    ('{"cluster": {"worker": ["a:1"]}}', "\"task\" must name"),
+])
+def test_multi_worker_needs_a_valid_tf_config(monkeypatch, tf_config, message):
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(InputError, match=message):
+        distribute.build_strategy(config(distribution="multi_worker_mirrored"))
+
+
+def test_global_batch_must_split_over_the_replicas():
+    class TwoReplicas:
+        num_replicas_in_sync = 2
+    with pytest.raises(InputError, match="train_batch_size 9 does not split over the 2 "
+                                         "replicas"):
+        distribute.check_batch_sizes(TwoReplicas(), {"train_batch_size": 9})
