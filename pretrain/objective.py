@@ -36,14 +36,11 @@ MLMOutput = collections.namedtuple(
 LinguisticOutput = collections.namedtuple(
     "LinguisticOutput", ["name", "loss", "weight", "preds", "labels", "label_weights"])
 
-# LERT's label inventories (LTP tag sets), in the order of the released heads' outputs.
-POS_LABELS = segmentation.POS_LABELS
-NER_LABELS = segmentation.NER_LABELS
-DEP_LABELS = segmentation.DEP_LABELS
-# (feature in the tfrecords, head variable under cls/predictions, labels), schedule order.
-LINGUISTIC_TASKS = (("pos_ids", "output_pos_layer", POS_LABELS),
-                    ("ner_ids", "output_ner_layer", NER_LABELS),
-                    ("dep_ids", "output_dep_layer", DEP_LABELS))
+# (feature in the tfrecords, head variable under cls/predictions, labels), schedule order;
+# LERT's label inventories (LTP tag sets) in the order of the released heads' outputs.
+LINGUISTIC_TASKS = (("pos_ids", "output_pos_layer", segmentation.POS_LABELS),
+                    ("ner_ids", "output_ner_layer", segmentation.NER_LABELS),
+                    ("dep_ids", "output_dep_layer", segmentation.DEP_LABELS))
 DiscOutput = collections.namedtuple(
     "DiscOutput", ["loss", "per_example_loss", "probs", "preds", "labels"])
 

@@ -52,38 +52,39 @@ def find_tfrecords(patterns):
     return files
 
 
-def record_seq_length(path):
-    """Length of input_ids in the first record of a tfrecord file (None if it is empty)."""
+def first_record_features(path):
+    """The feature map of the first record of a tfrecord file (None if it is empty)."""
     try:
         for raw in tf.io.tf_record_iterator(path):
-            example = tf.train.Example.FromString(raw)
-            feature = example.features.feature
-            missing = [n for n in FEATURE_NAMES if n not in feature]
-            if missing:
-                raise InputError("%s: records lack the features %s; expected %s"
-                                 % (path, missing, list(FEATURE_NAMES)))
-            return len(feature["input_ids"].int64_list.value)
+            return tf.train.Example.FromString(raw).features.feature
     except tf.errors.OpError as e:
         raise InputError("%s: not a readable tfrecord file (%s)" % (path, e.message))
     return None
+
+
+def record_seq_length(path):
+    """Length of input_ids in the first record of a tfrecord file (None if it is empty)."""
+    feature = first_record_features(path)
+    if feature is None:
+        return None
+    missing = [n for n in FEATURE_NAMES if n not in feature]
+    if missing:
+        raise InputError("%s: records lack the features %s; expected %s"
+                         % (path, missing, list(FEATURE_NAMES)))
+    return len(feature["input_ids"].int64_list.value)
 
 
 def check_features(files, names, why, rebuild):
     """The first record of every file must carry the features `names` (extra ones, e.g.
     word_starts): say which file lacks which, why they are needed and how to rebuild."""
     for path in files:
-        try:
-            for raw in tf.io.tf_record_iterator(path):
-                feature = tf.train.Example.FromString(raw).features.feature
-                missing = [n for n in names if n not in feature]
-                if missing:
-                    raise InputError(
-                        "%s: records lack the feature(s) %s needed for %s; rebuild the data "
-                        "with `python build_pretraining_dataset.py ... %s` (or turn %s off)"
-                        % (path, ", ".join(missing), why, rebuild, why))
-                break
-        except tf.errors.OpError as e:
-            raise InputError("%s: not a readable tfrecord file (%s)" % (path, e.message))
+        feature = first_record_features(path)
+        missing = [n for n in names if n not in feature] if feature is not None else []
+        if missing:
+            raise InputError(
+                "%s: records lack the feature(s) %s needed for %s; rebuild the data "
+                "with `python build_pretraining_dataset.py ... %s` (or turn %s off)"
+                % (path, ", ".join(missing), why, rebuild, why))
 
 
 def check_seq_length(files, max_seq_length):
