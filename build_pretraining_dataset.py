@@ -49,7 +49,7 @@ from model import fast_tokenization
 from model import tokenization
 from pretrain import segmentation
 from util.errors import InputError
-from util.io import atomic_write_json, format_duration
+from util.io import atomic_write_json, format_duration, format_eta
 
 # TensorFlow's C++ start-up chatter would drown the progress lines. It is
 # imported only where the TFRecord files are written (see ShardWriter).
@@ -585,13 +585,7 @@ class Progress(object):
     def line(self, stats, elapsed):
         """Return the progress line for `stats` after `elapsed` seconds."""
         rate = stats.tokens / elapsed if elapsed > 0 else 0.0
-        if stats.bytes >= self._total_bytes:
-            eta = "0s"
-        elif stats.bytes:
-            remaining = self._total_bytes - stats.bytes
-            eta = format_duration(elapsed * remaining / stats.bytes)
-        else:
-            eta = "?"
+        eta = format_eta(stats.bytes, self._total_bytes, elapsed)
         return ("[job %d] files %d/%d | lines %s | docs %s | examples %s | "
                 "tokens %s | %s tok/s | ETA %s"
                 % (self._job_id, stats.files, self._num_files,

@@ -51,6 +51,15 @@ def format_duration(seconds):
     return "%ds" % secs
 
 
+def format_eta(done, total, elapsed):
+    """Time left at the rate so far: '0s' once done >= total, '?' before any progress."""
+    if done >= total:
+        return "0s"
+    if done <= 0:
+        return "?"
+    return format_duration(elapsed * (total - done) / done)
+
+
 def check_writable_dir(path, what, min_free_bytes=50 * 2 ** 20):
     """Creates path if needed and proves it can be written, with room to spare.
 

@@ -6,7 +6,7 @@ import time
 
 import tensorflow.compat.v1 as tf
 
-from util.io import format_duration
+from util.io import format_duration, format_eta
 
 
 def quiet_tensorflow():
@@ -58,13 +58,13 @@ class ProgressHook(tf.train.SessionRunHook):
             return
         now = time.time()
         rate = (self._step - self._last_step) / max(now - self._last_time, 1e-9)
-        overall = (self._step - self._start_step) / max(now - self._start_time, 1e-9)
-        remaining = max(0, self._num_train_steps - self._step)
+        elapsed = now - self._start_time
         parts = ["%s %s" % (label, _format_value(v)) for label, v in run_values.results.items()]
         self._print("step %d/%d | %s | %.2f steps/s %.1f seq/s | elapsed %s | ETA %s" % (
             self._step, self._num_train_steps, " | ".join(parts), rate,
-            rate * self._batch_size, format_duration(now - self._start_time),
-            format_duration(remaining / overall if overall > 0 else 0)), flush=True)
+            rate * self._batch_size, format_duration(elapsed),
+            format_eta(self._step - self._start_step, self._num_train_steps - self._start_step,
+                       elapsed)), flush=True)
         self._last_time, self._last_step = now, self._step
 
 
@@ -109,9 +109,7 @@ class CountProgress(object):
         self._last = now
         elapsed = now - self._start
         rate = self._count / max(elapsed, 1e-9)
-        remaining = max(0, self._total - self._count)
-        eta = ("0s" if not remaining else
-               format_duration(remaining / rate) if rate > 0 else "?")
         print("%s %d/%d | %.1f/s | elapsed %s | ETA %s" % (
-            self._what, self._count, self._total, rate, format_duration(elapsed), eta),
+            self._what, self._count, self._total, rate, format_duration(elapsed),
+            format_eta(self._count, self._total, elapsed)),
             file=self._stream or sys.stderr, flush=True)  # sys.stderr now: may be redirected
