@@ -33,7 +33,6 @@ if REPO not in sys.path:
 
 from bench import step_common  # noqa: E402
 from bench.corpus_build import machine_description  # noqa: E402
-from model import modeling  # noqa: E402
 
 # bench task -> (task whose head is used, default sequence length)
 TASKS = {"classification": ("chnsenticorp", 128), "qa": ("cmrc2018", 512)}
@@ -116,29 +115,17 @@ def run_variant(args, task, variant):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-size", default="small", choices=modeling.MODEL_SIZES,
-                        help="config/<size>_discriminator_config.json (default small)")
+    step_common.add_step_args(parser)
     parser.add_argument("--tasks", default="classification,qa",
                         help="comma-separated: classification, qa")
     parser.add_argument("--classification-seq-length", type=int, default=128)
     parser.add_argument("--qa-seq-length", type=int, default=512)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per variant")
-    parser.add_argument("--warmup-steps", type=int, default=3,
-                        help="untimed steps first (XLA compiles in the first)")
-    parser.add_argument("--variants", default=",".join(step_common.VARIANTS),
-                        help="comma-separated: fp32, xla, bf16, xla+bf16 (fp16, xla+fp16 "
-                             "on a GPU)")
-    parser.add_argument("--run-variant", help=argparse.SUPPRESS)  # the child's job:
-    parser.add_argument("--run-task", help=argparse.SUPPRESS)  # one task and variant
+    parser.add_argument("--run-task", help=argparse.SUPPRESS)  # the child's task
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.warmup_steps < 1:
-        parser.error("--steps and --warmup-steps must be >= 1")
+    step_common.check_step_args(parser, args)
     unknown = [t for t in args.tasks.split(",") if t not in TASKS]
     if unknown:
         parser.error("unknown task(s) %s: expected classification, qa" % ", ".join(unknown))
-    for variant in args.variants.split(","):
-        step_common.parse_variant(variant)
     return args
 
 

@@ -15,6 +15,7 @@ Element-wise work (softmax, LayerNorm, GELU, dropout, Adam) and embedding lookup
 counted, so FLOPs/s is a lower bound on what the hardware does, as in MFU figures.
 """
 
+import argparse
 import json
 import os
 import resource
@@ -42,6 +43,29 @@ def parse_variant(name):
         raise SystemExit("bad variant %r: expected fp32, xla, bf16, fp16 or xla+bf16 / xla+fp16"
                          % name)
     return "xla" in parts, (precisions[0] if precisions else "none")
+
+
+def add_step_args(parser):
+    """The flags both step benchmarks take (model, batch, steps, variants, the child's job)."""
+    from model import modeling
+    parser.add_argument("--model-size", default="small", choices=modeling.MODEL_SIZES,
+                        help="config/<size>_discriminator_config.json (default small)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per variant")
+    parser.add_argument("--warmup-steps", type=int, default=3,
+                        help="untimed steps first (XLA compiles in the first)")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated: fp32, xla, bf16, xla+bf16 (fp16, xla+fp16 "
+                             "on a GPU)")
+    parser.add_argument("--run-variant", help=argparse.SUPPRESS)  # the child's job
+
+
+def check_step_args(parser, args):
+    """parser.error for step counts below 1 or an unknown variant."""
+    if args.steps < 1 or args.warmup_steps < 1:
+        parser.error("--steps and --warmup-steps must be >= 1")
+    for variant in args.variants.split(","):
+        parse_variant(variant)
 
 
 def encoder_forward_flops(bert_config, batch_size, seq_length, embedding_size=None):
