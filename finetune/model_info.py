@@ -19,7 +19,6 @@ model_info.json:
     spm_model_file  file name (in the same dir) of the SentencePiece model, or null
 """
 
-import json
 import os
 import shutil
 
@@ -28,6 +27,7 @@ from finetune import task_builder
 from model import modeling
 from model import tokenization
 from util.errors import InputError
+from util.hparams import parse_json
 from util.io import atomic_write, atomic_write_json
 
 INFO_FILE = "model_info.json"
@@ -127,9 +127,10 @@ def _canonical(name):
 def _read_json(path):
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError) as err:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as err:
         raise InputError("cannot read %s: %s" % (path, err))
+    return parse_json(text, path)  # errors name the file, line and column
 
 
 def _load_info(model_dir, info_path):
