@@ -8,6 +8,7 @@ lr 1e-4 (3e-4 for small), layer-wise lr decay 0.8, 3 epochs (2 and seq 512 for Q
 import os
 
 from model.precision import MIXED_PRECISION_CHOICES, choice_error
+from util import distribute
 from util.errors import InputError
 from util.hparams import check_known_keys, check_value_type
 
@@ -71,6 +72,11 @@ class FinetuningConfig(object):
         self.use_xla = False  # compile the training graph with XLA (CPU and GPU; TPUs always do)
         self.mixed_precision = "none"  # "bf16" (CPU/TPU) or "fp16" (GPU): low-precision encoder math, float32 weights
 
+        # several GPUs or hosts (tf.distribute); train_batch_size stays the global batch
+        self.distribution = "none"  # "none", "mirrored" (local GPUs), "multi_worker_mirrored" (TF_CONFIG)
+        self.num_gpus = 0  # with "mirrored": the first num_gpus GPUs; 0 = every visible GPU
+        self.mirrored_devices = []  # with "mirrored": explicit devices, e.g. ["/cpu:0", "/cpu:1"]
+
         # TPU
         self.use_tpu = False  # kept so official params files parse; true is refused for now
         self.num_tpu_cores = 1  # TPU cores
@@ -130,8 +136,10 @@ class FinetuningConfig(object):
              "model_type must be \"electra\" or \"bert\", got %r" % self.model_type)
         need(not self.use_tpu, "use_tpu: fine-tuning on TPUs is not supported yet (pre-training "
              "is); run on CPU/GPU")
+        distribute.check_hparams(self, "fine-tuning hparams")
         need(self.num_trials >= 1, "num_trials must be >= 1")
         need(self.max_seq_length >= 8, "max_seq_length must be >= 8")
+        need(self.train_batch_size > 0 and self.eval_batch_size > 0, "batch sizes must be > 0")
         need(self.num_train_epochs > 0, "num_train_epochs must be > 0")
         need(0 <= self.warmup_proportion < 1, "warmup_proportion must be in [0, 1)")
         need(self.doc_stride > 0 and self.max_query_length > 0, "doc_stride and "

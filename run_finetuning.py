@@ -30,7 +30,9 @@ from model import optimization  # noqa: E402
 from model import precision  # noqa: E402
 from model import tokenization  # noqa: E402
 from pretrain.objective import get_discriminator_config  # noqa: E402
+from util import distribute  # noqa: E402
 from util import results as results_lib  # noqa: E402
+from util.distribute import cross_replica_sum, is_first_replica  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
 from util.hparams import load_hparams  # noqa: E402
 from util.io import atomic_write_json, check_writable_dir  # noqa: E402
@@ -123,12 +125,17 @@ def model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps
                 compute_dtype=precision.compute_dtype(config.mixed_precision),
                 **encoder_kwargs(config))
             losses, outputs = heads.build_head(task, bert, bert_config, features, is_training)
-            loss = tf.reduce_mean(losses)
+            # The mean over the GLOBAL batch (training batches are always full): under a
+            # strategy each replica's loss is its share of the batch's, so the replicas'
+            # losses, and the gradients optimization.py sums over them, add up to the
+            # one-device ones. On one device this is the batch mean.
+            loss = tf.reduce_sum(losses) / float(config.train_batch_size)
         if mode == tf.estimator.ModeKeys.PREDICT:
             predictions = dict(outputs, loss=losses)
             return tf.estimator.EstimatorSpec(mode, predictions=predictions)
         if init_checkpoint:
-            restored, fresh = restore_pretrained(init_checkpoint)
+            restored, fresh = restore_pretrained(init_checkpoint)  # on every replica (synced)
+        if init_checkpoint and is_first_replica():  # report once, not once per replica
             print("initialised %d variables from %s; %d trained from scratch: %s" % (
                 len(restored), init_checkpoint, len(fresh), ", ".join(fresh)), flush=True)
             scope = encoder_kwargs(config)["scope"]
@@ -152,16 +159,20 @@ def model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps
                 layerwise_lr_decay_power=config.layerwise_lr_decay,
                 n_transformer_layers=bert_config.num_hidden_layers,
                 loss_scaling=config.mixed_precision == "fp16")
-        hook = ProgressHook({"loss": loss, "lr": lr}, num_train_steps, config.log_every_steps,
-                            config.train_batch_size)
+        # The progress line shows the whole batch's loss: the sum of the replicas' shares.
+        hook = ProgressHook({"loss": cross_replica_sum(loss), "lr": lr}, num_train_steps,
+                            config.log_every_steps, config.train_batch_size)
         return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op,
                                           training_hooks=[hook])
     return model_fn
 
 
-def build_estimator(config, model_fn, model_dir, seed):
+def build_estimator(config, model_fn, model_dir, seed, strategy=None):
+    """strategy: a tf.distribute strategy (distribution hparam) for training, or None for
+    one device. Evaluation goes through Estimator.predict, which the Estimator never
+    distributes: dev/test predictions run on one device (any eval_batch_size works)."""
     run_config = tf.estimator.RunConfig(
-        model_dir=model_dir, tf_random_seed=seed,
+        train_distribute=strategy, model_dir=model_dir, tf_random_seed=seed,
         save_checkpoints_steps=config.save_checkpoints_steps,
         keep_checkpoint_max=config.keep_checkpoint_max, log_step_count_steps=None,
         save_summary_steps=config.log_every_steps,
@@ -242,15 +253,24 @@ def eval_splits(config):
         (["test"] if config.do_test or config.write_test_outputs else [])
 
 
-def run_trial(config, task, bert_config, init_checkpoint, trial):
+def prepare_trial(config, task, bert_config, init_checkpoint, trial):
+    """The trial dir, ready to train in (resumed or emptied) and self-describing."""
+    model_dir = config.trial_model_dir(task.name, trial)
+    prepare_trial_dir(config, model_dir, trial_fingerprint(config, task, trial, init_checkpoint))
+    # Label list, featurisation settings, model shape and vocab: what finetune.export and
+    # finetune.predict need, so the trial dir works without D/.
+    model_info.write_trial_info(model_dir, config, task, bert_config)
+
+
+def run_trial(config, task, bert_config, init_checkpoint, trial, strategy=None, chief=True):
+    """strategy: the distribution's (None: one device); chief: False on the hosts of a
+    multi-host cluster that only train. Returns the trial's record (None off the chief)."""
     seed = config.seed + trial - 1
     model_dir = config.trial_model_dir(task.name, trial)
+    multi_worker = config.distribution == "multi_worker_mirrored"
     if config.do_train:
-        prepare_trial_dir(config, model_dir,
-                          trial_fingerprint(config, task, trial, init_checkpoint))
-        # Label list, featurisation settings, model shape and vocab: what finetune.export
-        # and finetune.predict need, so the trial dir works without D/.
-        model_info.write_trial_info(model_dir, config, task, bert_config)
+        if not multi_worker:  # (a cluster's chief prepared every trial dir up front)
+            prepare_trial(config, task, bert_config, init_checkpoint, trial)
         path, num_features = preprocessing.featurized_tfrecord(  # cached unless inputs changed
             task, "train", config, lambda: featurize_split(config, task, "train", True))
         num_train_steps = max(1, int(math.ceil(
@@ -259,11 +279,23 @@ def run_trial(config, task, bert_config, init_checkpoint, trial):
             task.name, trial, config.num_trials, seed, num_features, num_train_steps,
             config.train_batch_size), flush=True)
         model_fn = model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps)
-        estimator = build_estimator(config, model_fn, model_dir, seed)
+        estimator = build_estimator(config, model_fn, model_dir, seed, strategy)
         input_fn = preprocessing.get_input_fn(path, task.feature_specs(), True,
                                               config.train_batch_size, seed=seed)
-        estimator.train(input_fn=input_fn, max_steps=num_train_steps)
-    else:  # evaluate an earlier run's checkpoint
+        if multi_worker:
+            distribute.train_on_cluster(estimator, input_fn, num_train_steps)
+        else:
+            estimator.train(input_fn=input_fn, max_steps=num_train_steps)
+    if multi_worker:  # the chief predicts alone, on one device
+        model_fn = model_fn_builder(config, task, bert_config, None, num_train_steps=1)
+        estimator = distribute.estimator_on_chief(
+            chief, lambda: build_estimator(config, model_fn, model_dir, seed),
+            "%s trial %d: the chief predicts %s with the final checkpoint"
+            % (task.name, trial, " and ".join(eval_splits(config)))
+            if eval_splits(config) else None)
+        if estimator is None:
+            return None
+    elif not config.do_train:  # evaluate an earlier run's checkpoint
         model_fn = model_fn_builder(config, task, bert_config, None, num_train_steps=1)
         estimator = build_estimator(config, model_fn, model_dir, seed)
     if not tf.train.latest_checkpoint(model_dir):
@@ -278,10 +310,13 @@ def run_trial(config, task, bert_config, init_checkpoint, trial):
     return {"trial": trial, "seed": seed, "model_dir": model_dir, "results": trial_results}
 
 
-def run_task(config, task, bert_config, init_checkpoint):
+def run_task(config, task, bert_config, init_checkpoint, strategy=None, chief=True):
     trials = []
     for trial in range(1, config.num_trials + 1):
-        trials.append(run_trial(config, task, bert_config, init_checkpoint, trial))
+        record = run_trial(config, task, bert_config, init_checkpoint, trial, strategy, chief)
+        if not chief:  # a cluster's other hosts only train: the chief writes the results
+            continue
+        trials.append(record)
         results_lib.write_task_results(config, task, trials)
         if not config.keep_all_models and trial < config.num_trials:
             shutil.rmtree(config.trial_model_dir(task.name, trial), ignore_errors=True)
@@ -307,7 +342,20 @@ def run(config):
     for task in tasks:  # fail on a missing or malformed eval file now, not after training
         for split in eval_splits(config):
             task.get_examples(split)
-    return {task.name: run_task(config, task, bert_config, init_checkpoint) for task in tasks}
+    chief = distribute.is_chief(config)
+    if config.do_train and config.distribution == "multi_worker_mirrored" and chief:
+        # Every trial dir now, before the hosts meet (building the strategy waits for
+        # them): the others write into a trial dir (tmp_worker_<i>/) as soon as they start
+        # its training, maybe while the chief still predicts the previous trial, so the
+        # chief must not empty or create it then.
+        for task in tasks:
+            for trial in range(1, config.num_trials + 1):
+                prepare_trial(config, task, bert_config, init_checkpoint, trial)
+    # Built once, for every task and trial; only training is distributed.
+    strategy = distribute.build_checked_strategy(
+        config, {"train_batch_size": config.train_batch_size}) if config.do_train else None
+    return {task.name: run_task(config, task, bert_config, init_checkpoint, strategy, chief)
+            for task in tasks}
 
 
 def parse_args(argv):

@@ -277,15 +277,10 @@ def train_and_eval(config):
     if chief:  # the other hosts of a cluster only train
         write_model_files(config)
 
-    strategy = distribute.build_strategy(config)
-    if strategy is not None:
-        batches = {"train_batch_size": config.train_batch_size}
-        if config.distribution == "mirrored" and config.do_eval:
-            batches["eval_batch_size"] = config.eval_batch_size
-        distribute.check_batch_sizes(strategy, batches)
-        print("distribution %s: %s, %d sequences per replica per step" % (
-            config.distribution, distribute.describe(strategy),
-            config.train_batch_size // strategy.num_replicas_in_sync), flush=True)
+    batches = {"train_batch_size": config.train_batch_size}
+    if config.distribution == "mirrored" and config.do_eval:
+        batches["eval_batch_size"] = config.eval_batch_size
+    strategy = distribute.build_checked_strategy(config, batches)
     estimator = build_estimator(config, special_ids,
                                 None if latest else config.init_checkpoint, strategy)
     if config.do_train:
@@ -302,7 +297,7 @@ def train_and_eval(config):
                                               extra_features=extra_features(config),
                                               seed=data_seed(config))
         if config.distribution == "multi_worker_mirrored":
-            train_on_cluster(estimator, config, input_fn)
+            distribute.train_on_cluster(estimator, input_fn, config.num_train_steps)
             return eval_on_chief(config, special_ids, eval_files, chief)
         listeners = [CheckpointLogger()]
         if config.do_eval and config.eval_each_checkpoint:
@@ -328,27 +323,14 @@ def data_seed(config):
     return None
 
 
-def train_on_cluster(estimator, config, input_fn):
-    """Multi-host training. The Estimator runs MultiWorkerMirroredStrategy only through
-    train_and_evaluate (TF's distribute coordinator starts each host's server); the
-    cluster has no evaluator task, so the EvalSpec is never used. The chief writes the
-    checkpoints to model_dir; TF has the other hosts save theirs under
-    model_dir/tmp_worker_<i>/, which can be deleted."""
-    tf.estimator.train_and_evaluate(
-        estimator, tf.estimator.TrainSpec(input_fn, max_steps=config.num_train_steps),
-        tf.estimator.EvalSpec(input_fn, steps=1))
-
-
 def eval_on_chief(config, special_ids, eval_files, chief):
     """do_eval after multi-host training: the chief evaluates alone, on one device."""
     if not config.do_eval:
         return None
-    if not chief:
-        print("do_eval: the chief evaluates the final checkpoint", flush=True)
-        return None
-    with distribute.tf_config_hidden():  # a one-device estimator, not a cluster member
-        estimator = build_estimator(config, special_ids, None)
-    return run_eval(estimator, config, eval_files)
+    estimator = distribute.estimator_on_chief(
+        chief, lambda: build_estimator(config, special_ids, None),
+        "do_eval: the chief evaluates the final checkpoint")
+    return None if estimator is None else run_eval(estimator, config, eval_files)
 
 
 def objective_label(config):

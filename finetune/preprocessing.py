@@ -11,7 +11,8 @@ import os
 
 import tensorflow.compat.v1 as tf
 
-from util.io import atomic_write_json
+from util import distribute
+from util.io import atomic_write, atomic_write_json
 
 
 def _int_feature(value):
@@ -20,14 +21,16 @@ def _int_feature(value):
 
 
 def write_tfrecord(path, features, specs):
-    """Writes the spec'd keys of each feature dict; the file appears only when complete."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tf.io.TFRecordWriter(path + ".tmp") as writer:
-        for feature in features:
-            example = tf.train.Example(features=tf.train.Features(feature={
-                spec.name: _int_feature(feature[spec.name]) for spec in specs}))
-            writer.write(example.SerializeToString())
-    os.replace(path + ".tmp", path)
+    """Writes the spec'd keys of each feature dict; the file appears only when complete.
+    The temporary file is unique, so hosts of a cluster sharing the directory can all
+    write it at once."""
+    def write(tmp):
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for feature in features:
+                example = tf.train.Example(features=tf.train.Features(feature={
+                    spec.name: _int_feature(feature[spec.name]) for spec in specs}))
+                writer.write(example.SerializeToString())
+    atomic_write(path, write)
 
 
 def cache_key(task, split, config):
@@ -65,7 +68,12 @@ def featurized_tfrecord(task, split, config, make_features):
 
 
 def get_input_fn(path, specs, is_training, batch_size, seed=None):
-    """input_fn over one task tfrecord: shuffled and repeated for training, in order else."""
+    """input_fn over one task tfrecord: shuffled and repeated for training, in order else.
+
+    Under a tf.distribute strategy (distribution hparam) the Estimator passes an
+    input_context: batch_size is then the global batch, each replica gets its share, and
+    each host keeps every n-th example of the stream (seed: hosts must shuffle alike).
+    """
     name_to_features = {spec.name: tf.io.FixedLenFeature(spec.shape, tf.int64)
                         for spec in specs}
 
@@ -73,12 +81,17 @@ def get_input_fn(path, specs, is_training, batch_size, seed=None):
         example = tf.io.parse_single_example(record, name_to_features)
         return {name: tf.cast(t, tf.int32) for name, t in example.items()}
 
-    def input_fn(params):
+    def input_fn(params, input_context=None):
         d = tf.data.TFRecordDataset(path)
         if is_training:
             d = d.repeat().shuffle(buffer_size=1000, seed=seed)
+        d = distribute.shard_for_input_context(d, input_context)
         d = d.map(decode, num_parallel_calls=tf.data.experimental.AUTOTUNE)
-        d = d.batch(params.get("batch_size", batch_size), drop_remainder=is_training)
+        # One batch per replica: MirroredStrategy hands consecutive batches to the
+        # replicas, so a global batch holds the same examples as on one device.
+        d = d.batch(distribute.replica_batch_size(params.get("batch_size", batch_size),
+                                                  input_context),
+                    drop_remainder=is_training)
         return d.prefetch(tf.data.experimental.AUTOTUNE)
 
     return input_fn

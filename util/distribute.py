@@ -136,6 +136,41 @@ def check_batch_sizes(strategy, sizes):
                              "%s / %d)" % (key, size, replicas, replicas, key, replicas))
 
 
+def build_checked_strategy(config, batch_sizes):
+    """build_strategy, then check_batch_sizes(batch_sizes) and a one-line report of the
+    replicas; None (and no output) for "none". batch_sizes: {hparam: global batch}."""
+    strategy = build_strategy(config)
+    if strategy is not None:
+        check_batch_sizes(strategy, batch_sizes)
+        print("distribution %s: %s, %d sequences per replica per step" % (
+            config.distribution, describe(strategy),
+            config.train_batch_size // strategy.num_replicas_in_sync), flush=True)
+    return strategy
+
+
+def train_on_cluster(estimator, input_fn, max_steps):
+    """Multi-host training. The Estimator runs MultiWorkerMirroredStrategy only through
+    train_and_evaluate (TF's distribute coordinator starts each host's server); the
+    cluster has no evaluator task, so the EvalSpec is never used. The chief writes the
+    checkpoints to model_dir; TF has the other hosts save theirs under
+    model_dir/tmp_worker_<i>/, which can be deleted."""
+    tf.estimator.train_and_evaluate(
+        estimator, tf.estimator.TrainSpec(input_fn, max_steps=max_steps),
+        tf.estimator.EvalSpec(input_fn, steps=1))
+
+
+def estimator_on_chief(chief, build_estimator, note):
+    """After multi-host training, evaluation runs on the chief alone, on one device: the
+    estimator of build_estimator() called with TF_CONFIG hidden, so that it is not a
+    cluster member. None on the other hosts, which print `note` (if any) instead."""
+    if not chief:
+        if note:
+            print(note, flush=True)
+        return None
+    with tf_config_hidden():
+        return build_estimator()
+
+
 def replica_batch_size(global_batch_size, input_context):
     """Per-replica batch for an input_fn: the global batch over the replicas in sync."""
     if input_context is None:
