@@ -142,20 +142,20 @@ def main(argv=None):
     if args.run_variant:
         run_variant(args, args.run_task, args.run_variant)
         return 0
-    print("fine-tuning step: model %s, batch %d, %d warm-up + %d timed steps per variant"
-          % (args.model_size, args.batch_size, args.warmup_steps, args.steps))
+    print("fine-tuning step: model %s, batch %d, %d warm-up + %d timed steps per variant "
+          "and round, %d interleaved rounds"
+          % (args.model_size, args.batch_size, args.warmup_steps, args.steps, args.rounds))
     print("machine: %s" % machine_description(), flush=True)
     failed = False
     for task in args.tasks.split(","):
         config = build_config(args, task, "fp32", tempfile.gettempdir())
         flops = finetuning_flops(config, task)
-        rows = []
-        for variant in args.variants.split(","):
-            result = step_common.run_child(os.path.abspath(__file__),
-                                           child_args(args, task, variant))
+        rows = step_common.run_variants(
+            os.path.abspath(__file__), args.variants.split(","),
+            lambda variant, task=task: child_args(args, task, variant), args.rounds)
+        for _, result in rows:
             if "error" not in result:
                 step_common.summarise(result, args.batch_size, flops)
-            rows.append((variant, result))
         print("\n%s (%s head), seq %d: %.1f GFLOP per step (analytic)" % (
             task, TASKS[task][0], config.max_seq_length, flops / 1e9))
         step_common.print_table(rows)

@@ -113,16 +113,15 @@ def main(argv=None):
     config = build_config(args, "fp32", tempfile.gettempdir())
     flops = pretraining_flops(config)
     print("pre-training step: model %s, seq %d, batch %d, %d warm-up + %d timed steps per "
-          "variant; %.1f GFLOP per step (analytic)" % (
+          "variant and round, %d interleaved rounds; %.1f GFLOP per step (analytic)" % (
               args.model_size, args.seq_length, args.batch_size, args.warmup_steps,
-              args.steps, flops / 1e9))
+              args.steps, args.rounds, flops / 1e9))
     print("machine: %s" % machine_description(), flush=True)
-    rows = []
-    for variant in variants:
-        result = step_common.run_child(os.path.abspath(__file__), child_args(args, variant))
+    rows = step_common.run_variants(os.path.abspath(__file__), variants,
+                                    lambda variant: child_args(args, variant), args.rounds)
+    for _, result in rows:
         if "error" not in result:
             step_common.summarise(result, args.batch_size, flops)
-        rows.append((variant, result))
     print()
     step_common.print_table(rows)
     step_common.print_ratios(rows)

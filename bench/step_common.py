@@ -57,13 +57,16 @@ def add_step_args(parser):
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated: fp32, xla, bf16, xla+bf16 (fp16, xla+fp16 "
                              "on a GPU)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="runs of every variant, interleaved (fp32, bf16, fp32, bf16, "
+                             "...), their steps pooled: machine-speed drift hits all alike")
     parser.add_argument("--run-variant", help=argparse.SUPPRESS)  # the child's job
 
 
 def check_step_args(parser, args):
     """parser.error for step counts below 1 or an unknown variant."""
-    if args.steps < 1 or args.warmup_steps < 1:
-        parser.error("--steps and --warmup-steps must be >= 1")
+    if args.steps < 1 or args.warmup_steps < 1 or args.rounds < 1:
+        parser.error("--steps, --warmup-steps and --rounds must be >= 1")
     for variant in args.variants.split(","):
         parse_variant(variant)
 
@@ -156,6 +159,26 @@ def run_child(script, child_args):
             return json.loads(line[len(RESULT_PREFIX):])
     tail = "\n".join(proc.stdout.strip().splitlines()[-8:])
     return {"error": "exit status %d:\n%s" % (proc.returncode, tail)}
+
+
+def run_variants(script, variants, child_args, rounds):
+    """Runs every variant's child `rounds` times, interleaved, and pools each variant's
+    timed steps: [(variant, result)]. A variant that fails is not run again."""
+    pooled = {}
+    for _ in range(rounds):
+        for variant in variants:
+            if "error" in pooled.get(variant, {}):
+                continue
+            result = run_child(script, child_args(variant))
+            if variant not in pooled or "error" in result:
+                pooled[variant] = result
+                continue
+            into = pooled[variant]
+            into["step_times"] += result["step_times"]
+            into["cpu_times"] += result["cpu_times"]
+            into["peak_rss_mb"] = max(into["peak_rss_mb"], result["peak_rss_mb"])
+            into["last_loss"] = result["last_loss"]  # every run starts from the same init
+    return [(variant, pooled[variant]) for variant in variants]
 
 
 def summarise(result, batch_size, flops_per_step):

@@ -39,6 +39,19 @@ def test_inline_json_error_names_hparams_flag():
         load_hparams('{"learning_rate": 1e-4')
 
 
+def test_key_given_twice_is_refused_with_its_lines(tmp_path):
+    path = tmp_path / "params.json"
+    path.write_text('{\n  "learning_rate": 3e-4,\n  "task_names": ["chnsenticorp"],\n'
+                    '  "learning_rate": 1e-4\n}\n')
+    with pytest.raises(InputError) as err:
+        load_hparams(str(path))
+    message = str(err.value)
+    assert message.startswith("%s: key 'learning_rate' is given twice" % path)
+    assert "lines 2, 4" in message
+    # The same key in different objects is fine.
+    assert load_hparams('{"a": {"x": 1}, "b": {"x": 2}}') == {"a": {"x": 1}, "b": {"x": 2}}
+
+
 def test_inline_file_and_search_dir(tmp_path):
     assert load_hparams('{"a": 1}') == {"a": 1}
     params_dir = tmp_path / "params"

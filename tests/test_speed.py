@@ -220,3 +220,63 @@ def test_loss_scaling_skips_non_finite_steps_and_adapts_the_scale():
                 session.run(update, {finite: ok})
                 seen.append(session.run(loss_scale.scale))
             assert seen == [4.0, 8.0, 8.0, 4.0, 4.0]
+
+
+def test_step_benchmark_pools_interleaved_rounds_and_prints_ratios():
+    """bench/pretrain_step.py on the tiny model: every variant runs in each round, the
+    table reports the pooled steps, and the ratio line compares with fp32 (no timing is
+    asserted: only that the numbers exist and are consistent)."""
+    import subprocess
+    import sys
+    proc = subprocess.run(
+        [sys.executable, "bench/pretrain_step.py", "--model-size", "tiny", "--seq-length", "32",
+         "--batch-size", "4", "--steps", "2", "--warmup-steps", "1", "--rounds", "2",
+         "--variants", "fp32,bf16"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "2 timed steps per variant and round, 2 interleaved rounds" in out
+    rows = {m.group(1): float(m.group(2))
+            for m in re.finditer(r"^(fp32|bf16)\s+([\d.]+)\s", out, re.M)}
+    assert set(rows) == {"fp32", "bf16"} and all(v > 0 for v in rows.values())
+    ratio = float(re.search(r"^bf16/fp32 sequences/s: ([\d.]+)x$", out, re.M).group(1))
+    assert abs(ratio - rows["bf16"] / rows["fp32"]) <= 0.01 + 0.01 * ratio
+
+
+def test_run_variants_pools_steps_and_stops_retrying_a_failed_variant(monkeypatch):
+    from bench import step_common
+    calls = []
+
+    def fake_child(script, args):
+        calls.append(args[0])
+        if args[0] == "bad":
+            return {"error": "exit status 1"}
+        n = len(calls)
+        return {"step_times": [0.1 * n], "cpu_times": [0.2], "peak_rss_mb": 100.0 + n,
+                "first_loss": 5.0, "last_loss": 5.0 - n}
+
+    monkeypatch.setattr(step_common, "run_child", fake_child)
+    rows = dict(step_common.run_variants("x.py", ["fp32", "bad"], lambda v: [v], rounds=3))
+    assert calls == ["fp32", "bad", "fp32", "fp32"]  # interleaved; "bad" tried once
+    assert rows["fp32"]["step_times"] == pytest.approx([0.1, 0.3, 0.4])
+    assert rows["fp32"]["peak_rss_mb"] == 104.0 and rows["fp32"]["last_loss"] == 1.0
+    assert "error" in rows["bad"]
+
+
+def test_profile_step_splits_matmuls_from_the_rest():
+    import subprocess
+    import sys
+    proc = subprocess.run(
+        [sys.executable, "bench/profile_step.py", "--model-size", "tiny", "--seq-length", "32",
+         "--batch-size", "4", "--steps", "1", "--warmup-steps", "1"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {m.group(1).strip(): (float(m.group(2)), float(m.group(3))) for m in re.finditer(
+        r"^(\S.*?|  \S+)\s+([\d.]+)\s+([\d.]+)$", proc.stdout, re.M)}
+    matmul, rest, total = (rows["matmul (all kinds)"], rows["everything but matmul"],
+                           rows["total"])
+    for i in range(2):  # fp32 and bf16 columns; printed rounded to 1 ms
+        assert matmul[i] > 0 and rest[i] > 0
+        assert abs(matmul[i] + rest[i] - total[i]) <= 1.0
+    bound = re.search(r"could be at most ([\d.]+)x fp32$", proc.stdout, re.M)
+    assert bound and float(bound.group(1)) > 0

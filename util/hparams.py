@@ -9,14 +9,17 @@ with the closest valid names.
 import difflib
 import json
 import os
+import re
 
 from util.errors import InputError
 
 
 def parse_json(text, source):
-    """json.loads with an error naming source, line and column."""
+    """json.loads with an error naming source, line and column. A key given twice in one
+    object is an error too (json.loads would silently keep the last value)."""
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=lambda pairs: _unique_keys(pairs, text,
+                                                                             source))
     except json.JSONDecodeError as e:
         hint = ""
         before = text[:e.pos].rstrip()
@@ -26,6 +29,21 @@ def parse_json(text, source):
         raise InputError("%s:%d:%d: invalid JSON: %s%s\n    %s\n    %s^"
                          % (source, e.lineno, e.colno, e.msg, hint, line_text,
                             " " * (e.colno - 1)))
+
+
+def _unique_keys(pairs, text, source):
+    """The dict of one JSON object's (key, value) pairs; InputError on a repeated key."""
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            key_pattern = re.compile(r'"%s"\s*:' % re.escape(json.dumps(key)[1:-1]))
+            places = [text.count("\n", 0, m.start()) + 1 for m in key_pattern.finditer(text)]
+            where = (" (it appears on lines %s)" % ", ".join(map(str, places))
+                     if len(places) > 1 else "")
+            raise InputError("%s: key %r is given twice in one object%s: JSON would keep "
+                             "only the last value, so remove one" % (source, key, where))
+        seen.add(key)
+    return dict(pairs)
 
 
 def load_hparams(arg, search_dirs=()):

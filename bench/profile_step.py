@@ -1,0 +1,154 @@
+"""Where a pre-training step's time goes: kernel time by op type, fp32 graph vs bf16.
+
+    python bench/profile_step.py [--model-size small] [--seq-length 128] [--batch-size 16]
+        [--steps 5] [--variants fp32,bf16]
+
+Each variant runs in its own process: a few warm-up steps, then --steps traced steps
+(TF's FULL_TRACE step stats); the kernel time of every op (its start to end on its thread)
+is summed per op type and averaged per step. The table splits matrix multiplications from
+the rest, since only the former get faster in bfloat16 on a CPU; the last line is the
+speed-up Amdahl's law allows bf16 when the rest costs what it costs in fp32.
+Tracing slows the step a little; compare the shares, not the totals, with pretrain_step.py.
+"""
+
+import argparse
+import collections
+import os
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from bench import step_common  # noqa: E402
+from bench.pretrain_step import build_config  # noqa: E402
+
+MATMUL_OPS = ("MatMul", "BatchMatMul", "Einsum", "FusedMatMul")  # substrings of op types
+TOP_OPS = 12  # op types listed by name; the rest are summed in one row
+
+
+def kernel_ms_by_op(step_stats):
+    """{op type: ms} of one traced step."""
+    totals = collections.Counter()
+    for device in step_stats.dev_stats:
+        for node in device.node_stats:
+            if " = " not in node.timeline_label:  # e.g. the session's own bookkeeping
+                continue
+            op = node.timeline_label.split(" = ")[1].split("(")[0]
+            totals[op] += (node.op_end_rel_micros - node.op_start_rel_micros) / 1000.0
+    return totals
+
+
+def run_variant(args, variant):
+    """In the child: build, warm up, trace; print the RESULT line ({op: ms per step})."""
+    import numpy as np
+    import tensorflow.compat.v1 as tf
+
+    import run_pretraining
+    from util.training_utils import quiet_tensorflow
+
+    quiet_tensorflow()
+    config = build_config(args, variant, tempfile.gettempdir())
+    special_ids = run_pretraining.load_special_ids(config)
+    ids, mask, segments = step_common.synthetic_ids(
+        np.random.default_rng(1), config.train_batch_size, config.max_seq_length,
+        config.vocab_size, special_ids["[CLS]"], special_ids["[SEP]"])
+    totals = collections.Counter()
+    with tf.Graph().as_default():
+        tf.set_random_seed(1)
+        features = step_common.in_memory_features(
+            {"input_ids": ids, "input_mask": mask, "segment_ids": segments})
+        spec = run_pretraining.model_fn_builder(config, special_ids, None)(
+            features, None, tf.estimator.ModeKeys.TRAIN, {})
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            for _ in range(args.warmup_steps):
+                session.run(spec.train_op)
+            options = tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE)
+            for _ in range(args.steps):
+                metadata = tf.RunMetadata()
+                session.run(spec.train_op, options=options, run_metadata=metadata)
+                totals.update(kernel_ms_by_op(metadata.step_stats))
+    step_common.emit_result({op: ms / args.steps for op, ms in totals.items()})
+
+
+def is_matmul(op):
+    return any(part in op for part in MATMUL_OPS)
+
+
+def print_profile(results):
+    """results: {variant: {op: ms per step}} -> the table and the Amdahl line."""
+    variants = list(results)
+    first = results[variants[0]]
+    others = sorted((op for op in first if not is_matmul(op)), key=lambda op: -first[op])
+    print("%-26s" % "kernel ms per step" + "".join("%12s" % v for v in variants))
+
+    def row(label, ops):
+        print("%-26s" % label + "".join("%12.0f" % sum(results[v].get(op, 0.0) for op in ops)
+                                        for v in variants))
+
+    all_ops = set().union(*results.values())
+    matmuls = sorted(op for op in all_ops if is_matmul(op))
+    rest = [op for op in all_ops if not is_matmul(op)]
+    row("matmul (all kinds)", matmuls)
+    for op in others[:TOP_OPS]:
+        row("  " + op, [op])
+    row("  other ops", [op for op in rest if op not in others[:TOP_OPS]])
+    row("everything but matmul", rest)
+    row("total", all_ops)
+    if len(variants) > 1:
+        base, fast = results[variants[0]], results[variants[1]]
+        base_mm = sum(base.get(op, 0.0) for op in matmuls)
+        fast_mm = sum(fast.get(op, 0.0) for op in matmuls)
+        base_total = sum(base.values())
+        share = base_mm / base_total
+        speedup = base_mm / fast_mm
+        print("matmul share of %s kernel time %.0f%%; %s matmuls %.2fx faster; with the rest "
+              "unchanged %s could be at most %.2fx %s" % (
+                  variants[0], 100 * share, variants[1], speedup, variants[1],
+                  1.0 / ((1 - share) + share / speedup), variants[0]))
+
+
+def parse_args(argv):
+    from model import modeling
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-size", default="small", choices=modeling.MODEL_SIZES)
+    parser.add_argument("--seq-length", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=5, help="traced steps per variant")
+    parser.add_argument("--warmup-steps", type=int, default=3)
+    parser.add_argument("--variants", default="fp32,bf16",
+                        help="comma-separated, the first is the baseline (fp32, bf16, xla...)")
+    parser.add_argument("--run-variant", help=argparse.SUPPRESS)  # the child's job
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.warmup_steps < 1:
+        parser.error("--steps and --warmup-steps must be >= 1")
+    for variant in args.variants.split(","):
+        step_common.parse_variant(variant)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.run_variant:
+        run_variant(args, args.run_variant)
+        return 0
+    print("kernel time of a pre-training step by op type: model %s, seq %d, batch %d, "
+          "%d traced steps per variant" % (args.model_size, args.seq_length,
+                                           args.batch_size, args.steps), flush=True)
+    results = {}
+    for variant in args.variants.split(","):
+        result = step_common.run_child(os.path.abspath(__file__), [
+            "--model-size", args.model_size, "--seq-length", str(args.seq_length),
+            "--batch-size", str(args.batch_size), "--steps", str(args.steps),
+            "--warmup-steps", str(args.warmup_steps), "--run-variant", variant])
+        if "error" in result:
+            print("%s failed: %s" % (variant, result["error"]))
+            return 1
+        results[variant] = result
+    print_profile(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
