@@ -67,8 +67,8 @@ def build_config(args, variant, data_dir):
         use_xla=use_xla, mixed_precision=mixed_precision)
 
 
-def run_variant(args, variant):
-    """In the child: build, warm up, time; print the RESULT line."""
+def model_fn_and_batch(args, variant):
+    """In a child: (config, the pre-training model_fn, a synthetic batch {name: array})."""
     import numpy as np
 
     import run_pretraining
@@ -83,10 +83,17 @@ def run_variant(args, variant):
     ids, mask, segments = step_common.synthetic_ids(
         np.random.default_rng(1), config.train_batch_size, config.max_seq_length,
         config.vocab_size, special_ids["[CLS]"], special_ids["[SEP]"])
-    step_common.time_model_fn(
-        run_pretraining.model_fn_builder(config, special_ids, None),
-        {"input_ids": ids, "input_mask": mask, "segment_ids": segments},
-        precision.session_config(config.use_xla), args.warmup_steps, args.steps)
+    return (config, run_pretraining.model_fn_builder(config, special_ids, None),
+            {"input_ids": ids, "input_mask": mask, "segment_ids": segments})
+
+
+def run_variant(args, variant):
+    """In the child: build, warm up, time; print the RESULT line."""
+    from model import precision
+
+    config, model_fn, batch = model_fn_and_batch(args, variant)
+    step_common.time_model_fn(model_fn, batch, precision.session_config(config.use_xla),
+                              args.warmup_steps, args.steps)
 
 
 def parse_args(argv):

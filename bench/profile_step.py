@@ -15,13 +15,12 @@ import argparse
 import collections
 import os
 import sys
-import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from bench import step_common  # noqa: E402
-from bench.pretrain_step import build_config  # noqa: E402
+from bench.pretrain_step import child_args, model_fn_and_batch  # noqa: E402
 
 MATMUL_OPS = ("MatMul", "BatchMatMul", "Einsum", "FusedMatMul")  # substrings of op types
 TOP_OPS = 12  # op types listed by name; the rest are summed in one row
@@ -41,25 +40,14 @@ def kernel_ms_by_op(step_stats):
 
 def run_variant(args, variant):
     """In the child: build, warm up, trace; print the RESULT line ({op: ms per step})."""
-    import numpy as np
     import tensorflow.compat.v1 as tf
 
-    import run_pretraining
-    from util.training_utils import quiet_tensorflow
-
-    quiet_tensorflow()
-    config = build_config(args, variant, tempfile.gettempdir())
-    special_ids = run_pretraining.load_special_ids(config)
-    ids, mask, segments = step_common.synthetic_ids(
-        np.random.default_rng(1), config.train_batch_size, config.max_seq_length,
-        config.vocab_size, special_ids["[CLS]"], special_ids["[SEP]"])
+    _, model_fn, batch = model_fn_and_batch(args, variant)
     totals = collections.Counter()
     with tf.Graph().as_default():
         tf.set_random_seed(1)
-        features = step_common.in_memory_features(
-            {"input_ids": ids, "input_mask": mask, "segment_ids": segments})
-        spec = run_pretraining.model_fn_builder(config, special_ids, None)(
-            features, None, tf.estimator.ModeKeys.TRAIN, {})
+        spec = model_fn(step_common.in_memory_features(batch), None,
+                        tf.estimator.ModeKeys.TRAIN, {})
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
             for _ in range(args.warmup_steps):
@@ -110,21 +98,12 @@ def print_profile(results):
 
 
 def parse_args(argv):
-    from model import modeling
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-size", default="small", choices=modeling.MODEL_SIZES)
+    step_common.add_step_args(parser, rounds=False)  # the traced steps are not timed
     parser.add_argument("--seq-length", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=5, help="traced steps per variant")
-    parser.add_argument("--warmup-steps", type=int, default=3)
-    parser.add_argument("--variants", default="fp32,bf16",
-                        help="comma-separated, the first is the baseline (fp32, bf16, xla...)")
-    parser.add_argument("--run-variant", help=argparse.SUPPRESS)  # the child's job
+    parser.set_defaults(steps=5, variants="fp32,bf16")
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.warmup_steps < 1:
-        parser.error("--steps and --warmup-steps must be >= 1")
-    for variant in args.variants.split(","):
-        step_common.parse_variant(variant)
+    step_common.check_step_args(parser, args)
     return args
 
 
@@ -138,10 +117,7 @@ def main(argv=None):
                                            args.batch_size, args.steps), flush=True)
     results = {}
     for variant in args.variants.split(","):
-        result = step_common.run_child(os.path.abspath(__file__), [
-            "--model-size", args.model_size, "--seq-length", str(args.seq_length),
-            "--batch-size", str(args.batch_size), "--steps", str(args.steps),
-            "--warmup-steps", str(args.warmup_steps), "--run-variant", variant])
+        result = step_common.run_child(os.path.abspath(__file__), child_args(args, variant))
         if "error" in result:
             print("%s failed: %s" % (variant, result["error"]))
             return 1

@@ -45,8 +45,9 @@ def parse_variant(name):
     return "xla" in parts, (precisions[0] if precisions else "none")
 
 
-def add_step_args(parser):
-    """The flags both step benchmarks take (model, batch, steps, variants, the child's job)."""
+def add_step_args(parser, rounds=True):
+    """The flags the step benchmarks take (model, batch, steps, variants, the child's job;
+    --rounds unless rounds is False)."""
     from model import modeling
     parser.add_argument("--model-size", default="small", choices=modeling.MODEL_SIZES,
                         help="config/<size>_discriminator_config.json (default small)")
@@ -57,15 +58,17 @@ def add_step_args(parser):
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated: fp32, xla, bf16, xla+bf16 (fp16, xla+fp16 "
                              "on a GPU)")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="runs of every variant, interleaved (fp32, bf16, fp32, bf16, "
-                             "...), their steps pooled: machine-speed drift hits all alike")
+    if rounds:
+        parser.add_argument("--rounds", type=int, default=2,
+                            help="runs of every variant, interleaved (fp32, bf16, fp32, "
+                                 "bf16, ...), their steps pooled: machine-speed drift hits "
+                                 "all alike")
     parser.add_argument("--run-variant", help=argparse.SUPPRESS)  # the child's job
 
 
 def check_step_args(parser, args):
     """parser.error for step counts below 1 or an unknown variant."""
-    if args.steps < 1 or args.warmup_steps < 1 or args.rounds < 1:
+    if args.steps < 1 or args.warmup_steps < 1 or getattr(args, "rounds", 1) < 1:
         parser.error("--steps, --warmup-steps and --rounds must be >= 1")
     for variant in args.variants.split(","):
         parse_variant(variant)

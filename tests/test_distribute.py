@@ -81,12 +81,21 @@ def start(data_dir, model_name, logical_cpus=1, env=None, script="run_pretrainin
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def losses(process):
+def finished(process):
     out, _ = process.communicate(timeout=600)
     assert process.returncode == 0, out[-3000:]
+    return out
+
+
+def pretraining_losses(out):
     rows = [tuple(float(x) for x in m.groups()) for m in PROGRESS.finditer(out)]
     assert [r[0] for r in rows] == list(range(1, STEPS + 1)), out[-3000:]
-    return [r[1:] for r in rows], out
+    return [r[1:] for r in rows]
+
+
+def losses(process):
+    out = finished(process)
+    return pretraining_losses(out), out
 
 
 def assert_same_trajectory(got, expected):
@@ -121,19 +130,25 @@ def free_ports(n):
     return ports
 
 
-def test_two_workers_follow_the_one_device_trajectory(data_dir, one_device):
+def run_two_workers(start_worker):
+    """Two loopback workers, start_worker(env) -> Popen with env holding the worker's
+    TF_CONFIG; their outputs once both finished. A worker left running is killed."""
     workers = ["localhost:%d" % p for p in free_ports(2)]
-    processes = [start(data_dir, "two_workers", distribution="multi_worker_mirrored",
-                       env={"TF_CONFIG": distribute.tf_config_json(workers, i)})
+    processes = [start_worker({"TF_CONFIG": distribute.tf_config_json(workers, i)})
                  for i in range(2)]
     try:
-        results = [losses(p) for p in processes]
+        return [finished(p) for p in processes]
     finally:
         for p in processes:
             if p.poll() is None:
                 p.kill()
-    for rows, _ in results:  # each worker prints the global losses
-        assert_same_trajectory(rows, one_device)
+
+
+def test_two_workers_follow_the_one_device_trajectory(data_dir, one_device):
+    outs = run_two_workers(lambda env: start(data_dir, "two_workers", env=env,
+                                             distribution="multi_worker_mirrored"))
+    for out in outs:  # each worker prints the global losses
+        assert_same_trajectory(pretraining_losses(out), one_device)
     model_dir = data_dir / "models" / "two_workers"
     assert (model_dir / ("model.ckpt-%d.index" % STEPS)).exists()  # written by the chief
     assert (model_dir / "pretrain_hparams.json").exists()
@@ -210,12 +225,6 @@ def start_finetuning(data_dir, model_name, logical_cpus=1, env=None, **hparams):
                  base=FT_HPARAMS, **hparams)
 
 
-def finished(process):
-    out, _ = process.communicate(timeout=600)
-    assert process.returncode == 0, out[-3000:]
-    return out
-
-
 def finetuning_losses(out):
     rows = [(int(m.group(1)), float(m.group(2))) for m in FT_PROGRESS.finditer(out)]
     assert [step for step, _ in rows] == list(range(1, FT_STEPS + 1)), out[-3000:]
@@ -230,9 +239,7 @@ def dev_results(data_dir, model_name):
 
 def assert_same_finetuning(losses_got, dev_got, one_device):
     losses_expected, dev_expected = one_device
-    for step, (a, b) in enumerate(zip(losses_got, losses_expected), 1):
-        assert a == pytest.approx(b, rel=1e-3), "step %d: loss %s vs one device %s" % (
-            step, a, b)
+    assert_same_trajectory(losses_got, losses_expected)
     assert dev_got["loss"] == pytest.approx(dev_expected["loss"], rel=1e-3)
     assert dev_got["accuracy"] == dev_expected["accuracy"]
 
@@ -266,18 +273,8 @@ def test_two_workers_finetune_from_a_checkpoint_like_one_device(ft_data_dir, ft_
     reference = finished(start_finetuning(ft_data_dir, "ft_warm_one_device", **warm))
     one_device = (finetuning_losses(reference), dev_results(ft_data_dir, "ft_warm_one_device"))
     assert "initialised 39 variables" in reference
-    workers = ["localhost:%d" % p for p in free_ports(2)]
-    processes = [start_finetuning(ft_data_dir, "ft_two_workers",
-                                  distribution="multi_worker_mirrored",
-                                  env={"TF_CONFIG": distribute.tf_config_json(workers, i)},
-                                  **warm)
-                 for i in range(2)]
-    try:
-        outs = [finished(p) for p in processes]
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.kill()
+    outs = run_two_workers(lambda env: start_finetuning(
+        ft_data_dir, "ft_two_workers", env=env, distribution="multi_worker_mirrored", **warm))
     dev = dev_results(ft_data_dir, "ft_two_workers")  # written by the chief alone
     for out in outs:  # each worker prints the global losses
         assert "distribution multi_worker_mirrored: 2 replicas" in out
