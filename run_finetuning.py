@@ -28,7 +28,6 @@ from finetune import task_builder  # noqa: E402
 from model import modeling  # noqa: E402
 from model import optimization  # noqa: E402
 from model import precision  # noqa: E402
-from model import tokenization  # noqa: E402
 from pretrain.objective import get_discriminator_config  # noqa: E402
 from util import distribute  # noqa: E402
 from util import results as results_lib  # noqa: E402
@@ -325,9 +324,7 @@ def run_task(config, task, bert_config, init_checkpoint, strategy=None, chief=Tr
 
 def run(config):
     precision.check_supported(config.mixed_precision, config.use_tpu, "fine-tuning hparams")
-    tokenizer = tokenization.build_tokenizer(
-        vocab_file=config.vocab_file, do_lower_case=config.do_lower_case,
-        strip_accents=config.strip_accents, spm_model_file=config.spm_model_file)
+    tokenizer = model_info.tokenizer_for(config)
     if len(tokenizer) != config.vocab_size:
         raise InputError("%s has %d tokens but vocab_size is %d: set \"vocab_size\": %d"
                          % (config.spm_model_file or config.vocab_file, len(tokenizer),

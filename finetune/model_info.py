@@ -171,21 +171,22 @@ def _load_trial_hparams(model_dir):
             raise InputError("%s: the vocab %s it was trained with is missing (the trial "
                              "dir predates model_info.json, so it is read from there)"
                              % (path, vocab))
-    tokenizer = _tokenizer(config)
+    tokenizer = tokenizer_for(config)
     task = task_builder.get_task(config, record["task"], tokenizer)
     info = describe(config, task, get_discriminator_config(config))
     bert_config = modeling.BertConfig.from_dict(info["bert_config"], source=path)
     return _build(info, config, bert_config, vocab_source(config))
 
 
-def _tokenizer(config):
+def tokenizer_for(config):
+    """The tokenizer a fine-tuning config names (WordPiece vocab or SentencePiece model)."""
     return tokenization.build_tokenizer(
         vocab_file=config.vocab_file, do_lower_case=config.do_lower_case,
         strip_accents=config.strip_accents, spm_model_file=config.spm_model_file)
 
 
 def _build(info, config, bert_config, vocab_path):
-    tokenizer = _tokenizer(config)
+    tokenizer = tokenizer_for(config)
     task = task_builder.get_task(config, info["task"], tokenizer)
     if task.task_type != info["task_type"]:
         raise InputError("model_info.json says task %s is %s, but it is a %s task"
