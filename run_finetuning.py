@@ -322,13 +322,19 @@ def run_task(config, task, bert_config, init_checkpoint, strategy=None, chief=Tr
     return trials
 
 
-def run(config):
-    precision.check_supported(config.mixed_precision, config.use_tpu, "fine-tuning hparams")
+def load_tokenizer(config):
+    """config's tokenizer; InputError unless its vocab fills the word-embedding table."""
     tokenizer = model_info.tokenizer_for(config)
     if len(tokenizer) != config.vocab_size:
         raise InputError("%s has %d tokens but vocab_size is %d: set \"vocab_size\": %d"
                          % (config.spm_model_file or config.vocab_file, len(tokenizer),
                             config.vocab_size, len(tokenizer)))
+    return tokenizer
+
+
+def run(config):
+    precision.check_supported(config.mixed_precision, config.use_tpu, "fine-tuning hparams")
+    tokenizer = load_tokenizer(config)
     bert_config = get_discriminator_config(config)
     init_checkpoint = find_pretrained_checkpoint(config) if config.do_train else None
     if init_checkpoint:

@@ -41,7 +41,6 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 import configure_finetuning  # noqa: E402
 import run_finetuning  # noqa: E402
-from finetune import model_info  # noqa: E402
 from finetune.classification import read_tsv_table, require_columns  # noqa: E402
 from model import modeling  # noqa: E402
 from model import tokenization  # noqa: E402
@@ -66,17 +65,6 @@ def load_config(hparams_arg, vocab_file, max_seq_length):
         hparams["max_seq_length"] = max_seq_length
     # data_dir only places files that fine-tuning writes; the probe writes none of them.
     return configure_finetuning.FinetuningConfig("probe", os.getcwd(), **hparams)
-
-
-def load_tokenizer(config):
-    """Fine-tuning's tokenizer for config; its vocab must fill the word-embedding table."""
-    tokenizer = model_info.tokenizer_for(config)
-    vocab = config.spm_model_file or config.vocab_file
-    if len(tokenizer) != config.vocab_size:
-        raise InputError("--vocab-file %s has %d tokens but the model's vocab_size is %d: pass "
-                         "the model's vocab or set \"vocab_size\" in --hparams"
-                         % (vocab, len(tokenizer), config.vocab_size))
-    return tokenizer
 
 
 def read_examples(path, limit):
@@ -226,10 +214,10 @@ def mean_pairwise_cosine(vectors):
     return float((total @ total - (unit * unit).sum()) / max(n * (n - 1), 1))
 
 
-def nearest_neighbours(table, token_id, tokenizer, k=NUM_NEIGHBOURS):
-    """[[token, cosine], ...]: the k rows of table [V, E] closest to row token_id."""
-    unit = unit_rows(np.asarray(table, np.float64))
-    cosine = unit @ unit[token_id]  # [V]
+def nearest_neighbours(unit_table, token_id, tokenizer, k=NUM_NEIGHBOURS):
+    """[[token, cosine], ...]: the k rows of unit_table [V, E] (unit_rows of the word
+    embeddings) closest to row token_id."""
+    cosine = unit_table @ unit_table[token_id]  # [V]
     cosine[token_id] = -np.inf
     top = np.argsort(-cosine, kind="stable")[:k]
     return [[token, round(float(cosine[i]), 4)]
@@ -264,7 +252,8 @@ def probe_model(name, checkpoint, data, settings, log):
         % (name, len(data["train_ids"]), len(data["dev_ids"]), time.time() - start))
     rows = [layer_row(layer, t, d, data["train"][1], data["dev"][1])
             for layer, t, d in zip(layer_names(bert_config), train, dev)]
-    neighbours = {token: nearest_neighbours(table_value, token_id, settings["tokenizer"])
+    unit_table = unit_rows(np.asarray(table_value, np.float64))  # [V, E]
+    neighbours = {token: nearest_neighbours(unit_table, token_id, settings["tokenizer"])
                   for token, token_id in settings["neighbour_ids"].items()}
     return {"name": name, "checkpoint": checkpoint, "layers": rows, "neighbours": neighbours}
 
@@ -296,7 +285,7 @@ def probe(args, log=print):
     if config.max_seq_length > bert_config.max_position_embeddings:
         raise InputError("--max-seq-length %d exceeds the model's max_position_embeddings %d"
                          % (config.max_seq_length, bert_config.max_position_embeddings))
-    tokenizer = load_tokenizer(config)
+    tokenizer = run_finetuning.load_tokenizer(config)
     tokens = [t for t in args.neighbours.split(",") if t] if args.neighbours else []
     settings = {"config": config, "bert_config": bert_config, "tokenizer": tokenizer,
                 "seed": args.seed, "batch_size": args.batch_size,

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+import run_finetuning
 from model import modeling
 from pretrain.objective import get_discriminator_config
 from scripts import probe_encoder
@@ -62,7 +63,7 @@ def save_encoder(prefix, hparams, scope, edit=None, drop=()):
     """
     config = probe_encoder.load_config(json.dumps(hparams), str(SAMPLE_VOCAB), 32)
     bert_config = get_discriminator_config(config)
-    vocab = probe_encoder.load_tokenizer(config).vocab
+    vocab = run_finetuning.load_tokenizer(config).vocab
     with tf.Graph().as_default():
         tf.set_random_seed(123)
         modeling.BertModel(bert_config, False, tf.zeros([1, 8], tf.int32), scope=scope)
@@ -182,7 +183,7 @@ def test_bad_tsv_and_bad_tokens_name_the_place(data, tmp_path, capsys):
              (["--neighbours", "好,notatoken"], "'notatoken' is not a token of %s"
               % SAMPLE_VOCAB),
              (["--hparams", json.dumps(dict(SHAPE, vocab_size=30522))],
-              "--vocab-file %s has 21128 tokens but the model's vocab_size is 30522"
+              "%s has 21128 tokens but vocab_size is 30522: set \"vocab_size\": 21128"
               % SAMPLE_VOCAB)]
     for extra, message in cases:
         with pytest.raises(InputError) as error:
