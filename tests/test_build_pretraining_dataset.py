@@ -1,4 +1,4 @@
-"""Tests for build_pretraining_dataset.py: example layout, sampling, sharding, errors."""
+"""Tests for build_pretraining_dataset.py (and its pretrain/ modules): example layout, sampling, sharding, errors."""
 
 import collections
 import json
@@ -10,6 +10,11 @@ import tensorflow.compat.v1 as tf
 
 import build_pretraining_dataset as bpd
 from model import tokenization
+from pretrain import corpus as corpus_module
+from pretrain import example_serialization
+from pretrain.dataset_builder import INFO_FILE, default_num_out_files
+from pretrain.example_builder import FEATURE_NAMES, ExampleBuilder
+from pretrain.shards import OUTPUT_PREFIX
 
 SPECIALS = ["[PAD]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 PAD_ID, UNK_ID, CLS_ID, SEP_ID = 0, 2, 3, 4
@@ -76,7 +81,7 @@ def run_build(corpus_dir, vocab_file, output_dir, *extra):
 def shard_files(output_dir):
     """Names of the files in output_dir that look like shards, sorted."""
     return sorted(n for n in os.listdir(output_dir)
-                  if n.startswith(bpd.OUTPUT_PREFIX))
+                  if n.startswith(OUTPUT_PREFIX))
 
 
 def read_shard(path):
@@ -85,7 +90,7 @@ def read_shard(path):
     for record in tf.io.tf_record_iterator(str(path)):
         example = tf.train.Example.FromString(record)
         examples.append({name: list(example.features.feature[name].int64_list.value)
-                         for name in bpd.FEATURE_NAMES})
+                         for name in FEATURE_NAMES})
     return examples
 
 
@@ -99,7 +104,7 @@ def read_all(output_dir):
 
 def read_info(output_dir):
     """The parsed dataset_info.json."""
-    with open(os.path.join(output_dir, bpd.INFO_FILE), encoding="utf-8") as reader:
+    with open(os.path.join(output_dir, INFO_FILE), encoding="utf-8") as reader:
         return json.load(reader)
 
 
@@ -162,7 +167,7 @@ def test_builder_follows_official_rule_and_rng_order(tokenizer):
         # example 1: no single-segment; coin for sentence 2 -> B; random target
         # example 2: single segment; normal target
         randoms=[0.5, 0.7, 0.01, 0.05, 0.9], randints=[7])
-    builder = bpd.ExampleBuilder(tokenizer, 20, rng)
+    builder = ExampleBuilder(tokenizer, 20, rng)
     outputs = [builder.add_line(line) for _ in range(7)]
     assert outputs[:4] == [None] * 4 and outputs[5] is None
     first, second = segments(outputs[4])
@@ -179,7 +184,7 @@ def test_builder_follows_official_rule_and_rng_order(tokenizer):
 
 
 def test_empty_line_ends_example_only_when_something_accumulated(tokenizer):
-    builder = bpd.ExampleBuilder(tokenizer, 32, random.Random(0))
+    builder = ExampleBuilder(tokenizer, 32, random.Random(0))
     assert builder.add_line("") is None  # nothing yet: recorded as empty sentence
     assert builder.add_line(CHARS_A[:3]) is None
     example = builder.add_line("")
@@ -301,7 +306,7 @@ def test_round_robin_over_output_files(tmp_path, vocab_file, multi_file_corpus):
     (100 * 2 ** 30, 1200, 1200),
 ])
 def test_default_num_out_files(total_bytes, processes, expected):
-    assert bpd.default_num_out_files(total_bytes, processes) == expected
+    assert default_num_out_files(total_bytes, processes) == expected
 
 
 def test_default_num_out_files_used_for_small_corpus(tmp_path, vocab_file,
@@ -413,8 +418,8 @@ def test_undecodable_bytes_are_counted_and_replaced(tmp_path, vocab_file, capsys
 
 
 def test_decode_line_counts_only_inserted_replacements():
-    assert bpd.decode_line("好\ufffd".encode("utf-8")) == ("好\ufffd", 0)
-    text, bad = bpd.decode_line(b"a\xe4\xef\xbf\xbd\xffb")
+    assert corpus_module.decode_line("好\ufffd".encode("utf-8")) == ("好\ufffd", 0)
+    text, bad = corpus_module.decode_line(b"a\xe4\xef\xbf\xbd\xffb")
     assert text == "a\ufffd\ufffd\ufffdb" and bad == 2
 
 
@@ -446,7 +451,7 @@ def test_existing_output_needs_overwrite(tmp_path, vocab_file, multi_file_corpus
 def test_failed_job_leaves_no_partial_output(tmp_path, vocab_file,
                                              multi_file_corpus, monkeypatch):
     calls = []
-    real_serialize = bpd.serialize_example
+    real_serialize = example_serialization.serialize_example
 
     def failing_serialize(features):
         calls.append(1)
@@ -454,7 +459,7 @@ def test_failed_job_leaves_no_partial_output(tmp_path, vocab_file,
             raise RuntimeError("disk full")
         return real_serialize(features)
 
-    monkeypatch.setattr(bpd, "serialize_example", failing_serialize)
+    monkeypatch.setattr(example_serialization, "serialize_example", failing_serialize)
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="disk full"):
         run_build(multi_file_corpus, vocab_file, out, "--num-out-files", 3)
@@ -472,7 +477,7 @@ def test_hidden_files_are_ignored_and_paths_sorted(tmp_path):
     corpus = write_corpus(tmp_path / "corpus", {
         "b.txt": "x", "a/z.txt": "x", "a/.hidden": "x", ".git/config": "x",
         "c.txt": ""})
-    assert bpd.iter_corpus_files(corpus) == ["a/z.txt", "b.txt", "c.txt"]
+    assert corpus_module.iter_corpus_files(corpus) == ["a/z.txt", "b.txt", "c.txt"]
 
 
 # ---------------------------------------------------------------------------
