@@ -1,42 +1,70 @@
-"""File writes that never leave a half-written file behind."""
+"""File writes that never leave a half-written file behind, on any file system."""
 
 import json
 import os
 import shutil
 import tempfile
+import uuid
+
+from util import fs
 
 
 def atomic_write(path, write):
     """Calls write(tmp_path) for a temporary file beside path, then renames it to path.
 
-    Readers never see a half-written file, and a failure leaves the old file as it was.
+    write must write through util.fs / tf.io.gfile (tmp_path may be gs:// or ram://).
+    Readers never see a half-written file, and a failure leaves the old file as it was:
+      - local disk and ram://: a temporary name in the same directory, then an atomic rename.
+      - gs://: written straight to path. A GCS object appears atomically when its writer
+        closes (readers see the old object or the whole new one) and a rename there would be
+        a second full copy and a delete, so a temporary name buys nothing. A writer that
+        fails before closing leaves no object (or the old one) behind.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
-    os.close(fd)
+    path = fs.abspath(path)
+    directory = fs.dirname(path)
+    fs.makedirs(directory)
+    if fs.scheme(path) == "gs":
+        write(path)
+        return
+    if fs.is_local(path):  # mkstemp: a unique name no other process can take
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                                   dir=directory)
+        os.close(fd)
+    else:
+        tmp = fs.join(directory, ".%s.%s.tmp" % (fs.basename(path), uuid.uuid4().hex))
     try:
         write(tmp)
-        os.replace(tmp, path)
+        fs.rename(tmp, path, overwrite=True)
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        fs.remove(tmp, missing_ok=True)
         raise
 
 
-def atomic_write_text(path, text):
-    """Writes text (UTF-8) to path atomically, synced to disk before the rename."""
+def atomic_write_bytes(path, data):
+    """Writes bytes to path atomically (synced to a local disk before the rename)."""
     def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        if fs.is_local(tmp):
+            with open(tmp, "wb") as f:  # a local temp file: fsync needs a real descriptor
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        else:
+            fs.write_bytes(tmp, data)
     atomic_write(path, write)
+
+
+def atomic_write_text(path, text):
+    """Writes text (UTF-8) to path atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path, obj):
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def atomic_copy(src, dst):
+    """Copies src (any file system) to dst atomically."""
+    atomic_write(dst, lambda tmp: fs.copy(src, tmp, overwrite=True))
 
 
 def format_duration(seconds):
@@ -63,19 +91,24 @@ def format_eta(done, total, elapsed):
 def check_writable_dir(path, what, min_free_bytes=50 * 2 ** 20):
     """Creates path if needed and proves it can be written, with room to spare.
 
-    Called before training starts, so an unwritable or full disk is an error naming the
-    directory, not a crash at the first checkpoint an hour later.
+    Called before training starts, so an unwritable or full disk (or a bucket the job may
+    not write) is an error naming the directory, not a crash at the first checkpoint an hour
+    later. Free space is checked on a local disk only; on other file systems (gs://, ram://)
+    a small probe file is written and deleted instead.
     """
     from util.errors import InputError
+    probe = fs.join(path, ".write_probe_%s" % uuid.uuid4().hex)
     try:
-        os.makedirs(path, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write_probe", dir=path)
-        os.close(fd)
-        os.remove(probe)
-    except OSError as e:
-        raise InputError("cannot write to the %s %s: %s" % (what, path, e.strerror or e))
+        fs.makedirs(path)
+        fs.write_bytes(probe, b"probe")
+        fs.remove(probe)
+    except fs.errors() as e:
+        raise InputError("cannot write to the %s %s: %s" % (what, path, fs.error_text(e)))
+    if not fs.is_local(path):
+        return
     free = shutil.disk_usage(path).free
     if free < min_free_bytes:
         raise InputError("only %.0f MB free on the disk of the %s %s; free some space "
                          "(at least %.0f MB) first" % (free / 2 ** 20, what, path,
                                                        min_free_bytes / 2 ** 20))
+
