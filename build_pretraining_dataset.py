@@ -25,6 +25,7 @@ is added for whole-word masking (and with --linguistic-labels LERT's
 "pos_ids", "ner_ids", "dep_ids"; see pretrain/segmentation.py); the ids do
 not change. The shards are `pretrain_data.tfrecord-<i>-of-<n>` in
 --output-dir, next to a `dataset_info.json` that records how they were built.
+Paths may be local or on any TensorFlow file system (gs://, ram://).
 
 Example:
   python build_pretraining_dataset.py --corpus-dir corpus/ \\
@@ -70,7 +71,9 @@ def build_parser():
         epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--corpus-dir", required=True,
                         help="directory of UTF-8 text files (searched "
-                             "recursively; hidden files are ignored)")
+                             "recursively; hidden files are ignored); like every "
+                             "path here, local or on a TensorFlow file system "
+                             "(gs://, ram://)")
     parser.add_argument("--vocab-file",
                         help="WordPiece vocab, one token per line (required "
                              "unless --spm-model-file is given)")

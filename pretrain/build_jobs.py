@@ -59,10 +59,11 @@ def tokenizer_kind(tokenizer):
 
 
 def examples_from_piece(path, piece, builder, blanks_separate_docs, stats,
-                        progress, ref_path=None, dep_path=None):
+                        progress, ref_path=None, dep_path=None, shown_path=None):
     """Yield the features dicts built from one WorkPiece, updating `stats`.
 
-    `path` is the piece's file. Lines go to the builder in batches of
+    `path` is the piece's (local) file; shown_path, if other, the name it has in
+    messages and stats (the file where the user keeps it, e.g. gs://). Lines go to the builder in batches of
     LINES_PER_BATCH, which changes nothing but the speed. ref_path / dep_path:
     the piece's --ref-file / --dep-file (checked beforehand to match it line
     for line), read in step with it.
@@ -72,14 +73,15 @@ def examples_from_piece(path, piece, builder, blanks_separate_docs, stats,
     notes = []
     refs = annotation_lines(ref_path, piece.first_line)
     deps = annotation_lines(dep_path, piece.first_line)
+    shown_path = shown_path or path
     for number, line, num_bytes, bad in iter_lines(
             path, piece.start, piece.end, piece.first_line):
         ref, dep = next(refs), next(deps)
         stats.lines += 1
         stats.bytes += num_bytes
         if bad:
-            count, first_line = stats.bad_by_file.get(path, (0, number))
-            stats.bad_by_file[path] = [count + bad, first_line]
+            count, first_line = stats.bad_by_file.get(shown_path, (0, number))
+            stats.bad_by_file[shown_path] = [count + bad, first_line]
         if line or blanks_separate_docs:
             if line:
                 in_document = True
@@ -117,7 +119,8 @@ def write_examples(job_id, args):
     The job takes its run of the corpus, `args.job_pieces[job_id]` (see
     `split_work`), shuffles the pieces with random.Random(seed + job_id)
     like the official tool does its files, and writes the shards i with
-    i % num_processes == job_id as `.tmp` files (removed if the job fails).
+    i % num_processes == job_id as `.tmp` files in `args.shard_dir` (removed if
+    the job fails). `args` are pretrain.local_inputs.job_args: local paths only.
     `args.num_out_files` is the resolved shard count; see `build`.
     """
     rng = random.Random(args.seed + job_id)
@@ -129,20 +132,21 @@ def write_examples(job_id, args):
     stats = Stats()
     progress = Progress(job_id, sum(1 for piece in pieces if piece.start == 0),
                         sum(piece.end - piece.start for piece in pieces))
-    with ShardWriter(args.output_dir, job_id, args.num_processes,
+    with ShardWriter(args.shard_dir, job_id, args.num_processes,
                      args.num_out_files) as writer:
         for piece in pieces:
             path = os.path.join(args.corpus_dir, piece.path)
+            shown = os.path.join(args.shown_corpus_dir, piece.path)
             for features in examples_from_piece(
                     path, piece, builder, args.blanks_separate_docs, stats,
                     progress, annotation_path(args.ref_file, piece.path),
-                    annotation_path(args.dep_file, piece.path)):
+                    annotation_path(args.dep_file, piece.path), shown):
                 writer.write(example_serialization.serialize_example(features))
                 stats.examples += 1
                 stats.tokens += sum(features["input_mask"])
             if piece.start == 0:  # a file cut between jobs counts once
                 stats.files += 1
-            report_bad_bytes(job_id, path, stats)
+            report_bad_bytes(job_id, shown, stats)
             progress.maybe_report(stats)
     progress.maybe_report(stats, force=True)
     stats.truncated_tokens = builder.truncated_tokens

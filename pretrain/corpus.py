@@ -1,14 +1,15 @@
 """Reading the corpus: its files, their lines (undecodable bytes counted), and the
 --ref-file / --dep-file that annotate it line for line.
 
-No TensorFlow here: the builder's job processes read the corpus through this module, from a
-local directory (a corpus on another file system is staged locally first; see
-pretrain/dataset_builder.py).
+The parent lists and checks the corpus where it is (any file system, through util.fs); the job
+processes read local files only (a corpus elsewhere is copied first, see
+pretrain/local_inputs.py) with Python's own file functions: they never import TensorFlow.
 """
 
 import os
 
 from pretrain import segmentation
+from util import fs
 from util.errors import InputError
 
 # UTF-8 encoding of U+FFFD, used to tell genuine replacement characters in
@@ -21,6 +22,11 @@ def iter_corpus_files(corpus_dir):
 
     Hidden directories (e.g. .git) are skipped too.
     """
+    if not fs.is_local(corpus_dir):
+        top = corpus_dir.rstrip("/")
+        names = [path[len(top) + 1:] for path in fs.walk_files(top)]
+        return sorted(name for name in names
+                      if not any(part.startswith(".") for part in name.split("/")))
     paths = []
     for root, dirnames, filenames in os.walk(corpus_dir):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
@@ -33,12 +39,16 @@ def iter_corpus_files(corpus_dir):
 
 def check_corpus(corpus_dir):
     """Return (sorted relative file paths, total bytes) or raise InputError."""
-    if not os.path.exists(corpus_dir):
-        raise InputError("--corpus-dir %s does not exist" % corpus_dir)
-    if not os.path.isdir(corpus_dir):
-        raise InputError("--corpus-dir %s is not a directory" % corpus_dir)
-    files = iter_corpus_files(corpus_dir)
-    total_bytes = sum(os.path.getsize(os.path.join(corpus_dir, f)) for f in files)
+    try:
+        if not fs.exists(corpus_dir):
+            raise InputError("--corpus-dir %s does not exist" % corpus_dir)
+        if not fs.isdir(corpus_dir):
+            raise InputError("--corpus-dir %s is not a directory" % corpus_dir)
+        files = iter_corpus_files(corpus_dir)
+        total_bytes = sum(fs.getsize(fs.join(corpus_dir, f)) for f in files)
+    except fs.errors() as err:  # e.g. a file system TensorFlow does not know
+        raise InputError("cannot read --corpus-dir %s: %s"
+                         % (corpus_dir, fs.error_text(err))) from err
     if total_bytes == 0:
         raise InputError(
             "--corpus-dir %s contains no non-empty files (hidden files are "
@@ -69,7 +79,7 @@ def iter_lines(path, start, end, first_line):
     and `first_line` its line number.
     """
     try:
-        with open(path, "rb") as reader:
+        with open_binary(path) as reader:
             reader.seek(start)
             position = start
             for number, raw in enumerate(reader, first_line):
@@ -80,9 +90,21 @@ def iter_lines(path, start, end, first_line):
                 if number == 1:
                     text = text.lstrip("\ufeff")  # a UTF-8 byte order mark
                 yield number, text.strip(), len(raw), bad
-    except OSError as err:
+    except read_errors(path) as err:
         raise InputError("cannot read corpus file %s: %s"
-                         % (path, err.strerror or err)) from err
+                         % (path, fs.error_text(err))) from err
+
+
+def open_binary(path):
+    """A local file with Python's open (job processes stay TensorFlow-free), any other
+    (gs://, ram://, read by the parent only) through util.fs."""
+    return open(path, "rb") if fs.is_local(path) else fs.open(path, "rb")
+
+
+def read_errors(path):
+    """What reading path may raise; util.fs's list (which imports TensorFlow) only for
+    a path that is not local. Used in `except`, so evaluated only after an error."""
+    return (OSError,) if fs.is_local(path) else fs.errors()
 
 
 def annotation_lines(path, first_line):
@@ -116,12 +138,12 @@ def check_annotation_files(corpus_dir, corpus_files, ref_file, dep_file):
                              "relative to --corpus-dir): the corpus has %d files"
                              % (flag, pattern, len(corpus_files)))
         for name in corpus_files:
-            _check_annotation_file(os.path.join(corpus_dir, name),
+            _check_annotation_file(fs.join(corpus_dir, name),
                                    annotation_path(pattern, name), flag)
 
 
 def _check_annotation_file(corpus_path, path, flag):
-    if not os.path.isfile(path):
+    if not fs.isfile(path):
         raise InputError("%s %s (for corpus file %s) does not exist"
                          % (flag, path, corpus_path))
     corpus = iter_lines(corpus_path, 0, float("inf"), 1)

@@ -1,20 +1,26 @@
 """The builder's driver: validate flags, corpus and output dir, run the jobs, publish the
-shards and dataset_info.json (the build behind build_pretraining_dataset.py)."""
+shards and dataset_info.json (the build behind build_pretraining_dataset.py).
+
+Every path may be on any TensorFlow file system (gs://, ram://, local): the parent checks the
+inputs where they are and writes the output there through util.fs; the TensorFlow-free job
+processes get local copies of inputs kept elsewhere (pretrain/local_inputs.py).
+"""
 
 import math
 import os
 import time
 
 from pretrain import corpus
+from pretrain import local_inputs
 from pretrain import segmentation
 from pretrain.build_jobs import make_tokenizer, run_jobs, tokenizer_kind
 from pretrain.build_stats import format_count
 from pretrain.corpus_split import split_work
 from pretrain.example_builder import FEATURE_NAMES, MIN_RANDOM_TARGET
-from pretrain.shards import (OUTPUT_PREFIX, commit_shards, discard_shards,
-                             existing_outputs, remove_files)
+from pretrain.shards import OUTPUT_PREFIX, commit_shards, discard_shards, existing_outputs
+from util import fs
 from util.errors import InputError
-from util.io import atomic_write_json, format_duration
+from util.io import atomic_write_json, check_writable_dir, format_duration
 
 INFO_FILE = "dataset_info.json"
 
@@ -66,12 +72,15 @@ def check_flags(args):
 def check_output_dir(args):
     """Refuse an output dir that is a file, inside the corpus, or in use."""
     output_dir = args.output_dir
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    try:  # e.g. a file system TensorFlow does not know (a typo in gs://)
+        is_file = fs.exists(output_dir) and not fs.isdir(output_dir)
+    except fs.errors() as err:
+        raise InputError("cannot use --output-dir %s: %s"
+                         % (output_dir, fs.error_text(err))) from err
+    if is_file:
         raise InputError("--output-dir %s exists and is not a directory"
                          % output_dir)
-    corpus = os.path.realpath(args.corpus_dir)
-    output = os.path.realpath(output_dir)
-    if os.path.commonpath([corpus, output]) == corpus:
+    if _is_inside(output_dir, args.corpus_dir):
         # The shards would be read back as corpus text by the next run.
         raise InputError("--output-dir %s is inside --corpus-dir %s; choose "
                          "a directory outside the corpus"
@@ -82,6 +91,16 @@ def check_output_dir(args):
             "--output-dir %s already contains %d %s* file(s); pass "
             "--overwrite to replace them or choose another --output-dir"
             % (output_dir, len(existing), OUTPUT_PREFIX))
+
+
+def _is_inside(path, directory):
+    """True if path is directory or below it (symbolic links resolved on a local disk)."""
+    if fs.is_local(path) and fs.is_local(directory):
+        directory = os.path.realpath(directory)
+        return os.path.commonpath([directory, os.path.realpath(path)]) == directory
+    if fs.scheme(path) != fs.scheme(directory):
+        return False
+    return (path.rstrip("/") + "/").startswith(directory.rstrip("/") + "/")
 
 
 def check_tokenizer(args):
@@ -97,26 +116,23 @@ def check_tokenizer(args):
 
 
 def prepare_output_dir(args):
-    """Create --output-dir; with --overwrite delete our old shards."""
-    try:
-        os.makedirs(args.output_dir, exist_ok=True)
-    except OSError as err:
-        raise InputError("cannot create --output-dir %s: %s"
-                         % (args.output_dir, err.strerror or err)) from err
+    """Create --output-dir and prove it writable (a probe file; on a local disk also some
+    free space); with --overwrite delete our old shards."""
+    check_writable_dir(args.output_dir, "--output-dir")
     if args.overwrite:
-        remove_files(existing_outputs(args.output_dir))
+        for path in existing_outputs(args.output_dir):
+            fs.remove(path)
 
 
 def write_dataset_info(args, vocab_size, stats):
-    """Write dataset_info.json atomically (tmp file, then os.replace)."""
+    """Write dataset_info.json atomically (see util.io.atomic_write)."""
     info = {
         "max_seq_length": args.max_seq_length,
         "num_out_files": args.num_out_files,
         "file_pattern": "%s-*-of-%d" % (OUTPUT_PREFIX, args.num_out_files),
         "vocab_size": vocab_size,
-        "vocab_file": args.vocab_file and os.path.abspath(args.vocab_file),
-        "spm_model_file": (args.spm_model_file
-                           and os.path.abspath(args.spm_model_file)),
+        "vocab_file": args.vocab_file and fs.abspath(args.vocab_file),
+        "spm_model_file": args.spm_model_file and fs.abspath(args.spm_model_file),
         "do_lower_case": args.do_lower_case,
         "strip_accents": (args.do_lower_case if args.strip_accents is None
                           else args.strip_accents),
@@ -124,7 +140,7 @@ def write_dataset_info(args, vocab_size, stats):
         "tokenizer": args.tokenizer,
         "seed": args.seed,
         "num_processes": args.num_processes,
-        "corpus_dir": os.path.abspath(args.corpus_dir),
+        "corpus_dir": fs.abspath(args.corpus_dir),
         "stats": stats.summary(),
     }
     if args.segmenter != "none":  # absent otherwise: the plain build's info is unchanged
@@ -135,7 +151,7 @@ def write_dataset_info(args, vocab_size, stats):
         info["features"] = sorted(FEATURE_NAMES + segmentation.feature_names(
             args.linguistic_labels))
         info["whole_word"] = stats.word_summary()
-    atomic_write_json(os.path.join(args.output_dir, INFO_FILE), info)
+    atomic_write_json(fs.join(args.output_dir, INFO_FILE), info)
 
 
 def print_summary(args, stats, elapsed):
@@ -176,19 +192,24 @@ def build(args):
                                   args.dep_file)
     if args.num_out_files is None:
         args.num_out_files = default_num_out_files(total_bytes, args.num_processes)
-    args.job_pieces = split_work(args.corpus_dir, corpus_files,
-                                 args.num_processes, args.blanks_separate_docs)
-    # Only now, with tokenizer and corpus known to be usable, touch old output.
-    prepare_output_dir(args)
+    work_dir = local_inputs.make_work_dir() if local_inputs.needs_work_dir(args) else None
     try:
-        stats = run_jobs(args)
-        if stats.examples == 0:
-            raise InputError(
-                "--corpus-dir %s yielded no examples: its %d file(s) contain "
-                "no text the tokenizer keeps" % (args.corpus_dir, stats.files))
-        commit_shards(args.output_dir, args.num_out_files)
+        jobs = local_inputs.job_args(args, corpus_files, work_dir)
+        jobs.job_pieces = split_work(jobs.corpus_dir, corpus_files,
+                                     args.num_processes, args.blanks_separate_docs)
+        # Only now, with tokenizer and corpus known to be usable, touch old output.
+        prepare_output_dir(args)
+        try:
+            stats = run_jobs(jobs)
+            if stats.examples == 0:
+                raise InputError(
+                    "--corpus-dir %s yielded no examples: its %d file(s) contain "
+                    "no text the tokenizer keeps" % (args.corpus_dir, stats.files))
+            commit_shards(jobs.shard_dir, args.output_dir, args.num_out_files)
+        finally:
+            discard_shards(jobs.shard_dir, args.num_out_files)
     finally:
-        discard_shards(args.output_dir, args.num_out_files)
+        local_inputs.remove_work_dir(work_dir)
     write_dataset_info(args, vocab_size, stats)
     print_summary(args, stats, time.monotonic() - start)
     return stats

@@ -1,13 +1,17 @@
 """The output shards: names, the jobs' length-prefixed `.tmp` files, and their commit as
-TFRecord files.
+TFRecord files into --output-dir on any file system.
 
-No TensorFlow at import: the job processes write `.tmp` shards through ShardWriter; only the
-parent imports it, in commit_shards.
+No TensorFlow at import: the job processes write `.tmp` shards through ShardWriter, always to a
+local directory (--output-dir itself if it is local, else a local work dir: ram:// exists only
+inside one process and the jobs never import TensorFlow); only the parent imports it, in
+commit_shards, which writes the TFRecord files where they belong.
 """
 
 import glob
 import os
 import struct
+
+from util import fs
 
 OUTPUT_PREFIX = "pretrain_data.tfrecord"
 
@@ -24,9 +28,17 @@ def job_shards(job_id, num_processes, num_out_files):
 
 
 def existing_outputs(output_dir):
-    """Paths of files in `output_dir` that look like our output shards."""
-    pattern = os.path.join(glob.escape(output_dir), OUTPUT_PREFIX + "*")
-    return sorted(path for path in glob.glob(pattern) if os.path.isfile(path))
+    """Paths of files in `output_dir` (any file system) that look like our output shards."""
+    if fs.is_local(output_dir):
+        pattern = os.path.join(glob.escape(output_dir), OUTPUT_PREFIX + "*")
+        return sorted(path for path in glob.glob(pattern) if os.path.isfile(path))
+    try:
+        names = fs.listdir(output_dir)
+    except fs.errors():  # no such directory (yet)
+        return []
+    # Listed names, not isdir: ram:// takes a name that begins another file's name for a
+    # directory, and a bucket has no real directories.
+    return [fs.join(output_dir, name) for name in names if name.startswith(OUTPUT_PREFIX)]
 
 
 # Framing of the records in a `.tmp` shard: little-endian length, bytes.
@@ -99,26 +111,35 @@ def remove_files(paths):
             os.remove(path)
 
 
-def commit_shards(output_dir, num_out_files):
-    """Write the jobs' `.tmp` shards as TFRecord files with their final names.
+def commit_shards(shard_dir, output_dir, num_out_files):
+    """Write the jobs' `.tmp` shards (in the local shard_dir) as TFRecord files with their
+    final names in output_dir (any file system).
 
-    Every shard is written as `.part` first and only then are all renamed,
-    so a failure (e.g. a full disk) leaves no final shard behind.
+    Every shard is written as `.part` first and only then are all renamed, so a failure
+    (e.g. a full disk) leaves no final shard behind. A rename is atomic on a local disk and
+    on ram://; on gs:// it is a copy and a delete per object, and readers still never see a
+    partial shard because a GCS object appears only once whole.
     """
     import tensorflow.compat.v1 as tf  # only here: see ShardWriter
 
-    paths = [shard_path(output_dir, index, num_out_files)
-             for index in range(num_out_files)]
-    for path in paths:
-        with tf.io.TFRecordWriter(path + ".part") as writer:
-            for record in read_records(path + ".tmp"):
-                writer.write(record)
-    for path in paths:
-        os.replace(path + ".part", path)
+    parts = []
+    try:
+        for index in range(num_out_files):
+            part = shard_path(output_dir, index, num_out_files) + ".part"
+            parts.append(part)
+            with tf.io.TFRecordWriter(part) as writer:
+                for record in read_records(shard_path(shard_dir, index, num_out_files)
+                                           + ".tmp"):
+                    writer.write(record)
+        for part in parts:
+            fs.rename(part, part[:-len(".part")], overwrite=True)
+    except BaseException:
+        for part in parts:
+            fs.remove(part, missing_ok=True)
+        raise
 
 
-def discard_shards(output_dir, num_out_files):
-    """Delete any `.tmp` and `.part` shards of this run."""
-    remove_files(shard_path(output_dir, i, num_out_files) + suffix
-                 for i in range(num_out_files)
-                 for suffix in (".tmp", ".part"))
+def discard_shards(shard_dir, num_out_files):
+    """Delete any `.tmp` shards of this run (local files)."""
+    remove_files(shard_path(shard_dir, i, num_out_files) + ".tmp"
+                 for i in range(num_out_files))
