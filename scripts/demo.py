@@ -54,12 +54,14 @@ def read_json(path):
         return json.load(f)
 
 
-def remove(path):
+def remove(pattern):
+    """Removes the files and dirs matching a glob pattern (a plain path matches itself)."""
     import tensorflow as tf
-    if tf.io.gfile.isdir(path):
-        tf.io.gfile.rmtree(path)
-    elif tf.io.gfile.exists(path):
-        tf.io.gfile.remove(path)
+    for path in tf.io.gfile.glob(pattern):
+        if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+        else:
+            tf.io.gfile.remove(path)
 
 
 def copy_tree(src, dst):
@@ -122,13 +124,15 @@ class Demo:
             f.write(json.dumps(self.state, indent=2, sort_keys=True) + "\n")
         tf.io.gfile.rename(tmp, self.state_path, overwrite=True)
 
-    def stage(self, number, title, settings, outputs, body, after=(), resumable=False):
+    def stage(self, number, title, settings, outputs, body, after=(), resumable=False,
+              extra_removals=()):
         """Runs body() unless the stage finished with the same settings and inputs.
 
         settings: what decides the stage's result besides the stages it comes after
         (JSON-able); after: the titles of those stages (one redone redoes this one too).
         outputs: paths the stage writes; removed before a redo (kept for a resumable
-        stage whose settings are unchanged: its tool resumes from them).
+        stage whose settings are unchanged: its tool resumes from them); extra_removals:
+        glob patterns of further leftovers to remove then.
         body() returns the one line saying what was made and where.
         """
         import tensorflow as tf
@@ -143,7 +147,7 @@ class Demo:
             print("  reused (unchanged since the last run): %s" % entry["made"], flush=True)
             return
         if entry.get("key") != key or not resumable:
-            for path in outputs:
+            for path in outputs + list(extra_removals):
                 remove(path)
         self.state[title] = {"key": key, "done": False}
         self.save_state()
@@ -221,7 +225,8 @@ class Demo:
         task_data = os.path.join(self.sample, "finetuning_data", TASK)
         outputs = [os.path.join(self.demo, "finetuning_data"),
                    os.path.join(self.model_dir, "finetuning_models"),
-                   os.path.join(self.model_dir, "finetuning_tfrecords")]
+                   os.path.join(self.model_dir, "finetuning_tfrecords"),
+                   os.path.join(self.results, TASK + "_results.json")]
 
         def body():
             copy_tree(task_data, os.path.join(self.demo, "finetuning_data", TASK))
@@ -231,7 +236,8 @@ class Demo:
             return "fine-tuned %d trials: %s_model_<i>/ in %s" % (
                 hparams["num_trials"], TASK, os.path.dirname(self.trial_dir))
         self.stage(3, "fine-tune on the bundled reviews", [digest_files(task_data), hparams],
-                   outputs, body, after=["pre-train the tiny ELECTRA"], resumable=True)
+                   outputs, body, after=["pre-train the tiny ELECTRA"], resumable=True,
+                   extra_removals=[os.path.join(self.results, TASK + "_*")])
 
     def results_table(self):
         """Printed on every run (reused or not): it is what the demo is for."""

@@ -59,8 +59,10 @@ def test_results_json_and_table(mini_demo):
     results = out / "models" / demo.MODEL_NAME / "results"
     summary = json.loads((results / "chnsenticorp_results.json").read_text(encoding="utf-8"))
     assert len(summary["trials"]) == 2
-    accuracies = [t["dev"]["accuracy"] for t in summary["trials"]]
+    accuracies = [t["results"]["dev"]["accuracy"] for t in summary["trials"]]
     assert all(0 <= a <= 100 for a in accuracies)
+    assert [t["seed"] for t in summary["trials"]] == [1, 2]
+    assert summary["summary"]["dev"]["accuracy"]["max"] == max(accuracies)
     table = (results / "chnsenticorp_results.md").read_text(encoding="utf-8")
     row = [line for line in table.splitlines() if line.startswith("| %s" % demo.MODEL_NAME)]
     assert len(row) == 1
