@@ -226,7 +226,8 @@ class Demo:
         outputs = [os.path.join(self.demo, "finetuning_data"),
                    os.path.join(self.model_dir, "finetuning_models"),
                    os.path.join(self.model_dir, "finetuning_tfrecords"),
-                   os.path.join(self.results, TASK + "_results.json")]
+                   os.path.join(self.results, TASK + "_results.json"),
+                   os.path.join(self.results, TASK + "_results.md")]
 
         def body():
             copy_tree(task_data, os.path.join(self.demo, "finetuning_data", TASK))
