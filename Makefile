@@ -1,4 +1,5 @@
-# make demo: build tfrecords from the bundled sample corpus and pre-train the tiny model.
+# make demo: the whole loop on the bundled data (scripts/demo.py): tfrecords, pre-training,
+# fine-tuning, results table, SavedModel export, predictions, Hugging Face export.
 # make test: run the test suite. Both create .venv and install into it first.
 PYTHON ?= python3
 VENV := .venv
@@ -19,13 +20,7 @@ test: venv
 	$(PY) -m pytest -q tests
 
 demo: venv
-	$(PY) build_pretraining_dataset.py --corpus-dir sample_data/corpus \
-	  --vocab-file sample_data/vocab.txt --output-dir $(DEMO_DIR)/pretrain_tfrecords \
-	  --max-seq-length 128 --overwrite
-	cp sample_data/vocab.txt $(DEMO_DIR)/vocab.txt
-	rm -rf $(DEMO_DIR)/models/electra_tiny_demo  # the demo starts fresh; real runs resume
-	$(PY) run_pretraining.py --data-dir $(DEMO_DIR) --model-name electra_tiny_demo \
-	  --hparams sample_data/demo_hparams.json
+	$(PY) scripts/demo.py --demo-dir $(DEMO_DIR)
 
 # Pre-train a small ELECTRA on real text from ../shared/data and compare fine-tuning from it
 # with random initialisation (about 2 hours on 2 cores); writes docs/experiment/.

@@ -1,0 +1,137 @@
+"""scripts/demo.py (`make demo`) in miniature from a fresh copy of sample_data/: every
+stage's artefact exists and is well formed, a rerun reuses the finished stages, a changed
+input redoes only the stages after it, and a failing stage is named."""
+
+import contextlib
+import io
+import json
+import shutil
+
+import pytest
+
+from scripts import demo
+from tests.conftest import REPO
+
+TASK_LABELS = {"0", "1"}
+
+
+@pytest.fixture(scope="module")
+def mini_demo(tmp_path_factory):
+    """One --mini run of the whole demo: (sample dir, demo dir, its stdout)."""
+    tmp = tmp_path_factory.mktemp("demo")
+    sample = tmp / "sample_data"
+    shutil.copytree(REPO / "sample_data", sample)
+    out = tmp / "demo_data"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        status = demo.main(["--mini", "--demo-dir", str(out), "--sample-dir", str(sample)])
+    assert status == 0, buf.getvalue()[-3000:]
+    return sample, out, buf.getvalue()
+
+
+def test_bundled_sentiment_sample_is_in_the_chnsenticorp_layout():
+    from finetune.classification import ChnSentiCorp  # noqa: F401 (the reader the demo uses)
+    texts = []
+    for split in ("train", "dev", "test"):
+        lines = (REPO / "sample_data" / "finetuning_data" / "chnsenticorp"
+                 / (split + ".tsv")).read_text(encoding="utf-8").splitlines()
+        assert lines[0] == "label\ttext_a"
+        rows = [line.split("\t") for line in lines[1:]]
+        assert all(len(r) == 2 and r[0] in TASK_LABELS and r[1] for r in rows)
+        labels = [r[0] for r in rows]
+        assert 0.4 < labels.count("1") / len(labels) < 0.6  # balanced
+        texts += [r[1] for r in rows]
+    assert len(texts) >= 250
+    assert len(set(texts)) == len(texts)  # no review twice, within or across splits
+
+
+def test_every_stage_reports_what_it_made(mini_demo):
+    _, out, log = mini_demo
+    for n in range(1, 8):
+        assert "[%d/7]" % n in log
+    assert log.count("\n  -> ") == 7  # one line per stage saying what it made
+    assert "demo done in" in log and str(out / "exports" / "chnsenticorp") in log
+    assert "python run_finetuning.py --data-dir" in log  # the next commands
+
+
+def test_results_json_and_table(mini_demo):
+    _, out, _ = mini_demo
+    results = out / "models" / demo.MODEL_NAME / "results"
+    summary = json.loads((results / "chnsenticorp_results.json").read_text(encoding="utf-8"))
+    assert len(summary["trials"]) == 2
+    accuracies = [t["results"]["dev"]["accuracy"] for t in summary["trials"]]
+    assert all(0 <= a <= 100 for a in accuracies)
+    assert [t["seed"] for t in summary["trials"]] == [1, 2]
+    assert summary["summary"]["dev"]["accuracy"]["max"] == max(accuracies)
+    table = (results / "chnsenticorp_results.md").read_text(encoding="utf-8")
+    row = [line for line in table.splitlines() if line.startswith("| %s" % demo.MODEL_NAME)]
+    assert len(row) == 1
+    assert "%.1f (%.1f)" % (max(accuracies), sum(accuracies) / 2) in row[0]
+    assert row[0].rstrip().endswith("| 2 |")
+
+
+def test_saved_model_signature(mini_demo):
+    from tensorflow.core.protobuf import saved_model_pb2
+    _, out, _ = mini_demo
+    export = out / "exports" / "chnsenticorp"
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((export / "saved_model.pb").read_bytes())
+    signature = proto.meta_graphs[0].signature_def["serving_default"]
+    assert set(signature.inputs) == {"input_ids", "input_mask", "segment_ids"}
+    assert {"logits", "probabilities", "labels"} <= set(signature.outputs)
+    assert "serve" in proto.meta_graphs[0].meta_info_def.tags
+    assert (export / "variables").is_dir()
+
+
+def test_one_prediction_per_review(mini_demo):
+    sample, out, _ = mini_demo
+    inputs = [json.loads(x) for x in (sample / "demo_reviews.jsonl")
+              .read_text(encoding="utf-8").splitlines() if x.strip()]
+    preds = [json.loads(x) for x in (out / "predictions.jsonl")
+             .read_text(encoding="utf-8").splitlines()]
+    assert [p["text"] for p in preds] == [x["text"] for x in inputs]
+    for p in preds:
+        assert p["label"] in TASK_LABELS
+        assert set(p["probabilities"]) == TASK_LABELS
+        assert abs(sum(p["probabilities"].values()) - 1.0) < 1e-4
+        assert p["probabilities"][p["label"]] >= 0.5
+
+
+def test_hf_export(mini_demo):
+    from safetensors.numpy import load_file
+    _, out, _ = mini_demo
+    hf = out / "hf" / (demo.MODEL_NAME + "-discriminator")
+    config = json.loads((hf / "config.json").read_text(encoding="utf-8"))
+    assert config["model_type"] == "electra"
+    tensors = load_file(str(hf / "model.safetensors"))
+    assert tensors["electra.embeddings.word_embeddings.weight"].shape == (
+        config["vocab_size"], config["embedding_size"])
+
+
+def test_rerun_reuses_and_a_changed_input_redoes_only_later_stages(mini_demo, capsys):
+    sample, out, _ = mini_demo
+    assert demo.main(["--mini", "--demo-dir", str(out), "--sample-dir", str(sample)]) == 0
+    log = capsys.readouterr().out
+    assert log.count("reused (unchanged since the last run)") == 6  # all but the table
+    assert "| %s |" % demo.MODEL_NAME in log  # the table is shown again
+
+    reviews = sample / "demo_reviews.jsonl"
+    reviews.write_text(reviews.read_text(encoding="utf-8")
+                       + '{"text": "物流很快，东西也好用。"}\n', encoding="utf-8")
+    assert demo.main(["--mini", "--demo-dir", str(out), "--sample-dir", str(sample)]) == 0
+    log = capsys.readouterr().out
+    assert log.count("reused (unchanged since the last run)") == 5  # predict redone
+    preds = (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(preds) == len([x for x in reviews.read_text(encoding="utf-8").splitlines()
+                              if x.strip()])
+
+
+def test_a_failing_stage_is_named(mini_demo, capsys, tmp_path):
+    sample, out, _ = mini_demo
+    broken = tmp_path / "sample_data"
+    shutil.copytree(sample, broken)
+    (broken / "demo_reviews.jsonl").write_text('{"text": "好"}\nnot json\n', encoding="utf-8")
+    assert demo.main(["--mini", "--demo-dir", str(out), "--sample-dir", str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert "demo failed at stage 6/7 predict a few reviews" in err
+    assert "demo_reviews.jsonl" in err or "<stdin>:2" in err  # predict's own error above
