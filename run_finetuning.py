@@ -31,7 +31,7 @@ from util import distribute  # noqa: E402
 from util import results as results_lib  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
 from util.hparams import load_hparams  # noqa: E402
-from util.io import atomic_write_json, check_writable_dir  # noqa: E402
+from util.io import atomic_write_json, atomic_write_text, check_writable_dir  # noqa: E402
 from util.training_utils import quiet_tensorflow  # noqa: E402
 
 PARAMS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "params")
@@ -93,7 +93,7 @@ def evaluate_split(config, task, estimator, split, trial):
     features = featurize_split(config, task, split, is_training=False)
     path, _ = preprocessing.featurized_tfrecord(task, split, config, lambda: features)
     input_fn = preprocessing.get_input_fn(path, task.feature_specs(), False,
-                                          config.eval_batch_size)
+                                          config.predict_batch_size)
     scorer = task.get_scorer(split)
     for feature, outputs in zip(features, estimator.predict(input_fn,
                                                             yield_single_examples=True)):
@@ -101,7 +101,14 @@ def evaluate_split(config, task, estimator, split, trial):
     preds_file = config.preds_file(task.name, split, trial)
     atomic_write_json(preds_file, scorer.get_predictions())
     print("wrote %s" % preds_file, flush=True)
-    return scorer.get_results()
+    if task.task_type == "qa" and config.joint_prediction and config.answerable_classifier:
+        na_file = config.qa_file(config.qa_na_file, "null_odds", task.name, split, trial)
+        atomic_write_json(na_file, scorer.null_odds())
+    results = scorer.get_results()
+    if task.task_type == "qa" and (split != "test" or config.do_test):
+        atomic_write_json(config.qa_file(config.qa_eval_file, "eval", task.name, split,
+                                         trial), results)
+    return results
 
 
 # Hparams that do not change the trained weights: a rerun differing only in these may
@@ -109,7 +116,9 @@ def evaluate_split(config, task, estimator, split, trial):
 EVAL_ONLY_HPARAMS = frozenset([
     "do_eval", "do_test", "write_test_outputs", "eval_batch_size",
     "num_trials", "keep_all_models", "log_every_steps", "log_examples", "task_names",
-    "use_tfrecords_if_existing"])
+    "use_tfrecords_if_existing", "predict_batch_size", "n_writes_test",
+    "write_distill_outputs", "beam_size", "qa_na_threshold", "model_dir", "results_txt",
+    "results_pkl", "qa_preds_file", "qa_eval_file", "qa_na_file", "test_predictions"])
 
 
 def prepare_trial_dir(config, model_dir, fingerprint):
@@ -140,10 +149,12 @@ def trial_fingerprint(config, task, trial, init_checkpoint):
                                       init_checkpoint=init_checkpoint), default=str))
 
 
-def eval_splits(config):
-    """Splits to predict after training: dev (do_eval), test (do_test/write_test_outputs)."""
+def eval_splits(config, trial=1):
+    """Splits to predict after training: dev (do_eval), test (do_test, or
+    write_test_outputs in the first n_writes_test trials)."""
+    writes_test = config.write_test_outputs and trial <= config.n_writes_test
     return (["dev"] if config.do_eval else []) + \
-        (["test"] if config.do_test or config.write_test_outputs else [])
+        (["test"] if config.do_test or writes_test else [])
 
 
 def prepare_trial(config, task, bert_config, init_checkpoint, trial):
@@ -184,8 +195,8 @@ def run_trial(config, task, bert_config, init_checkpoint, trial, strategy=None, 
         estimator = distribute.estimator_on_chief(
             chief, lambda: build_estimator(config, model_fn, model_dir, seed),
             "%s trial %d: the chief predicts %s with the final checkpoint"
-            % (task.name, trial, " and ".join(eval_splits(config)))
-            if eval_splits(config) else None)
+            % (task.name, trial, " and ".join(eval_splits(config, trial)))
+            if eval_splits(config, trial) else None)
         if estimator is None:
             return None
     elif not config.do_train:  # evaluate an earlier run's checkpoint
@@ -195,7 +206,7 @@ def run_trial(config, task, bert_config, init_checkpoint, trial, strategy=None, 
         raise InputError("no fine-tuned checkpoint in %s to evaluate: set \"do_train\": true"
                          % model_dir)
     trial_results = {}
-    for split in eval_splits(config):
+    for split in eval_splits(config, trial):
         results = evaluate_split(config, task, estimator, split, trial)
         if split != "test" or config.do_test:  # write_test_outputs alone: predictions only
             trial_results[split] = results
@@ -211,6 +222,9 @@ def run_task(config, task, bert_config, init_checkpoint, strategy=None, chief=Tr
             continue
         trials.append(record)
         results_lib.write_task_results(config, task, trials)
+        atomic_write_text(config.results_txt_file(task.name), "".join(
+            "trial %d %s %s\n" % (t["trial"], split, results_lib.format_line(task.name, r))
+            for t in trials for split, r in t["results"].items()))
         if not config.keep_all_models and trial < config.num_trials:
             shutil.rmtree(config.trial_model_dir(task.name, trial), ignore_errors=True)
     return trials
@@ -219,6 +233,12 @@ def run_task(config, task, bert_config, init_checkpoint, strategy=None, chief=Tr
 def run(config):
     precision.check_supported(config.mixed_precision, config.use_tpu, "fine-tuning hparams")
     tokenizer = model_info.load_tokenizer(config)
+    if config.results_pkl:
+        print("results_pkl: results are written as JSON (%s), no pickles"
+              % os.path.join(config.results_dir, "<task>_results.json"), flush=True)
+    if config.write_distill_outputs:
+        print("write_distill_outputs: no effect (the official code writes distillation "
+              "outputs for GLUE tasks only)", flush=True)
     bert_config = get_discriminator_config(config)
     init_checkpoint = find_pretrained_checkpoint(config) if config.do_train else None
     if init_checkpoint:

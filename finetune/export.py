@@ -46,15 +46,29 @@ OUTPUTS = {
         "tag_ids": ("int32", "[batch, seq]"),  # read them at each character's first token
         "tags": ("string", "[batch, seq]"),
     },
-    "qa": {  # padding positions are pushed down by -10000, as in training
+    "qa": {  # joint_prediction false; padding positions are pushed down by -10000
         "start_logits": ("float32", "[batch, seq]"),
         "end_logits": ("float32", "[batch, seq]"),
+    },
+    "qa_joint": {  # the official joint head's beam (finetune/qa_head.py); K = beam_size
+        "start_top_index": ("int32", "[batch, K]"),  # best starts, best first
+        "start_top_log_probs": ("float32", "[batch, K]"),
+        "end_top_index": ("int32", "[batch, K, K]"),  # row k: best ends for start k
+        "end_top_log_probs": ("float32", "[batch, K, K]"),
+        "answerable_logit": ("float32", "[batch]"),  # "is impossible" logit (0 without)
     },
 }
 
 
+def output_kind(model):
+    """The OUTPUTS key of model's signature."""
+    if model.task.task_type == "qa" and model.config.joint_prediction:
+        return "qa_joint"
+    return model.task.task_type
+
+
 def serving_outputs(model, inputs):
-    """The output tensors of OUTPUTS[task type] for inputs {name: int32 [B, L]}.
+    """The output tensors of OUTPUTS[output_kind(model)] for inputs {name: int32 [B, L]}.
 
     The graph is the fine-tuning model_fn (finetune/model_fn.py) in PREDICT mode, the one that produced the
     fine-tuning evaluation. Its heads also compute a loss from the label features, which
@@ -71,8 +85,7 @@ def serving_outputs(model, inputs):
                                 init_checkpoint=None, num_train_steps=1)
     predictions = model_fn(features, None, tf.estimator.ModeKeys.PREDICT, {}).predictions
     if task.task_type == "qa":
-        return {"start_logits": predictions["start_logits"],
-                "end_logits": predictions["end_logits"]}
+        return {name: predictions[name] for name in OUTPUTS[output_kind(model)]}
     logits = predictions["logits"]  # [B, C] or [B, L, C]
     label_ids = tf.argmax(logits, axis=-1, output_type=tf.int32)
     labels = tf.gather(tf.constant(task.label_list), label_ids)
@@ -161,7 +174,7 @@ def export(model_dir, out_dir, task_name=None, checkpoint=None, overwrite=False)
                     sess, [tf.saved_model.tag_constants.SERVING],
                     signature_def_map={SIGNATURE_KEY: signature}, strip_default_attrs=True)
                 builder.save()
-        info = dict(model.info, signature=signature_info(OUTPUTS[model.task.task_type]),
+        info = dict(model.info, signature=signature_info(OUTPUTS[output_kind(model)]),
                     checkpoint=os.path.basename(checkpoint))
         model_info.write(tmp_dir, info, model.vocab_path)
         _move_into_place(tmp_dir, out_dir)
