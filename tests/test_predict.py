@@ -23,7 +23,8 @@ TASKS = ["chnsenticorp", "peoples-daily-ner", "cmrc2018"]
 HPARAMS = {"model_size": "tiny", "random_init": True, "task_names": TASKS,
            "max_seq_length": 48, "max_query_length": 12, "doc_stride": 16,
            "learning_rate": 1e-3, "train_batch_size": 8, "num_train_epochs": 1.0,
-           "do_eval": False, "log_every_steps": 100}
+           "do_eval": False, "log_every_steps": 100,
+           "joint_prediction": False}  # the independent QA head (the joint one: test_qa_head)
 
 PEOPLE = ["张伟", "李娜", "王芳", "刘洋"]
 PLACES = ["北京", "上海", "广州", "青石镇"]
