@@ -15,6 +15,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import configure_finetuning
+import configure_pretraining
 import run_finetuning
 from finetune import export, model_info, predict, preprocessing
 from finetune.qa import beam_candidates, nbest_answers
@@ -261,3 +262,6 @@ def test_official_path_placeholders_and_defaults(tmp_path):
             config.qa_na_threshold, config.n_writes_test) == (True, 20, 0.5, -2.75, 5)
     assert run_finetuning.eval_splits(configure_finetuning.FinetuningConfig(
         "m", str(tmp_path), write_test_outputs=True, n_writes_test=1), trial=2) == ["dev"]
+    # pre-training's official results_pkl key is accepted too (results stay JSON)
+    assert configure_pretraining.PretrainingConfig("m", str(tmp_path),
+                                                   results_pkl="r.pkl").results_pkl == "r.pkl"
