@@ -163,6 +163,9 @@ class FinetuningConfig(object):
         need(self.num_train_epochs > 0, "num_train_epochs must be > 0")
         need(0 <= self.warmup_proportion < 1, "warmup_proportion must be in [0, 1)")
         need(self.predict_batch_size > 0, "predict_batch_size must be > 0")
+        need(not self.model_dir or len(self.task_names) == 1 or "{" in self.model_dir,
+             "model_dir %r is shared by the %d tasks: put {task} in it"
+             % (self.model_dir, len(self.task_names)))
         need(self.beam_size >= 1, "beam_size must be >= 1")
         need(self.n_writes_test >= 0, "n_writes_test must be >= 0")
         need(self.doc_stride > 0 and self.max_query_length > 0, "doc_stride and "

@@ -21,6 +21,7 @@ from finetune import export, model_info, predict, preprocessing
 from finetune.qa import beam_candidates, nbest_answers
 from finetune.qa_head import joint_qa_head
 from tests.conftest import SAMPLE_VOCAB, shared_file
+from util.errors import InputError
 
 # [CLS] q q q [SEP] c c c c c c [SEP] pad pad: context at 5..10
 LENGTH, WIDTH, QUESTION, CONTEXT = 14, 8, range(1, 4), range(5, 11)
@@ -262,6 +263,9 @@ def test_official_path_placeholders_and_defaults(tmp_path):
             config.qa_na_threshold, config.n_writes_test) == (True, 20, 0.5, -2.75, 5)
     assert run_finetuning.eval_splits(configure_finetuning.FinetuningConfig(
         "m", str(tmp_path), write_test_outputs=True, n_writes_test=1), trial=2) == ["dev"]
+    with pytest.raises(InputError, match=r"put \{task\} in it"):
+        configure_finetuning.FinetuningConfig("m", str(tmp_path), model_dir="/x/ft",
+                                              task_names=["cmrc2018", "drcd"])
     # pre-training's official results_pkl key is accepted too (results stay JSON)
     assert configure_pretraining.PretrainingConfig("m", str(tmp_path),
                                                    results_pkl="r.pkl").results_pkl == "r.pkl"
