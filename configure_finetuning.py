@@ -29,6 +29,8 @@ class FinetuningConfig(object):
         self.do_eval = True  # score the dev set
         self.do_test = False  # score the test set (needs labels in the test file)
         self.write_test_outputs = False  # predict the test set and write the predictions
+        self.n_writes_test = 5  # write_test_outputs: only for the first n trials
+        self.write_distill_outputs = False  # official: train-set outputs of GLUE tasks (no task here has any)
         self.keep_all_models = True  # False: only the last trial's checkpoint is kept
 
         # model
@@ -60,6 +62,7 @@ class FinetuningConfig(object):
         self.max_seq_length = 128  # tokens per input ([CLS]/[SEP] included)
         self.train_batch_size = 32  # sequences per training step
         self.eval_batch_size = 32  # sequences per eval step
+        self.predict_batch_size = 32  # sequences per prediction step (dev/test); follows eval_batch_size if only that is set
         self.double_unordered = False  # also train pair tasks on (b, a)
 
         # QA (cmrc2018, drcd)
@@ -67,6 +70,12 @@ class FinetuningConfig(object):
         self.doc_stride = 128  # step between overlapping context windows
         self.n_best_size = 20  # start/end candidates considered per window
         self.max_answer_length = 30  # longest answer, in tokens
+        self.joint_prediction = True  # the official head: end logits given the start; False: independent start/end
+        self.beam_size = 20  # joint_prediction: best starts kept, and best ends per start
+        self.answerable_classifier = True  # joint head: an "is impossible" classifier in the loss
+        self.answerable_uses_start_logits = True  # it also reads the start-probability-weighted vector
+        self.answerable_weight = 0.5  # its weight in the loss
+        self.qa_na_threshold = -2.75  # "no answer" above it (SQuAD 2.0-style sets; CMRC 2018 and DRCD have none)
 
         # speed (model/precision.py; README "Speed")
         self.use_xla = False  # compile the training graph with XLA (CPU and GPU; TPUs always do)
@@ -89,6 +98,15 @@ class FinetuningConfig(object):
         self.data_dir = data_dir  # the data root D
         self.raw_data_dir = os.path.join(data_dir, "finetuning_data")  # <task>/{train,dev,test}.*
         self.vocab_file = None  # None: <model dir>/vocab.txt, else <data_dir>/vocab.txt
+        # Official path keys; None: the defaults below. {task}, {split}, {trial} are filled in
+        # (and the official positional {} / {:} with task[, split, trial]).
+        self.model_dir = None  # trial i in <model_dir>_<i>; None: <model dir>/finetuning_models/{task}_model
+        self.results_txt = None  # one results line per trial; None: <results>/{task}_results.txt
+        self.results_pkl = None  # accepted; no pickles: results go to <results>/<task>_results.json
+        self.qa_preds_file = None  # QA predictions; None: <results>/{task}_qa/{task}_{split}_preds.json
+        self.qa_eval_file = None  # QA scores of a split; None: <results>/{task}_qa/{task}_{split}_eval.json
+        self.qa_na_file = None  # QA answerable logits per question; None: <results>/{task}_qa/{task}_{split}_null_odds.json
+        self.test_predictions = None  # test-set predictions; None: the split's preds file
 
         self._apply(kwargs)
 
@@ -97,6 +115,8 @@ class FinetuningConfig(object):
         if len(self.task_names) == 1 and self.task_names[0] in QA_TASKS:
             self._default("max_seq_length", 512, kwargs)
             self._default("num_train_epochs", 2.0, kwargs)
+        if "eval_batch_size" in kwargs:
+            self._default("predict_batch_size", self.eval_batch_size, kwargs)
         if self.model_size == "large":
             self._default("learning_rate", 5e-5, kwargs)
             self._default("layerwise_lr_decay", 0.9, kwargs)
@@ -142,22 +162,65 @@ class FinetuningConfig(object):
         need(self.train_batch_size > 0 and self.eval_batch_size > 0, "batch sizes must be > 0")
         need(self.num_train_epochs > 0, "num_train_epochs must be > 0")
         need(0 <= self.warmup_proportion < 1, "warmup_proportion must be in [0, 1)")
+        need(self.predict_batch_size > 0, "predict_batch_size must be > 0")
+        need(not self.model_dir or len(self.task_names) == 1 or "{" in self.model_dir,
+             "model_dir %r is shared by the %d tasks: put {task} in it"
+             % (self.model_dir, len(self.task_names)))
+        need(self.beam_size >= 1, "beam_size must be >= 1")
+        need(self.n_writes_test >= 0, "n_writes_test must be >= 0")
         need(self.doc_stride > 0 and self.max_query_length > 0, "doc_stride and "
              "max_query_length must be > 0")
 
     def trial_model_dir(self, task_name, trial):
-        """Fine-tuned checkpoints of one task and trial (1-based)."""
-        return os.path.join(self.pretrained_model_dir, "finetuning_models",
-                            "%s_model_%d" % (task_name, trial))
+        """Fine-tuned checkpoints of one task and trial (1-based): <model_dir>_<trial>."""
+        pattern = self.model_dir or os.path.join(self.pretrained_model_dir,
+                                                 "finetuning_models", "{task}_model")
+        return fill_path(pattern, task_name) + "_%d" % trial
 
     def preds_file(self, task_name, split, trial=1):
         """Predictions of a split: results/<task>_qa/<task>_<split>_preds.json for QA (the
         seed README's place), results/<task>_<split>_preds.json otherwise; later trials
-        add _trial<i>."""
-        name = "%s_%s_preds%s.json" % (task_name, split, "_trial%d" % trial if trial > 1 else "")
+        add _trial<i>. qa_preds_file and test_predictions override these."""
+        if split == "test" and self.test_predictions:
+            return fill_path(self.test_predictions, task_name, split, trial)
         if task_name in QA_TASKS:
-            return os.path.join(self.results_dir, task_name + "_qa", name)
-        return os.path.join(self.results_dir, name)
+            return self.qa_file(self.qa_preds_file, "preds", task_name, split, trial)
+        return os.path.join(self.results_dir, "%s_%s_preds%s.json"
+                            % (task_name, split, _trial_suffix(trial)))
+
+    def qa_file(self, pattern, kind, task_name, split, trial=1):
+        """A QA output file: pattern (an official path key) filled in, else
+        results/<task>_qa/<task>_<split>_<kind>.json (_trial<i> for later trials)."""
+        if pattern:
+            return fill_path(pattern, task_name, split, trial)
+        return os.path.join(self.results_dir, task_name + "_qa", "%s_%s_%s%s.json"
+                            % (task_name, split, kind, _trial_suffix(trial)))
+
+    def results_txt_file(self, task_name):
+        return fill_path(self.results_txt or os.path.join(self.results_dir,
+                                                          "{task}_results.txt"), task_name)
 
     def to_dict(self):
         return dict(self.__dict__)
+
+
+def _trial_suffix(trial):
+    return "_trial%d" % trial if trial > 1 else ""
+
+
+def fill_path(pattern, task_name, split=None, trial=1):
+    """pattern with {task}, {split}, {trial} and the official positional {} / {:} (task,
+    split, trial in that order) filled in; a later trial whose path would not differ from
+    the first's gets _trial<i> before the extension, so trials never overwrite each other."""
+    def fill(number):
+        return pattern.format(task_name, split, number, task=task_name, split=split,
+                              trial=number)
+    try:
+        path = fill(trial)
+    except (KeyError, IndexError, ValueError) as err:
+        raise InputError("fine-tuning hparams: cannot fill in the path %r (%s): use "
+                         "{task}, {split} or {trial}" % (pattern, err))
+    if trial > 1 and path == fill(1):
+        root, ext = os.path.splitext(path)
+        path = root + _trial_suffix(trial) + ext
+    return path

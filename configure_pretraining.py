@@ -103,6 +103,7 @@ class PretrainingConfig(object):
         self.model_dir = os.path.join(data_dir, "models", model_name)  # checkpoints, results
         self.results_txt = None  # eval lines, appended; None: <model_dir>/results/unsup_results.txt
         self.results_json = None  # eval history as JSON; None: <model_dir>/results/unsup_results.json
+        self.results_pkl = None  # accepted (official: a pickle of the eval results); ours is results_json
 
         self.update(kwargs)
         results = os.path.join(self.model_dir, "results")

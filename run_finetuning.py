@@ -21,30 +21,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TF loads: no C++ st
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 import configure_finetuning  # noqa: E402
-from finetune import heads  # noqa: E402
 from finetune import model_info  # noqa: E402
+from finetune.model_fn import check_checkpoint, model_fn_builder  # noqa: E402
 from finetune import preprocessing  # noqa: E402
 from finetune import task_builder  # noqa: E402
-from model import modeling  # noqa: E402
-from model import optimization  # noqa: E402
 from model import precision  # noqa: E402
 from pretrain.objective import get_discriminator_config  # noqa: E402
 from util import distribute  # noqa: E402
 from util import results as results_lib  # noqa: E402
-from util.distribute import cross_replica_sum, is_first_replica  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
 from util.hparams import load_hparams  # noqa: E402
-from util.io import atomic_write_json, check_writable_dir  # noqa: E402
-from util.training_utils import ProgressHook, quiet_tensorflow  # noqa: E402
+from util.io import atomic_write_json, atomic_write_text, check_writable_dir  # noqa: E402
+from util.training_utils import quiet_tensorflow  # noqa: E402
 
 PARAMS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "params")
-
-def encoder_kwargs(config):
-    """Scope and pooler of the encoder: ELECTRA (`electra/`, no pooler) or BERT-family
-    checkpoints (BERT-wwm, RoBERTa-wwm-ext, MacBERT, PERT, LERT: `bert/` with a pooler)."""
-    if config.model_type == "bert":
-        return {"scope": "bert", "add_pooler": True}
-    return {"scope": "electra", "add_pooler": False}
 
 
 def find_pretrained_checkpoint(config):
@@ -68,102 +58,6 @@ def find_pretrained_checkpoint(config):
         "pre-train with run_pretraining.py, unzip a released model there, set "
         "init_checkpoint, or set \"random_init\": true for a from-scratch baseline"
         % (model_dir, ", found %d .index files" % len(indexes) if indexes else ""))
-
-
-def check_checkpoint(checkpoint, bert_config, config):
-    """Encoder variables in the checkpoint must have this model's shapes."""
-    scope = encoder_kwargs(config)["scope"]
-    with tf.Graph().as_default():
-        features = {k: tf.zeros([1, 8], tf.int32) for k in ("input_ids", "input_mask")}
-        modeling.BertModel(bert_config, False, features["input_ids"], features["input_mask"],
-                           **encoder_kwargs(config))
-        graph_shapes = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
-    ckpt_shapes = dict(tf.train.list_variables(checkpoint))
-    for name, shape in sorted(graph_shapes.items()):
-        if name in ckpt_shapes and list(ckpt_shapes[name]) != shape:
-            hint = ("use the vocab the model was pre-trained with"
-                    if name.endswith("word_embeddings") else
-                    "set model_size (or model_hparam_overrides) to the pre-trained model's")
-            raise InputError("checkpoint %s has %s with shape %s but the %s model needs %s: %s"
-                             % (checkpoint, name, list(ckpt_shapes[name]),
-                                bert_config_label(bert_config), shape, hint))
-    missing = sorted(set(graph_shapes) - set(ckpt_shapes))
-    if len(missing) == len(graph_shapes):
-        other = "bert" if scope == "electra" else "electra"
-        hint = (" but has %s/ ones: set \"model_type\": \"%s\"" % (other, other)
-                if any(n.startswith(other + "/") for n in ckpt_shapes) else "")
-        raise InputError("checkpoint %s holds none of the %s/ encoder variables (e.g. %s)%s"
-                         % (checkpoint, scope, missing[0], hint))
-
-
-def bert_config_label(bert_config):
-    return "%d-layer %d-hidden" % (bert_config.num_hidden_layers, bert_config.hidden_size)
-
-
-def restore_pretrained(checkpoint):
-    """Initialises graph variables found in the checkpoint; reports what was not."""
-    ckpt_shapes = dict(tf.train.list_variables(checkpoint))
-    assignment, fresh = {}, []
-    for var in tf.trainable_variables():
-        name = var.op.name
-        if name in ckpt_shapes and list(ckpt_shapes[name]) == var.shape.as_list():
-            assignment[name] = name
-        else:
-            fresh.append(name)
-    tf.train.init_from_checkpoint(checkpoint, assignment)
-    return sorted(assignment), fresh
-
-
-def model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps):
-    def model_fn(features, labels, mode, params):
-        is_training = mode == tf.estimator.ModeKeys.TRAIN
-        with precision.xla_scope(config.use_xla):  # its gradients are compiled with it
-            bert = modeling.BertModel(
-                bert_config, is_training, features["input_ids"], features["input_mask"],
-                features["segment_ids"], use_one_hot_embeddings=config.use_tpu,
-                compute_dtype=precision.compute_dtype(config.mixed_precision),
-                **encoder_kwargs(config))
-            losses, outputs = heads.build_head(task, bert, bert_config, features, is_training)
-            # The mean over the GLOBAL batch (training batches are always full): under a
-            # strategy each replica's loss is its share of the batch's, so the replicas'
-            # losses, and the gradients optimization.py sums over them, add up to the
-            # one-device ones. On one device this is the batch mean.
-            loss = tf.reduce_sum(losses) / float(config.train_batch_size)
-        if mode == tf.estimator.ModeKeys.PREDICT:
-            predictions = dict(outputs, loss=losses)
-            return tf.estimator.EstimatorSpec(mode, predictions=predictions)
-        if init_checkpoint:
-            restored, fresh = restore_pretrained(init_checkpoint)  # on every replica (synced)
-        if init_checkpoint and is_first_replica():  # report once, not once per replica
-            print("initialised %d variables from %s; %d trained from scratch: %s" % (
-                len(restored), init_checkpoint, len(fresh), ", ".join(fresh)), flush=True)
-            scope = encoder_kwargs(config)["scope"]
-            encoder_fresh = [n for n in fresh if n.startswith(scope + "/")]
-            pooler = [n for n in encoder_fresh if n.startswith(scope + "/pooler/")]
-            if pooler and len(pooler) == len([n for n in fresh + restored
-                                              if n.startswith(scope + "/pooler/")]):
-                # An MLM-only pre-training (ours with electra_objective false) trains no
-                # pooler: it starts fresh like the task head, which is not a missing weight.
-                print("note: the checkpoint has no %s/pooler (MLM-only pre-training): the "
-                      "pooler is trained from scratch" % scope, flush=True)
-                encoder_fresh = [n for n in encoder_fresh if n not in pooler]
-            if encoder_fresh:
-                print("WARNING: %d encoder variables were not in the checkpoint: %s" % (
-                    len(encoder_fresh), ", ".join(encoder_fresh[:20])), flush=True)
-        with precision.xla_scope(config.use_xla):
-            train_op, lr = optimization.create_optimizer(
-                loss, config.learning_rate, num_train_steps,
-                weight_decay_rate=config.weight_decay_rate, use_tpu=config.use_tpu,
-                warmup_proportion=config.warmup_proportion,
-                layerwise_lr_decay_power=config.layerwise_lr_decay,
-                n_transformer_layers=bert_config.num_hidden_layers,
-                loss_scaling=config.mixed_precision == "fp16")
-        # The progress line shows the whole batch's loss: the sum of the replicas' shares.
-        hook = ProgressHook({"loss": cross_replica_sum(loss), "lr": lr}, num_train_steps,
-                            config.log_every_steps, config.train_batch_size)
-        return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op,
-                                          training_hooks=[hook])
-    return model_fn
 
 
 def build_estimator(config, model_fn, model_dir, seed, strategy=None):
@@ -199,7 +93,7 @@ def evaluate_split(config, task, estimator, split, trial):
     features = featurize_split(config, task, split, is_training=False)
     path, _ = preprocessing.featurized_tfrecord(task, split, config, lambda: features)
     input_fn = preprocessing.get_input_fn(path, task.feature_specs(), False,
-                                          config.eval_batch_size)
+                                          config.predict_batch_size)
     scorer = task.get_scorer(split)
     for feature, outputs in zip(features, estimator.predict(input_fn,
                                                             yield_single_examples=True)):
@@ -207,7 +101,14 @@ def evaluate_split(config, task, estimator, split, trial):
     preds_file = config.preds_file(task.name, split, trial)
     atomic_write_json(preds_file, scorer.get_predictions())
     print("wrote %s" % preds_file, flush=True)
-    return scorer.get_results()
+    if task.task_type == "qa" and config.joint_prediction and config.answerable_classifier:
+        na_file = config.qa_file(config.qa_na_file, "null_odds", task.name, split, trial)
+        atomic_write_json(na_file, scorer.null_odds())
+    results = scorer.get_results()
+    if task.task_type == "qa" and (split != "test" or config.do_test):
+        atomic_write_json(config.qa_file(config.qa_eval_file, "eval", task.name, split,
+                                         trial), results)
+    return results
 
 
 # Hparams that do not change the trained weights: a rerun differing only in these may
@@ -215,7 +116,9 @@ def evaluate_split(config, task, estimator, split, trial):
 EVAL_ONLY_HPARAMS = frozenset([
     "do_eval", "do_test", "write_test_outputs", "eval_batch_size",
     "num_trials", "keep_all_models", "log_every_steps", "log_examples", "task_names",
-    "use_tfrecords_if_existing"])
+    "use_tfrecords_if_existing", "predict_batch_size", "n_writes_test",
+    "write_distill_outputs", "beam_size", "qa_na_threshold", "model_dir", "results_txt",
+    "results_pkl", "qa_preds_file", "qa_eval_file", "qa_na_file", "test_predictions"])
 
 
 def prepare_trial_dir(config, model_dir, fingerprint):
@@ -246,10 +149,12 @@ def trial_fingerprint(config, task, trial, init_checkpoint):
                                       init_checkpoint=init_checkpoint), default=str))
 
 
-def eval_splits(config):
-    """Splits to predict after training: dev (do_eval), test (do_test/write_test_outputs)."""
+def eval_splits(config, trial=1):
+    """Splits to predict after training: dev (do_eval), test (do_test, or
+    write_test_outputs in the first n_writes_test trials)."""
+    writes_test = config.write_test_outputs and trial <= config.n_writes_test
     return (["dev"] if config.do_eval else []) + \
-        (["test"] if config.do_test or config.write_test_outputs else [])
+        (["test"] if config.do_test or writes_test else [])
 
 
 def prepare_trial(config, task, bert_config, init_checkpoint, trial):
@@ -290,8 +195,8 @@ def run_trial(config, task, bert_config, init_checkpoint, trial, strategy=None, 
         estimator = distribute.estimator_on_chief(
             chief, lambda: build_estimator(config, model_fn, model_dir, seed),
             "%s trial %d: the chief predicts %s with the final checkpoint"
-            % (task.name, trial, " and ".join(eval_splits(config)))
-            if eval_splits(config) else None)
+            % (task.name, trial, " and ".join(eval_splits(config, trial)))
+            if eval_splits(config, trial) else None)
         if estimator is None:
             return None
     elif not config.do_train:  # evaluate an earlier run's checkpoint
@@ -301,7 +206,7 @@ def run_trial(config, task, bert_config, init_checkpoint, trial, strategy=None, 
         raise InputError("no fine-tuned checkpoint in %s to evaluate: set \"do_train\": true"
                          % model_dir)
     trial_results = {}
-    for split in eval_splits(config):
+    for split in eval_splits(config, trial):
         results = evaluate_split(config, task, estimator, split, trial)
         if split != "test" or config.do_test:  # write_test_outputs alone: predictions only
             trial_results[split] = results
@@ -317,24 +222,23 @@ def run_task(config, task, bert_config, init_checkpoint, strategy=None, chief=Tr
             continue
         trials.append(record)
         results_lib.write_task_results(config, task, trials)
+        atomic_write_text(config.results_txt_file(task.name), "".join(
+            "trial %d %s %s\n" % (t["trial"], split, results_lib.format_line(task.name, r))
+            for t in trials for split, r in t["results"].items()))
         if not config.keep_all_models and trial < config.num_trials:
             shutil.rmtree(config.trial_model_dir(task.name, trial), ignore_errors=True)
     return trials
 
 
-def load_tokenizer(config):
-    """config's tokenizer; InputError unless its vocab fills the word-embedding table."""
-    tokenizer = model_info.tokenizer_for(config)
-    if len(tokenizer) != config.vocab_size:
-        raise InputError("%s has %d tokens but vocab_size is %d: set \"vocab_size\": %d"
-                         % (config.spm_model_file or config.vocab_file, len(tokenizer),
-                            config.vocab_size, len(tokenizer)))
-    return tokenizer
-
-
 def run(config):
     precision.check_supported(config.mixed_precision, config.use_tpu, "fine-tuning hparams")
-    tokenizer = load_tokenizer(config)
+    tokenizer = model_info.load_tokenizer(config)
+    if config.results_pkl:
+        print("results_pkl: results are written as JSON (%s), no pickles"
+              % os.path.join(config.results_dir, "<task>_results.json"), flush=True)
+    if config.write_distill_outputs:
+        print("write_distill_outputs: no effect (the official code writes distillation "
+              "outputs for GLUE tasks only)", flush=True)
     bert_config = get_discriminator_config(config)
     init_checkpoint = find_pretrained_checkpoint(config) if config.do_train else None
     if init_checkpoint:

@@ -358,8 +358,12 @@ def main(argv=None):
 
     def job():
         hparams = load_hparams(args.hparams)
-        train_and_eval(configure_pretraining.PretrainingConfig(args.model_name, args.data_dir,
-                                                               **hparams))
+        config = configure_pretraining.PretrainingConfig(args.model_name, args.data_dir,
+                                                         **hparams)
+        if config.results_pkl:
+            print("results_pkl: results are written as JSON (%s), no pickles"
+                  % config.results_json, flush=True)
+        train_and_eval(config)
     return run_cli(job)
 
 

@@ -25,8 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TF loads: no C++ st
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
-import run_finetuning  # noqa: E402
 from finetune import model_info  # noqa: E402
+from finetune.model_fn import model_fn_builder  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
 from util.training_utils import quiet_tensorflow  # noqa: E402
 
@@ -46,17 +46,31 @@ OUTPUTS = {
         "tag_ids": ("int32", "[batch, seq]"),  # read them at each character's first token
         "tags": ("string", "[batch, seq]"),
     },
-    "qa": {  # padding positions are pushed down by -10000, as in training
+    "qa": {  # joint_prediction false; padding positions are pushed down by -10000
         "start_logits": ("float32", "[batch, seq]"),
         "end_logits": ("float32", "[batch, seq]"),
+    },
+    "qa_joint": {  # the official joint head's beam (finetune/qa_head.py); K = beam_size
+        "start_top_index": ("int32", "[batch, K]"),  # best starts, best first
+        "start_top_log_probs": ("float32", "[batch, K]"),
+        "end_top_index": ("int32", "[batch, K, K]"),  # row k: best ends for start k
+        "end_top_log_probs": ("float32", "[batch, K, K]"),
+        "answerable_logit": ("float32", "[batch]"),  # "is impossible" logit (0 without)
     },
 }
 
 
-def serving_outputs(model, inputs):
-    """The output tensors of OUTPUTS[task type] for inputs {name: int32 [B, L]}.
+def output_kind(model):
+    """The OUTPUTS key of model's signature."""
+    if model.task.task_type == "qa" and model.config.joint_prediction:
+        return "qa_joint"
+    return model.task.task_type
 
-    The graph is run_finetuning's model_fn in PREDICT mode, the one that produced the
+
+def serving_outputs(model, inputs):
+    """The output tensors of OUTPUTS[output_kind(model)] for inputs {name: int32 [B, L]}.
+
+    The graph is the fine-tuning model_fn (finetune/model_fn.py) in PREDICT mode, the one that produced the
     fine-tuning evaluation. Its heads also compute a loss from the label features, which
     serving does not have: they get zeros, and the loss is never fetched.
     """
@@ -67,12 +81,11 @@ def serving_outputs(model, inputs):
         if spec.name not in features:
             features[spec.name] = (tf.zeros_like(ids) if spec.shape
                                    else tf.zeros(tf.shape(ids)[:1], tf.int32))
-    model_fn = run_finetuning.model_fn_builder(model.config, task, model.bert_config,
-                                               init_checkpoint=None, num_train_steps=1)
+    model_fn = model_fn_builder(model.config, task, model.bert_config,
+                                init_checkpoint=None, num_train_steps=1)
     predictions = model_fn(features, None, tf.estimator.ModeKeys.PREDICT, {}).predictions
     if task.task_type == "qa":
-        return {"start_logits": predictions["start_logits"],
-                "end_logits": predictions["end_logits"]}
+        return {name: predictions[name] for name in OUTPUTS[output_kind(model)]}
     logits = predictions["logits"]  # [B, C] or [B, L, C]
     label_ids = tf.argmax(logits, axis=-1, output_type=tf.int32)
     labels = tf.gather(tf.constant(task.label_list), label_ids)
@@ -161,7 +174,7 @@ def export(model_dir, out_dir, task_name=None, checkpoint=None, overwrite=False)
                     sess, [tf.saved_model.tag_constants.SERVING],
                     signature_def_map={SIGNATURE_KEY: signature}, strip_default_attrs=True)
                 builder.save()
-        info = dict(model.info, signature=signature_info(OUTPUTS[model.task.task_type]),
+        info = dict(model.info, signature=signature_info(OUTPUTS[output_kind(model)]),
                     checkpoint=os.path.basename(checkpoint))
         model_info.write(tmp_dir, info, model.vocab_path)
         _move_into_place(tmp_dir, out_dir)

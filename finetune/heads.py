@@ -7,6 +7,7 @@ per-example tensors the task's Scorer reads (see finetune/task.py).
 
 import tensorflow.compat.v1 as tf
 
+from finetune.qa_head import joint_qa_head
 from model import modeling
 
 HEAD_DROPOUT = 0.1  # dropout on the encoder output feeding each head, as in ELECTRA
@@ -45,7 +46,17 @@ def tagging_head(task, bert_model, bert_config, features, is_training):
 
 
 def qa_head(task, bert_model, bert_config, features, is_training):
-    """Every token -> start and end logits [B, L]; mean of the two cross-entropies."""
+    """The official joint head (finetune/qa_head.py), or with joint_prediction false
+    the independent one."""
+    if task.config.joint_prediction:
+        return joint_qa_head(bert_model.get_sequence_output(), features, task.config,
+                             modeling.get_activation(bert_config.hidden_act), is_training)
+    return independent_qa_head(task, bert_model, bert_config, features, is_training)
+
+
+def independent_qa_head(task, bert_model, bert_config, features, is_training):
+    """BERT's head (joint_prediction false): every token -> start and end logits [B, L];
+    mean of the two cross-entropies."""
     reprs = bert_model.get_sequence_output()  # [B, L, H]
     if is_training:
         reprs = modeling.dropout(reprs, HEAD_DROPOUT)

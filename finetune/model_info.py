@@ -37,7 +37,11 @@ FORMAT_VERSION = 1
 # Fine-tuning hparams that change the features or the graph of a trained model.
 SHAPING_HPARAMS = ("model_type", "model_size", "model_hparam_overrides", "embedding_size",
                    "vocab_size", "do_lower_case", "strip_accents", "max_seq_length",
-                   "max_query_length", "doc_stride", "n_best_size", "max_answer_length")
+                   "max_query_length", "doc_stride", "n_best_size", "max_answer_length",
+                   "joint_prediction", "beam_size", "answerable_classifier",
+                   "answerable_uses_start_logits")
+# Models saved before the joint QA head existed have the independent one.
+_EARLIER_DEFAULTS = {"joint_prediction": False}
 
 # Keys of trial_hparams.json that are not FinetuningConfig arguments: derived paths and
 # the fingerprint's own additions.
@@ -148,7 +152,8 @@ def _load_info(model_dir, info_path):
     spm = vocab_path if info.get("spm_model_file") else None
     config = configure_finetuning.FinetuningConfig(
         "predict", model_dir, task_names=[info["task"]],
-        vocab_file=None if spm else vocab_path, spm_model_file=spm, **info["hparams"])
+        vocab_file=None if spm else vocab_path, spm_model_file=spm,
+        **dict(_EARLIER_DEFAULTS, **info["hparams"]))
     bert_config = modeling.BertConfig.from_dict(info["bert_config"], source=info_path)
     return _build(info, config, bert_config, vocab_path)
 
@@ -162,7 +167,8 @@ def _load_trial_hparams(model_dir):
     if "task" not in record:
         raise InputError("%s has no 'task' key; expected the record run_finetuning.py "
                          "writes" % path)
-    kwargs = {k: v for k, v in record.items() if k not in _NOT_ARGUMENTS}
+    kwargs = dict(_EARLIER_DEFAULTS, **{k: v for k, v in record.items()
+                                        if k not in _NOT_ARGUMENTS})
     config = configure_finetuning.FinetuningConfig(
         kwargs.pop("model_name", "predict"), kwargs.pop("data_dir", model_dir),
         **dict(kwargs, task_names=[record["task"]]))
@@ -183,6 +189,16 @@ def tokenizer_for(config):
     return tokenization.build_tokenizer(
         vocab_file=config.vocab_file, do_lower_case=config.do_lower_case,
         strip_accents=config.strip_accents, spm_model_file=config.spm_model_file)
+
+
+def load_tokenizer(config):
+    """config's tokenizer; InputError unless its vocab fills the word-embedding table."""
+    tokenizer = tokenizer_for(config)
+    if len(tokenizer) != config.vocab_size:
+        raise InputError("%s has %d tokens but vocab_size is %d: set \"vocab_size\": %d"
+                         % (config.spm_model_file or config.vocab_file, len(tokenizer),
+                            config.vocab_size, len(tokenizer)))
+    return tokenizer
 
 
 def _build(info, config, bert_config, vocab_path):

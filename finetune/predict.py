@@ -32,7 +32,7 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 from finetune import export  # noqa: E402
 from finetune import model_info  # noqa: E402
 from finetune.classification import read_json_lines  # noqa: E402
-from finetune.qa import nbest_answers, window_candidates  # noqa: E402
+from finetune.qa import nbest_answers, output_candidates  # noqa: E402
 from finetune.tagging import TaggingScorer, extract_entities  # noqa: E402
 from finetune.task import Example  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
@@ -192,9 +192,7 @@ def decode(model, examples, features, outputs):
     candidates = {example.eid: [] for example in examples}
     config = model.config
     for feature, output in zip(features, outputs):
-        candidates[feature["eid"]] += window_candidates(
-            feature, output["start_logits"], output["end_logits"], config.n_best_size,
-            config.max_answer_length)
+        candidates[feature["eid"]] += output_candidates(feature, output, config)
     predictions = {}
     for example in examples:
         best = nbest_answers(example.context, candidates[example.eid], config.n_best_size)[0]

@@ -511,28 +511,49 @@ def _top_indexes(logits, n):
     return np.argsort(-logits, kind="stable")[:n].tolist()
 
 
-def window_candidates(feature, start_logits, end_logits, n_best_size, max_answer_length):
-    """Valid answer candidates of one window, as _Candidate tuples.
-
-    A start/end pair among the top n_best_size of each is valid when both are
-    context tokens, start <= end, the span has at most max_answer_length tokens
-    and the window is the start token's max-context window.
-    """
+def _valid_candidates(feature, pairs, max_answer_length):
+    """_Candidate tuples of the (start, end, start score, end score) pairs that are valid:
+    both context tokens, start <= end, at most max_answer_length tokens, and the window
+    is the start token's max-context window."""
     token_to_char = feature["token_to_char"]
     max_context = feature["token_is_max_context"]
     candidates = []
-    for start in _top_indexes(start_logits, n_best_size):
+    for start, end, start_score, end_score in pairs:
         if start not in token_to_char or not max_context.get(start, False):
             continue
-        for end in _top_indexes(end_logits, n_best_size):
-            if end not in token_to_char or end < start:
-                continue
-            if end - start + 1 > max_answer_length:
-                continue
-            start_logit, end_logit = float(start_logits[start]), float(end_logits[end])
-            candidates.append(_Candidate(start_logit + end_logit, token_to_char[start][0],
-                                         token_to_char[end][1], start_logit, end_logit))
+        if end not in token_to_char or end < start or end - start + 1 > max_answer_length:
+            continue
+        candidates.append(_Candidate(start_score + end_score, token_to_char[start][0],
+                                     token_to_char[end][1], start_score, end_score))
     return candidates
+
+
+def window_candidates(feature, start_logits, end_logits, n_best_size, max_answer_length):
+    """Valid candidates of one window of the independent head: every pair among the top
+    n_best_size starts and ends, scored by start + end logit."""
+    ends = _top_indexes(end_logits, n_best_size)
+    pairs = ((start, end, float(start_logits[start]), float(end_logits[end]))
+             for start in _top_indexes(start_logits, n_best_size) for end in ends)
+    return _valid_candidates(feature, pairs, max_answer_length)
+
+
+def beam_candidates(feature, outputs, max_answer_length):
+    """Valid candidates of one window of the joint head: for each beam start k, its beam
+    of ends, scored by start + end log-probability (the official ranking)."""
+    pairs = ((int(start), int(end), float(start_lp), float(end_lp))
+             for start, start_lp, ends, end_lps in zip(
+                 outputs["start_top_index"], outputs["start_top_log_probs"],
+                 outputs["end_top_index"], outputs["end_top_log_probs"])
+             for end, end_lp in zip(ends, end_lps))
+    return _valid_candidates(feature, pairs, max_answer_length)
+
+
+def output_candidates(feature, outputs, config):
+    """The candidates of one window from the head's outputs (joint or independent)."""
+    if "start_top_index" in outputs:
+        return beam_candidates(feature, outputs, config.max_answer_length)
+    return window_candidates(feature, outputs["start_logits"], outputs["end_logits"],
+                             config.n_best_size, config.max_answer_length)
 
 
 def nbest_answers(context, candidates, n_best_size):
@@ -574,16 +595,23 @@ class QAScorer(Scorer):
         self._questions = {}  # eid -> (qid, context), from the features
         self._candidates = collections.defaultdict(list)  # eid -> [_Candidate]
         self._nbest = None  # qid -> n-best list, computed on demand
+        self._null_odds = {}  # qid -> lowest answerable logit over its windows (joint head)
 
     def update(self, feature, outputs):
         """Keeps only the window's valid candidates, not its full logits."""
         super(QAScorer, self).update(feature, outputs)
         eid = feature["eid"]
         self._questions.setdefault(eid, (feature["qid"], feature["context"]))
-        self._candidates[eid].extend(window_candidates(
-            feature, outputs["start_logits"], outputs["end_logits"],
-            self._config.n_best_size, self._config.max_answer_length))
+        self._candidates[eid].extend(output_candidates(feature, outputs, self._config))
+        if "answerable_logit" in outputs:
+            qid, logit = feature["qid"], float(outputs["answerable_logit"])
+            self._null_odds[qid] = min(logit, self._null_odds.get(qid, logit))
         self._nbest = None
+
+    def null_odds(self):
+        """qid -> the answerable classifier's lowest "is impossible" logit over the
+        question's windows (what the official code writes to qa_na_file)."""
+        return dict(self._null_odds)
 
     def nbest(self):
         """qid -> n-best list (dicts with text, score, probability, logits)."""

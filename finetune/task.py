@@ -15,7 +15,9 @@ A feature is a dict. The keys named in feature_specs() are int features the mode
 (e.g. QA's token-to-character map) and is never serialised. `outputs` is a dict of NumPy
 values the task's prediction head produced for that feature (see finetune/heads.py):
 classification {"logits": [num_labels], "loss": float}; tagging {"logits": [L, num_labels],
-"loss": float}; QA {"start_logits": [L], "end_logits": [L], "loss": float}.
+"loss": float}; QA with the joint head {"start_top_index": [K], "start_top_log_probs": [K],
+"end_top_index": [K, K], "end_top_log_probs": [K, K], "answerable_logit", "loss"} (K =
+beam_size), with joint_prediction false {"start_logits": [L], "end_logits": [L], "loss"}.
 """
 
 import collections

@@ -16,13 +16,15 @@ import pytest
 
 import run_finetuning
 from finetune import export, model_info, predict
+from finetune import model_fn as model_fn_lib
 from tests.conftest import SAMPLE_CORPUS, SAMPLE_VOCAB
 
 TASKS = ["chnsenticorp", "peoples-daily-ner", "cmrc2018"]
 HPARAMS = {"model_size": "tiny", "random_init": True, "task_names": TASKS,
            "max_seq_length": 48, "max_query_length": 12, "doc_stride": 16,
            "learning_rate": 1e-3, "train_batch_size": 8, "num_train_epochs": 1.0,
-           "do_eval": False, "log_every_steps": 100}
+           "do_eval": False, "log_every_steps": 100,
+           "joint_prediction": False}  # the independent QA head (the joint one: test_qa_head)
 
 PEOPLE = ["张伟", "李娜", "王芳", "刘洋"]
 PLACES = ["北京", "上海", "广州", "青石镇"]
@@ -144,8 +146,8 @@ def test_saved_model_signature_matches_estimator_predictions(trained, exports, t
                    for name in names}
         return tf.data.Dataset.from_tensor_slices(columns).batch(4)
 
-    model_fn = run_finetuning.model_fn_builder(model.config, model.task, model.bert_config,
-                                               None, 1)
+    model_fn = model_fn_lib.model_fn_builder(model.config, model.task, model.bert_config,
+                                             None, 1)
     estimator = run_finetuning.build_estimator(model.config, model_fn,
                                                str(trial_dir(trained, task)), seed=1)
     predicted = list(estimator.predict(input_fn, yield_single_examples=True))
