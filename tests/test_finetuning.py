@@ -261,3 +261,49 @@ def test_checkpoint_of_another_size_is_refused(pretrained, capsys):
     err = capsys.readouterr().err
     assert re.search(r"has electra/\S+ with shape \[[\d, ]+\] but the 12-layer 256-hidden "
                      r"model needs \[[\d, ]+\]: set model_size", err), err
+
+
+# eval_batch_size that does not divide the dev set: the TPU graph pads its last batch.
+TPU_EVAL_BATCH = {"chnsenticorp": 12, "msra-ner": 10, "cmrc2018": 7}
+
+
+@pytest.mark.parametrize("task", sorted(TPU_EVAL_BATCH))
+def test_tpu_estimator_finetuning_scores_exactly_as_the_estimator(pretrained, task):
+    """use_tpu_estimator: TPUEstimator(use_tpu=False) trains, predicts the dev set padded to
+    whole batches, and gives exactly the plain Estimator's metrics and predictions for
+    the same checkpoint; padding never reaches the prediction file."""
+    make_task_data(task, pretrained / "finetuning_data" / task)
+    hparams = dict(TINY, task_names=[task], max_seq_length=64,
+                   eval_batch_size=TPU_EVAL_BATCH[task], iterations_per_loop=2)
+    if task in QA:
+        hparams.update(max_seq_length=128, doc_stride=64, max_query_length=24)
+    results_dir = pretrained / "models" / "tiny" / "results"
+    preds_file = results_dir / ("%s_qa" % task if task in QA else "") / \
+        ("%s_dev_preds.json" % task)
+
+    def dev_results():
+        results = json.loads((results_dir / ("%s_results.json" % task)).read_text())
+        return results["trials"][0]["results"]["dev"], json.loads(preds_file.read_text())
+
+    status, output = finetune(pretrained, dict(hparams, use_tpu_estimator=True))
+    assert status == 0, output
+    assert "initialised" in output and "WARNING" not in output, output
+    padding = re.search(r"predicting (\d+) %s dev features \+ (\d+) padding" % task, output)
+    assert padding and (int(padding.group(1)) + int(padding.group(2))) % \
+        TPU_EVAL_BATCH[task] == 0, output
+    tpu_dev, tpu_preds = dev_results()
+    # The same checkpoint through the Estimator path: no padding, a short last batch.
+    status, output = finetune(pretrained, dict(hparams, do_train=False))
+    assert status == 0 and "padding" not in output, output
+    dev, preds = dev_results()
+    assert tpu_dev == dev and tpu_preds == preds
+    if task == "chnsenticorp":
+        assert int(padding.group(2)) == 4 and len(preds) == 32
+    elif task == "msra-ner":
+        assert int(padding.group(2)) == 6 and len(preds) == 24
+    else:
+        dataset = json.loads((pretrained / "finetuning_data" / task / "dev.json").read_text())
+        questions = {qa["id"] for article in dataset["data"] for p in article["paragraphs"]
+                     for qa in p["qas"]}
+        assert set(preds) == questions
+        assert abs(cmrc2018_drcd_evaluate.evaluate(dataset, preds)["F1"] - dev["f1"]) < 1e-6
