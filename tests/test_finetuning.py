@@ -289,18 +289,23 @@ def test_tpu_estimator_finetuning_scores_exactly_as_the_estimator(pretrained, ta
     assert status == 0, output
     assert "initialised" in output and "WARNING" not in output, output
     padding = re.search(r"predicting (\d+) %s dev features \+ (\d+) padding" % task, output)
-    assert padding and (int(padding.group(1)) + int(padding.group(2))) % \
-        TPU_EVAL_BATCH[task] == 0, output
+    num_features, num_padding = map(int, padding.groups()) if padding else (0, 0)
+    assert 0 < num_padding == -num_features % TPU_EVAL_BATCH[task], output
     tpu_dev, tpu_preds = dev_results()
     # The same checkpoint through the Estimator path: no padding, a short last batch.
     status, output = finetune(pretrained, dict(hparams, do_train=False))
     assert status == 0 and "padding" not in output, output
     dev, preds = dev_results()
-    assert tpu_dev == dev and tpu_preds == preds
+    assert tpu_preds == preds  # one entry per real example, the same answers
+    # Every score exact; the mean loss to float32 rounding (the last batch's matmuls see
+    # 8 rows here and 12 there: CPU kernels block them differently).
+    assert {k: v for k, v in tpu_dev.items() if k != "loss"} == \
+        {k: v for k, v in dev.items() if k != "loss"}
+    assert tpu_dev["loss"] == pytest.approx(dev["loss"], rel=1e-6)
     if task == "chnsenticorp":
-        assert int(padding.group(2)) == 4 and len(preds) == 32
-    elif task == "msra-ner":
-        assert int(padding.group(2)) == 6 and len(preds) == 24
+        assert num_padding == 4 and len(preds) == 32
+    elif task == "msra-ner":  # 24 sentences, some split over several windows
+        assert len(preds) == 24
     else:
         dataset = json.loads((pretrained / "finetuning_data" / task / "dev.json").read_text())
         questions = {qa["id"] for article in dataset["data"] for p in article["paragraphs"]

@@ -49,7 +49,8 @@ def run_config(config, model_dir, seed, session_config=None):
         # On a TPU the session config comes from the cluster (and XLA always compiles).
         session_config=None if config.use_tpu else session_config,
         tpu_config=tf.estimator.tpu.TPUConfig(
-            iterations_per_loop=config.iterations_per_loop, num_shards=config.num_tpu_cores,
+            iterations_per_loop=config.iterations_per_loop,
+            num_shards=config.num_tpu_cores if config.use_tpu else None,  # None: TF's CPU default
             tpu_job_name=config.tpu_job_name,
             per_host_input_for_training=tf.estimator.tpu.InputPipelineConfig.PER_HOST_V2))
 
