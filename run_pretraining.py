@@ -30,7 +30,8 @@ from util.distribute import cross_replica_sum, is_first_replica
 from util.errors import InputError, run_cli
 from util.hparams import load_hparams
 from util.io import atomic_write_json, check_writable_dir
-from util.training_utils import CheckpointLogger, ProgressHook, quiet_tensorflow
+from util.training_utils import (CheckpointLogger, LoopProgressHook, ProgressHook,
+                                 quiet_tensorflow)
 
 EMBEDDING_VARIABLES = ("electra/embeddings/word_embeddings", "bert/embeddings/word_embeddings")
 
@@ -93,10 +94,13 @@ def model_fn_builder(config, special_ids, warm_start_from):
                     num_warmup_steps=config.num_warmup_steps,
                     lr_decay_power=config.lr_decay_power,
                     loss_scaling=config.mixed_precision == "fp16")
-            if tpu.tpu_graph(config):  # TPUs cannot run summaries or per-step hooks in the graph
+            if tpu.tpu_graph(config):  # no summaries on a TPU; its tensors stay there
+                hook = LoopProgressHook(config.num_train_steps, config.log_every_steps,
+                                        config.train_batch_size)
                 return tf.estimator.tpu.TPUEstimatorSpec(mode, loss=model.total_loss,
                                                          train_op=train_op,
-                                                         scaffold_fn=scaffold_fn)
+                                                         scaffold_fn=scaffold_fn,
+                                                         training_hooks=[hook])
             losses = {"loss/total": model.total_loss, "loss/generator": model.gen_loss,
                       "loss/discriminator": disc_loss}
             for out in model.linguistic_outputs:  # LERT: each head's loss

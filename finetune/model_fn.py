@@ -16,7 +16,7 @@ from model import precision
 from util import tpu
 from util.distribute import cross_replica_sum, is_first_replica
 from util.errors import InputError
-from util.training_utils import ProgressHook
+from util.training_utils import LoopProgressHook, ProgressHook
 
 
 def encoder_kwargs(config):
@@ -137,9 +137,12 @@ def model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps
                 layerwise_lr_decay_power=config.layerwise_lr_decay,
                 n_transformer_layers=bert_config.num_hidden_layers,
                 loss_scaling=config.mixed_precision == "fp16")
-        if tpu_graph:  # TPUs cannot run per-step hooks in the graph
+        if tpu_graph:  # a TPU's tensors stay on the device: progress without the loss
+            hook = LoopProgressHook(num_train_steps, config.log_every_steps,
+                                    config.train_batch_size)
             return tf.estimator.tpu.TPUEstimatorSpec(mode, loss=loss, train_op=train_op,
-                                                     scaffold_fn=scaffold_fn)
+                                                     scaffold_fn=scaffold_fn,
+                                                     training_hooks=[hook])
         # The progress line shows the whole batch's loss: the sum of the replicas' shares.
         hook = ProgressHook({"loss": cross_replica_sum(loss), "lr": lr}, num_train_steps,
                             config.log_every_steps, config.train_batch_size)

@@ -288,6 +288,8 @@ def test_tpu_estimator_finetuning_scores_exactly_as_the_estimator(pretrained, ta
     status, output = finetune(pretrained, dict(hparams, use_tpu_estimator=True))
     assert status == 0, output
     assert "initialised" in output and "WARNING" not in output, output
+    steps = re.findall(r"^step (\d+)/(\d+) \| [\d.]+ steps/s", output, re.M)
+    assert steps and steps[-1][0] == steps[-1][1], output  # progress up to the last step
     padding = re.search(r"predicting (\d+) %s dev features \+ (\d+) padding" % task, output)
     num_features, num_padding = map(int, padding.groups()) if padding else (0, 0)
     assert 0 < num_padding == -num_features % TPU_EVAL_BATCH[task], output

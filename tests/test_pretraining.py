@@ -113,6 +113,7 @@ def test_tpu_estimator_on_cpu_trains_the_same_variables_and_evaluates(sample_dat
                      iterations_per_loop=2, do_eval=True, num_eval_steps=2, eval_batch_size=4,
                      **TINY)
     assert status == 0, out.getvalue()
+    assert re.search(r"^step 3/3 \| [\d.]+ steps/s", out.getvalue(), re.M), out.getvalue()
     model_dir = sample_data_dir / "models" / "tiny_tpu_estimator"
     saved = checkpoint_variables(model_dir)
     assert saved == checkpoint_variables(tiny_run[0])  # names and shapes
