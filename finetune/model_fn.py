@@ -94,7 +94,8 @@ def model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps
     """An Estimator model_fn (features, labels, mode, params) for task: PREDICT returns
     the head's outputs plus the per-example loss, TRAIN the AdamW step. In the TPU graph
     (util/tpu.py: use_tpu, use_tpu_estimator) it returns TPUEstimatorSpecs, looks the
-    embeddings up one-hot, restores the checkpoint in a scaffold_fn and has no hooks."""
+    embeddings up one-hot, restores the checkpoint in a scaffold_fn and reports progress
+    without the loss (LoopProgressHook)."""
     tpu_graph = tpu.tpu_graph(config)
 
     def model_fn(features, labels, mode, params):
