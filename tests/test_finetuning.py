@@ -285,7 +285,11 @@ def test_tpu_estimator_finetuning_scores_exactly_as_the_estimator(pretrained, ta
         results = json.loads((results_dir / ("%s_results.json" % task)).read_text())
         return results["trials"][0]["results"]["dev"], json.loads(preds_file.read_text())
 
-    status, output = finetune(pretrained, dict(hparams, use_tpu_estimator=True))
+    if task == "chnsenticorp":  # and a test set (labelled: the dev file) to predict
+        shutil.copy(pretrained / "finetuning_data" / task / "dev.tsv",
+                    pretrained / "finetuning_data" / task / "test.tsv")
+    status, output = finetune(pretrained, dict(hparams, use_tpu_estimator=True,
+                                               write_test_outputs=task == "chnsenticorp"))
     assert status == 0, output
     assert "initialised" in output and "WARNING" not in output, output
     steps = re.findall(r"^step (\d+)/(\d+) \| [\d.]+ steps/s", output, re.M)
@@ -294,6 +298,7 @@ def test_tpu_estimator_finetuning_scores_exactly_as_the_estimator(pretrained, ta
     num_features, num_padding = map(int, padding.groups()) if padding else (0, 0)
     assert 0 < num_padding == -num_features % TPU_EVAL_BATCH[task], output
     tpu_dev, tpu_preds = dev_results()
+    output_tpu = output
     # The same checkpoint through the Estimator path: no padding, a short last batch.
     status, output = finetune(pretrained, dict(hparams, do_train=False))
     assert status == 0 and "padding" not in output, output
@@ -306,6 +311,8 @@ def test_tpu_estimator_finetuning_scores_exactly_as_the_estimator(pretrained, ta
     assert tpu_dev["loss"] == pytest.approx(dev["loss"], rel=1e-6)
     if task == "chnsenticorp":
         assert num_padding == 4 and len(preds) == 32
+        assert "predicting 32 chnsenticorp test features + 4 padding" in output_tpu
+        assert json.loads((results_dir / "chnsenticorp_test_preds.json").read_text()) == preds
     elif task == "msra-ner":  # 24 sentences, some split over several windows
         assert len(preds) == 24
     else:
