@@ -9,6 +9,7 @@ import os
 
 from model.precision import MIXED_PRECISION_CHOICES, choice_error
 from util import distribute
+from util import tpu
 from util.errors import InputError
 from util.hparams import check_known_keys, check_value_type
 
@@ -52,7 +53,7 @@ class FinetuningConfig(object):
         self.warmup_proportion = 0.1  # share of steps with linear warm-up
         self.save_checkpoints_steps = 1000000  # checkpoint interval (and at the end)
         self.keep_checkpoint_max = 1  # newest checkpoints kept per trial
-        self.iterations_per_loop = 1000  # TPU steps per host loop (TPU fine-tuning: not yet)
+        self.iterations_per_loop = 1000  # TPU steps per host loop (TPU only)
         self.log_every_steps = 100  # steps between progress lines
         self.use_tfrecords_if_existing = True  # reuse featurised tfrecords of an earlier run
         self.init_checkpoint = None  # None: the newest checkpoint in <data_dir>/models/<model_name>
@@ -87,8 +88,9 @@ class FinetuningConfig(object):
         self.mirrored_devices = []  # with "mirrored": explicit devices, e.g. ["/cpu:0", "/cpu:1"]
 
         # TPU
-        self.use_tpu = False  # kept so official params files parse; true is refused for now
-        self.num_tpu_cores = 1  # TPU cores
+        self.use_tpu = False  # fine-tune with TPUEstimator on a Cloud TPU
+        self.use_tpu_estimator = False  # the TPU graph (TPUEstimator, use_tpu=False) on CPU/GPU: tests the TPU path
+        self.num_tpu_cores = 1  # TPU cores; batch sizes are global and must split over them
         self.tpu_job_name = None  # TPU worker job name
         self.tpu_name = None  # Cloud TPU name
         self.tpu_zone = None  # GCE zone of the Cloud TPU
@@ -154,9 +156,8 @@ class FinetuningConfig(object):
         need(self.mixed_precision in MIXED_PRECISION_CHOICES, choice_error(self.mixed_precision))
         need(self.model_type in ("electra", "bert"),
              "model_type must be \"electra\" or \"bert\", got %r" % self.model_type)
-        need(not self.use_tpu, "use_tpu: fine-tuning on TPUs is not supported yet (pre-training "
-             "is); run on CPU/GPU")
         distribute.check_hparams(self, "fine-tuning hparams")
+        tpu.check_hparams(self, "fine-tuning hparams")
         need(self.num_trials >= 1, "num_trials must be >= 1")
         need(self.max_seq_length >= 8, "max_seq_length must be >= 8")
         need(self.train_batch_size > 0 and self.eval_batch_size > 0, "batch sizes must be > 0")

@@ -10,6 +10,7 @@ import os
 
 from model.precision import MIXED_PRECISION_CHOICES, choice_error
 from util import distribute
+from util import tpu
 from util.errors import InputError
 from util.hparams import check_known_keys, check_value_type
 
@@ -88,6 +89,7 @@ class PretrainingConfig(object):
 
         # TPU
         self.use_tpu = False  # run with TPUEstimator on a Cloud TPU
+        self.use_tpu_estimator = False  # the TPU graph (TPUEstimator, use_tpu=False) on CPU/GPU: tests the TPU path
         self.num_tpu_cores = 1  # TPU cores to use
         self.tpu_job_name = None  # TPU worker job name
         self.tpu_name = None  # Cloud TPU name
@@ -148,6 +150,7 @@ class PretrainingConfig(object):
              "generator_hidden_size and generator_layers are fractions in (0, 1]")
         need(self.temperature > 0, "temperature must be > 0")
         distribute.check_hparams(self, "pre-training hparams")
+        tpu.check_hparams(self, "pre-training hparams")
         need(not (self.distribution == "multi_worker_mirrored" and self.eval_each_checkpoint),
              "eval_each_checkpoint cannot run with \"multi_worker_mirrored\" (TF's cluster "
              "training takes no checkpoint listeners): evaluate the final checkpoint instead")

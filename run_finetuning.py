@@ -29,6 +29,7 @@ from model import precision  # noqa: E402
 from pretrain.objective import get_discriminator_config  # noqa: E402
 from util import distribute  # noqa: E402
 from util import results as results_lib  # noqa: E402
+from util import tpu  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
 from util.hparams import load_hparams  # noqa: E402
 from util.io import atomic_write_json, atomic_write_text, check_writable_dir  # noqa: E402
@@ -61,15 +62,21 @@ def find_pretrained_checkpoint(config):
 
 
 def build_estimator(config, model_fn, model_dir, seed, strategy=None):
-    """strategy: a tf.distribute strategy (distribution hparam) for training, or None for
-    one device. Evaluation goes through Estimator.predict, which the Estimator never
-    distributes: dev/test predictions run on one device (any eval_batch_size works)."""
+    """The Estimator for training and prediction: TPUEstimator for the TPU graph (use_tpu,
+    use_tpu_estimator; batch sizes global, params["batch_size"] each core's share), else
+    a tf.estimator.Estimator. strategy: a tf.distribute strategy (distribution hparam)
+    for training, or None for one device. Evaluation goes through Estimator.predict, which
+    the Estimator never distributes: dev/test predictions run on one device (any
+    predict_batch_size works)."""
+    session_config = precision.session_config(config.use_xla)
+    if tpu.tpu_graph(config):
+        return tpu.tpu_estimator(config, model_fn, model_dir, seed, config.train_batch_size,
+                                 config.eval_batch_size, config.predict_batch_size, session_config)
     run_config = tf.estimator.RunConfig(
         train_distribute=strategy, model_dir=model_dir, tf_random_seed=seed,
         save_checkpoints_steps=config.save_checkpoints_steps,
         keep_checkpoint_max=config.keep_checkpoint_max, log_step_count_steps=None,
-        save_summary_steps=config.log_every_steps,
-        session_config=precision.session_config(config.use_xla))
+        save_summary_steps=config.log_every_steps, session_config=session_config)
     return tf.estimator.Estimator(
         lambda features, labels, mode: model_fn(features, labels, mode, {}), config=run_config)
 
@@ -89,15 +96,28 @@ def featurize_split(config, task, split, is_training):
 
 def evaluate_split(config, task, estimator, split, trial):
     """Predicts every feature of split, feeds the task's scorer, writes the predictions
-    and returns the scorer's results."""
+    and returns the scorer's results. In the TPU graph the split is padded to whole
+    batches; the padding's predictions are dropped here, before any scorer sees them."""
     features = featurize_split(config, task, split, is_training=False)
     path, _ = preprocessing.featurized_tfrecord(task, split, config, lambda: features)
+    padding = None
+    if tpu.tpu_graph(config):
+        padding = preprocessing.num_padding(len(features), config.predict_batch_size)
+        print("predicting %d %s %s features + %d padding (whole batches of %d)" % (
+            len(features), task.name, split, padding, config.predict_batch_size), flush=True)
     input_fn = preprocessing.get_input_fn(path, task.feature_specs(), False,
-                                          config.predict_batch_size)
+                                          config.predict_batch_size, padding=padding)
     scorer = task.get_scorer(split)
-    for feature, outputs in zip(features, estimator.predict(input_fn,
-                                                            yield_single_examples=True)):
-        scorer.update(feature, outputs)
+    real = 0
+    for outputs in estimator.predict(input_fn, yield_single_examples=True):
+        if not outputs.pop(preprocessing.REAL_EXAMPLE, 1):
+            continue  # padding: it follows the real features and is never scored
+        if real < len(features):
+            scorer.update(features[real], outputs)
+        real += 1
+    if real != len(features):
+        raise RuntimeError("%s %s: %d predictions for %d features" % (
+            task.name, split, real, len(features)))
     preds_file = config.preds_file(task.name, split, trial)
     atomic_write_json(preds_file, scorer.get_predictions())
     print("wrote %s" % preds_file, flush=True)

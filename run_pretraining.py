@@ -25,11 +25,13 @@ from model import tokenization
 from pretrain import objective
 from pretrain import pretrain_data
 from util import distribute
+from util import tpu
 from util.distribute import cross_replica_sum, is_first_replica
 from util.errors import InputError, run_cli
 from util.hparams import load_hparams
 from util.io import atomic_write_json, check_writable_dir
-from util.training_utils import CheckpointLogger, ProgressHook, quiet_tensorflow
+from util.training_utils import (CheckpointLogger, LoopProgressHook, ProgressHook,
+                                 quiet_tensorflow)
 
 EMBEDDING_VARIABLES = ("electra/embeddings/word_embeddings", "bert/embeddings/word_embeddings")
 
@@ -80,8 +82,8 @@ def model_fn_builder(config, special_ids, warm_start_from):
         is_training = mode == tf.estimator.ModeKeys.TRAIN
         with precision.xla_scope(config.use_xla):  # its gradients are compiled with it
             model = objective.PretrainingModel(config, features, is_training, special_ids)
-        if warm_start_from:
-            warm_start(warm_start_from)
+        scaffold_fn = tpu.restore_in_scaffold(config, lambda: warm_start(warm_start_from)) \
+            if warm_start_from else None
         disc_loss = (model.disc_output.loss if model.disc_output is not None
                      else tf.constant(0.0))
         if is_training:
@@ -92,9 +94,13 @@ def model_fn_builder(config, special_ids, warm_start_from):
                     num_warmup_steps=config.num_warmup_steps,
                     lr_decay_power=config.lr_decay_power,
                     loss_scaling=config.mixed_precision == "fp16")
-            if config.use_tpu:  # TPUs cannot run summaries or per-step hooks in the graph
+            if tpu.tpu_graph(config):  # no summaries on a TPU; its tensors stay there
+                hook = LoopProgressHook(config.num_train_steps, config.log_every_steps,
+                                        config.train_batch_size)
                 return tf.estimator.tpu.TPUEstimatorSpec(mode, loss=model.total_loss,
-                                                         train_op=train_op)
+                                                         train_op=train_op,
+                                                         scaffold_fn=scaffold_fn,
+                                                         training_hooks=[hook])
             losses = {"loss/total": model.total_loss, "loss/generator": model.gen_loss,
                       "loss/discriminator": disc_loss}
             for out in model.linguistic_outputs:  # LERT: each head's loss
@@ -117,9 +123,10 @@ def model_fn_builder(config, special_ids, warm_start_from):
             return tf.estimator.EstimatorSpec(mode, loss=model.total_loss, train_op=train_op,
                                               training_hooks=[hook])
         tensors = model.eval_tensors()
-        if config.use_tpu:
+        if tpu.tpu_graph(config):
             return tf.estimator.tpu.TPUEstimatorSpec(mode, loss=model.total_loss,
-                                                     eval_metrics=(objective.metric_fn, tensors))
+                                                     eval_metrics=(objective.metric_fn, tensors),
+                                                     scaffold_fn=scaffold_fn)
         # The eval loss metric averages over replicas: give each the batch's whole loss.
         return tf.estimator.EstimatorSpec(mode, loss=cross_replica_sum(model.total_loss),
                                           eval_metric_ops=objective.metric_fn(**tensors))
@@ -129,7 +136,7 @@ def model_fn_builder(config, special_ids, warm_start_from):
 def build_estimator(config, special_ids, warm_start_from, strategy=None):
     """strategy: a tf.distribute strategy (distribution hparam) or None for one device."""
     model_fn = model_fn_builder(config, special_ids, warm_start_from)
-    if not config.use_tpu:
+    if not tpu.tpu_graph(config):
         # Multi-worker evaluation is not distributed (the chief evaluates alone).
         eval_strategy = strategy if config.distribution == "mirrored" else None
         run_config = tf.estimator.RunConfig(
@@ -144,19 +151,10 @@ def build_estimator(config, special_ids, warm_start_from, strategy=None):
         return tf.estimator.Estimator(
             lambda features, labels, mode: model_fn(features, labels, mode, {}),
             config=run_config)
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-        config.tpu_name, zone=config.tpu_zone, project=config.gcp_project)
-    run_config = tf.estimator.tpu.RunConfig(
-        cluster=resolver, model_dir=config.model_dir, tf_random_seed=config.seed,
-        save_checkpoints_steps=config.save_checkpoints_steps,
-        keep_checkpoint_max=config.keep_checkpoint_max or None,
-        tpu_config=tf.estimator.tpu.TPUConfig(
-            iterations_per_loop=config.iterations_per_loop, num_shards=config.num_tpu_cores,
-            tpu_job_name=config.tpu_job_name,
-            per_host_input_for_training=tf.estimator.tpu.InputPipelineConfig.PER_HOST_V2))
-    return tf.estimator.tpu.TPUEstimator(
-        use_tpu=True, model_fn=model_fn, config=run_config,
-        train_batch_size=config.train_batch_size, eval_batch_size=config.eval_batch_size)
+    # A Cloud TPU, or the TPU graph on this machine (use_tpu_estimator).
+    return tpu.tpu_estimator(config, model_fn, config.model_dir, config.seed,
+                             config.train_batch_size, config.eval_batch_size,
+                             session_config=precision.session_config(config.use_xla))
 
 
 def write_model_files(config):

@@ -9,12 +9,14 @@ checkpoint to this graph (the encoder's scope, the shape check, the restore).
 import tensorflow.compat.v1 as tf
 
 from finetune import heads
+from finetune import preprocessing
 from model import modeling
 from model import optimization
 from model import precision
+from util import tpu
 from util.distribute import cross_replica_sum, is_first_replica
 from util.errors import InputError
-from util.training_utils import ProgressHook
+from util.training_utils import LoopProgressHook, ProgressHook
 
 
 def encoder_kwargs(config):
@@ -90,28 +92,44 @@ def report_restored(config, init_checkpoint, restored, fresh):
 
 def model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps):
     """An Estimator model_fn (features, labels, mode, params) for task: PREDICT returns
-    the head's outputs plus the per-example loss, TRAIN the AdamW step."""
+    the head's outputs plus the per-example loss, TRAIN the AdamW step. In the TPU graph
+    (util/tpu.py: use_tpu, use_tpu_estimator) it returns TPUEstimatorSpecs, looks the
+    embeddings up one-hot, restores the checkpoint in a scaffold_fn and reports progress
+    without the loss (LoopProgressHook)."""
+    tpu_graph = tpu.tpu_graph(config)
+
     def model_fn(features, labels, mode, params):
         is_training = mode == tf.estimator.ModeKeys.TRAIN
         with precision.xla_scope(config.use_xla):  # its gradients are compiled with it
             bert = modeling.BertModel(
                 bert_config, is_training, features["input_ids"], features["input_mask"],
-                features["segment_ids"], use_one_hot_embeddings=config.use_tpu,
+                features["segment_ids"], use_one_hot_embeddings=tpu_graph,
                 compute_dtype=precision.compute_dtype(config.mixed_precision),
                 **encoder_kwargs(config))
             losses, outputs = heads.build_head(task, bert, bert_config, features, is_training)
             # The mean over the GLOBAL batch (training batches are always full): under a
             # strategy each replica's loss is its share of the batch's, so the replicas'
             # losses, and the gradients optimization.py sums over them, add up to the
-            # one-device ones. On one device this is the batch mean.
-            loss = tf.reduce_sum(losses) / float(config.train_batch_size)
+            # one-device ones. On one device this is the batch mean. On a TPU each core
+            # takes the mean of its share (params["batch_size"]): CrossShardOptimizer
+            # averages the cores' gradients.
+            batch_size = params.get("batch_size", config.train_batch_size) if tpu_graph \
+                else config.train_batch_size
+            loss = tf.reduce_sum(losses) / float(batch_size)
         if mode == tf.estimator.ModeKeys.PREDICT:
             predictions = dict(outputs, loss=losses)
+            if preprocessing.REAL_EXAMPLE in features:  # padded eval batches (TPU graph)
+                predictions[preprocessing.REAL_EXAMPLE] = features[preprocessing.REAL_EXAMPLE]
+            if tpu_graph:
+                return tf.estimator.tpu.TPUEstimatorSpec(mode, predictions=predictions)
             return tf.estimator.EstimatorSpec(mode, predictions=predictions)
+        scaffold_fn = None
         if init_checkpoint:
-            restored, fresh = restore_pretrained(init_checkpoint)  # on every replica (synced)
-            if is_first_replica():  # report once, not once per replica
-                report_restored(config, init_checkpoint, restored, fresh)
+            def restore():
+                restored, fresh = restore_pretrained(init_checkpoint)  # every replica (synced)
+                if is_first_replica():  # report once, not once per replica
+                    report_restored(config, init_checkpoint, restored, fresh)
+            scaffold_fn = tpu.restore_in_scaffold(config, restore)
         with precision.xla_scope(config.use_xla):
             train_op, lr = optimization.create_optimizer(
                 loss, config.learning_rate, num_train_steps,
@@ -120,6 +138,12 @@ def model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps
                 layerwise_lr_decay_power=config.layerwise_lr_decay,
                 n_transformer_layers=bert_config.num_hidden_layers,
                 loss_scaling=config.mixed_precision == "fp16")
+        if tpu_graph:  # a TPU's tensors stay on the device: progress without the loss
+            hook = LoopProgressHook(num_train_steps, config.log_every_steps,
+                                    config.train_batch_size)
+            return tf.estimator.tpu.TPUEstimatorSpec(mode, loss=loss, train_op=train_op,
+                                                     scaffold_fn=scaffold_fn,
+                                                     training_hooks=[hook])
         # The progress line shows the whole batch's loss: the sum of the replicas' shares.
         hook = ProgressHook({"loss": cross_replica_sum(loss), "lr": lr}, num_train_steps,
                             config.log_every_steps, config.train_batch_size)

@@ -67,12 +67,25 @@ def featurized_tfrecord(task, split, config, make_features):
     return path, len(features)
 
 
-def get_input_fn(path, specs, is_training, batch_size, seed=None):
+REAL_EXAMPLE = "is_real_example"  # 1 for a real feature, 0 for padding (TPU eval batches)
+
+
+def num_padding(num_features, batch_size):
+    """Padding features that fill the last of batch_size-batches (TPUs need whole ones)."""
+    return -num_features % batch_size
+
+
+def get_input_fn(path, specs, is_training, batch_size, seed=None, padding=None):
     """input_fn over one task tfrecord: shuffled and repeated for training, in order else.
 
     Under a tf.distribute strategy (distribution hparam) the Estimator passes an
     input_context: batch_size is then the global batch, each replica gets its share, and
     each host keeps every n-th example of the stream (seed: hosts must shuffle alike).
+    TPUEstimator passes the batch in params["batch_size"] (each core's share on a TPU).
+
+    padding (evaluation in the TPU graph): this many all-zero features follow the real
+    ones, every feature gets REAL_EXAMPLE (1 real, 0 padding) and only whole batches are
+    made: static shapes. Training batches are always whole (drop_remainder).
     """
     name_to_features = {spec.name: tf.io.FixedLenFeature(spec.shape, tf.int64)
                         for spec in specs}
@@ -87,11 +100,21 @@ def get_input_fn(path, specs, is_training, batch_size, seed=None):
             d = d.repeat().shuffle(buffer_size=1000, seed=seed)
         d = distribute.shard_for_input_context(d, input_context)
         d = d.map(decode, num_parallel_calls=tf.data.experimental.AUTOTUNE)
+        if padding is not None:
+            d = with_padding(d, specs, padding)
         # One batch per replica: MirroredStrategy hands consecutive batches to the
         # replicas, so a global batch holds the same examples as on one device.
         d = d.batch(distribute.replica_batch_size(params.get("batch_size", batch_size),
                                                   input_context),
-                    drop_remainder=is_training)
+                    drop_remainder=is_training or padding is not None)
         return d.prefetch(tf.data.experimental.AUTOTUNE)
 
     return input_fn
+
+
+def with_padding(dataset, specs, count):
+    """dataset's features marked real, then `count` all-zero features marked padding."""
+    real = dataset.map(lambda f: dict(f, **{REAL_EXAMPLE: tf.constant(1, tf.int32)}))
+    fake = {spec.name: tf.zeros(spec.shape, tf.int32) for spec in specs}
+    fake[REAL_EXAMPLE] = tf.constant(0, tf.int32)
+    return real.concatenate(tf.data.Dataset.from_tensors(fake).repeat(count))

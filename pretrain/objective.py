@@ -29,6 +29,7 @@ from model import precision
 from pretrain import pretrain_data
 from pretrain import pretrain_helpers
 from pretrain import segmentation
+from util import tpu
 from util.distribute import cross_replica_sum
 
 MLMOutput = collections.namedtuple(
@@ -155,7 +156,7 @@ class PretrainingModel(object):
             return modeling.BertModel(
                 bert_config, is_training, inputs.input_ids, inputs.input_mask,
                 inputs.segment_ids, scope=scope, embedding_scope=embedding_scope,
-                embedding_size=embedding_size, use_one_hot_embeddings=self._config.use_tpu,
+                embedding_size=embedding_size, use_one_hot_embeddings=tpu.tpu_graph(self._config),
                 compute_dtype=precision.compute_dtype(self._config.mixed_precision))
 
     def _mlm_output(self, inputs, model, bert_names=False):

@@ -164,6 +164,10 @@ def test_bad_distribution_hparams_are_refused():
         config(distribution="mirror")
     with pytest.raises(InputError, match="use_tpu runs on TPUEstimator"):
         config(distribution="mirrored", use_tpu=True)
+    with pytest.raises(InputError, match="use_tpu_estimator runs TPUEstimator on one device"):
+        config(distribution="mirrored", use_tpu_estimator=True)
+    with pytest.raises(InputError, match="num_tpu_cores and iterations_per_loop must be >= 1"):
+        config(use_tpu_estimator=True, iterations_per_loop=0)
     with pytest.raises(InputError, match="num_gpus must be >= 0"):
         config(distribution="mirrored", num_gpus=-1)
     with pytest.raises(InputError, match="eval_each_checkpoint"):
@@ -300,8 +304,13 @@ def test_bad_finetuning_distribution_hparams_are_refused():
     with pytest.raises(InputError, match="fine-tuning hparams: mirrored_devices is for "
                                          "\"distribution\": \"mirrored\""):
         ft_config(mirrored_devices=["/cpu:0", "/cpu:1"])
-    with pytest.raises(InputError, match="use_tpu: fine-tuning on TPUs is not supported"):
+    with pytest.raises(InputError, match="use_tpu runs on TPUEstimator"):
         ft_config(distribution="mirrored", use_tpu=True)
+    with pytest.raises(InputError, match="use_tpu_estimator runs TPUEstimator on one device"):
+        ft_config(distribution="mirrored", use_tpu_estimator=True)
+    with pytest.raises(InputError, match="train_batch_size 32 does not split over "
+                                         "num_tpu_cores 3"):
+        ft_config(use_tpu=True, num_tpu_cores=3)
     with pytest.raises(InputError, match="batch sizes must be > 0"):
         ft_config(train_batch_size=0)
 

@@ -261,3 +261,63 @@ def test_checkpoint_of_another_size_is_refused(pretrained, capsys):
     err = capsys.readouterr().err
     assert re.search(r"has electra/\S+ with shape \[[\d, ]+\] but the 12-layer 256-hidden "
                      r"model needs \[[\d, ]+\]: set model_size", err), err
+
+
+# eval_batch_size that does not divide the dev set: the TPU graph pads its last batch.
+TPU_EVAL_BATCH = {"chnsenticorp": 12, "msra-ner": 10, "cmrc2018": 7}
+
+
+@pytest.mark.parametrize("task", sorted(TPU_EVAL_BATCH))
+def test_tpu_estimator_finetuning_scores_exactly_as_the_estimator(pretrained, task):
+    """use_tpu_estimator: TPUEstimator(use_tpu=False) trains, predicts the dev set padded to
+    whole batches, and gives exactly the plain Estimator's metrics and predictions for
+    the same checkpoint; padding never reaches the prediction file."""
+    make_task_data(task, pretrained / "finetuning_data" / task)
+    hparams = dict(TINY, task_names=[task], max_seq_length=64,
+                   eval_batch_size=TPU_EVAL_BATCH[task], iterations_per_loop=2)
+    if task in QA:
+        hparams.update(max_seq_length=128, doc_stride=64, max_query_length=24)
+    results_dir = pretrained / "models" / "tiny" / "results"
+    preds_file = results_dir / ("%s_qa" % task if task in QA else "") / \
+        ("%s_dev_preds.json" % task)
+
+    def dev_results():
+        results = json.loads((results_dir / ("%s_results.json" % task)).read_text())
+        return results["trials"][0]["results"]["dev"], json.loads(preds_file.read_text())
+
+    if task == "chnsenticorp":  # and a test set (labelled: the dev file) to predict
+        shutil.copy(pretrained / "finetuning_data" / task / "dev.tsv",
+                    pretrained / "finetuning_data" / task / "test.tsv")
+    status, output = finetune(pretrained, dict(hparams, use_tpu_estimator=True,
+                                               write_test_outputs=task == "chnsenticorp"))
+    assert status == 0, output
+    assert "initialised" in output and "WARNING" not in output, output
+    steps = re.findall(r"^step (\d+)/(\d+) \| [\d.]+ steps/s", output, re.M)
+    assert steps and steps[-1][0] == steps[-1][1], output  # progress up to the last step
+    padding = re.search(r"predicting (\d+) %s dev features \+ (\d+) padding" % task, output)
+    num_features, num_padding = map(int, padding.groups()) if padding else (0, 0)
+    assert 0 < num_padding == -num_features % TPU_EVAL_BATCH[task], output
+    tpu_dev, tpu_preds = dev_results()
+    output_tpu = output
+    # The same checkpoint through the Estimator path: no padding, a short last batch.
+    status, output = finetune(pretrained, dict(hparams, do_train=False))
+    assert status == 0 and "padding" not in output, output
+    dev, preds = dev_results()
+    assert tpu_preds == preds  # one entry per real example, the same answers
+    # Every score exact; the mean loss to float32 rounding (the last batch's matmuls see
+    # 8 rows here and 12 there: CPU kernels block them differently).
+    assert {k: v for k, v in tpu_dev.items() if k != "loss"} == \
+        {k: v for k, v in dev.items() if k != "loss"}
+    assert tpu_dev["loss"] == pytest.approx(dev["loss"], rel=1e-6)
+    if task == "chnsenticorp":
+        assert num_padding == 4 and len(preds) == 32
+        assert "predicting 32 chnsenticorp test features + 4 padding" in output_tpu
+        assert json.loads((results_dir / "chnsenticorp_test_preds.json").read_text()) == preds
+    elif task == "msra-ner":  # 24 sentences, some split over several windows
+        assert len(preds) == 24
+    else:
+        dataset = json.loads((pretrained / "finetuning_data" / task / "dev.json").read_text())
+        questions = {qa["id"] for article in dataset["data"] for p in article["paragraphs"]
+                     for qa in p["qas"]}
+        assert set(preds) == questions
+        assert abs(cmrc2018_drcd_evaluate.evaluate(dataset, preds)["F1"] - dev["f1"]) < 1e-6

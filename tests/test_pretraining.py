@@ -102,6 +102,31 @@ def test_eval_reports_generator_and_discriminator_metrics(tiny_run):
     assert (model_dir / "results" / "unsup_results.txt").read_text().startswith("step 150:")
 
 
+def test_tpu_estimator_on_cpu_trains_the_same_variables_and_evaluates(sample_data_dir,
+                                                                     tiny_run):
+    """use_tpu_estimator: the TPU graph (TPUEstimator, TPUEstimatorSpec, params batch size,
+    eval_metrics tuple, one-hot embeddings) on the CPU; same checkpoint as the Estimator's."""
+    out = io.StringIO()
+    with redirect_stdout(out):
+        status = run(sample_data_dir, "tiny_tpu_estimator", use_tpu_estimator=True,
+                     train_batch_size=4, num_train_steps=3, save_checkpoints_steps=3,
+                     iterations_per_loop=2, do_eval=True, num_eval_steps=2, eval_batch_size=4,
+                     **TINY)
+    assert status == 0, out.getvalue()
+    assert re.search(r"^step 3/3 \| [\d.]+ steps/s", out.getvalue(), re.M), out.getvalue()
+    model_dir = sample_data_dir / "models" / "tiny_tpu_estimator"
+    saved = checkpoint_variables(model_dir)
+    assert saved == checkpoint_variables(tiny_run[0])  # names and shapes
+    assert tf.train.load_variable(str(model_dir / "model.ckpt-3"), "global_step") == 3
+    history = json.loads((model_dir / "results" / "unsup_results.json").read_text())
+    assert len(history) == 1 and history[0]["global_step"] == 3
+    for key in ("masked_lm_accuracy", "masked_lm_loss", "disc_accuracy", "disc_auc",
+                "sampled_masked_lm_accuracy", "loss"):
+        assert key in history[0], key
+    assert 0.0 <= history[0]["disc_accuracy"] <= 1.0 and history[0]["masked_lm_loss"] > 0
+    assert (model_dir / "results" / "unsup_results.txt").read_text().startswith("step 3:")
+
+
 def test_model_dir_is_self_describing_and_has_tensorboard_scalars(tiny_run):
     model_dir, _, _ = tiny_run
     assert (model_dir / "vocab.txt").read_bytes() == (REPO / "sample_data" / "vocab.txt")\

@@ -30,3 +30,21 @@ def test_count_progress_reports_count_rate_and_eta():
     progress.finish()
     line = out.getvalue().strip()
     assert line.startswith("predicted 10/10 | ") and line.endswith("| ETA 0s"), line
+
+
+def test_loop_progress_hook_reports_steps_crossing_the_interval():
+    """The TPU graph's hook: several steps per session run (iterations_per_loop), a line
+    whenever a multiple of every_steps is passed, and one at the last step."""
+    import tensorflow.compat.v1 as tf
+    from util.training_utils import LoopProgressHook
+
+    lines = []
+    with tf.Graph().as_default():
+        step = tf.train.get_or_create_global_step()
+        loop = tf.assign_add(step, 3)  # a "loop" of 3 steps
+        hook = LoopProgressHook(10, 4, batch_size=2, printer=lambda line, **_: lines.append(line))
+        with tf.train.MonitoredSession(hooks=[hook]) as session:
+            for _ in range(4):  # steps 3, 6, 9, 12 (past the end: reported as reached)
+                session.run(loop)
+    assert [line.split(" |")[0] for line in lines] == ["step 6/10", "step 9/10", "step 12/10"]
+    assert all("steps/s" in line and "seq/s" in line and "ETA" in line for line in lines)

@@ -56,16 +56,39 @@ class ProgressHook(tf.train.SessionRunHook):
     def after_run(self, run_context, run_values):
         if run_values.results is None:
             return
+        self._report(self._step, ["%s %s" % (label, _format_value(v))
+                                  for label, v in run_values.results.items()])
+
+    def _report(self, step, parts):
+        """The progress line for global step `step`; parts: "label value" strings."""
         now = time.time()
-        rate = (self._step - self._last_step) / max(now - self._last_time, 1e-9)
+        rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
         elapsed = now - self._start_time
-        parts = ["%s %s" % (label, _format_value(v)) for label, v in run_values.results.items()]
-        self._print("step %d/%d | %s | %.2f steps/s %.1f seq/s | elapsed %s | ETA %s" % (
-            self._step, self._num_train_steps, " | ".join(parts), rate,
+        self._print("step %d/%d | %s%.2f steps/s %.1f seq/s | elapsed %s | ETA %s" % (
+            step, self._num_train_steps, "".join(p + " | " for p in parts), rate,
             rate * self._batch_size, format_duration(elapsed),
-            format_eta(self._step - self._start_step, self._num_train_steps - self._start_step,
+            format_eta(step - self._start_step, self._num_train_steps - self._start_step,
                        elapsed)), flush=True)
-        self._last_time, self._last_step = now, self._step
+        self._last_time, self._last_step = now, step
+
+
+class LoopProgressHook(ProgressHook):
+    """ProgressHook's line without the losses, for the TPU graph: a TPU runs
+    iterations_per_loop steps per session run and its tensors stay on the device, so this
+    reads the global step (a host variable) after each run and reports every
+    `every_steps` steps: step, speed, ETA."""
+
+    def __init__(self, num_train_steps, every_steps, batch_size, printer=print):
+        super().__init__({}, num_train_steps, every_steps, batch_size, printer)
+
+    def before_run(self, run_context):
+        return None
+
+    def after_run(self, run_context, run_values):
+        step = int(run_context.session.run(self._global_step))
+        if step // self._every > self._last_step // self._every or \
+                step >= self._num_train_steps:
+            self._report(step, [])
 
 
 class CheckpointLogger(tf.estimator.CheckpointSaverListener):

@@ -1,0 +1,81 @@
+"""TPUEstimator for both runners: on a Cloud TPU (use_tpu), or on this machine's CPU/GPU
+(use_tpu_estimator), as the official code runs its TPU graph on GPUs.
+
+`use_tpu_estimator` builds exactly what a TPU runs -- the same model_fn returning a
+TPUEstimatorSpec, input functions sized by params["batch_size"], the (metric_fn, tensors)
+eval-metric tuple, static batch shapes, one-hot embedding lookups, checkpoints restored in
+a scaffold_fn -- but with TPUEstimator(use_tpu=False): no cluster, no CrossShardOptimizer.
+That is how the tests exercise the TPU code path without a TPU.
+"""
+
+import tensorflow.compat.v1 as tf
+
+from util.errors import InputError
+
+
+def tpu_graph(config):
+    """Whether the model_fn builds the TPU graph (TPUEstimatorSpec, static shapes)."""
+    return bool(config.use_tpu or config.use_tpu_estimator)
+
+
+def check_hparams(config, source):
+    """use_tpu_estimator, the TPU keys and the batch sizes, against each other."""
+    if config.use_tpu_estimator and config.distribution != "none":
+        raise InputError("%s: use_tpu_estimator runs TPUEstimator on one device: set "
+                         "\"distribution\": \"none\" with it, or use_tpu_estimator false"
+                         % source)
+    if config.num_tpu_cores < 1 or config.iterations_per_loop < 1:
+        raise InputError("%s: num_tpu_cores and iterations_per_loop must be >= 1, got %r "
+                         "and %r" % (source, config.num_tpu_cores, config.iterations_per_loop))
+    # On a TPU each core takes a share of every batch (pre-training has no predict batch).
+    for key in ("train_batch_size", "eval_batch_size", "predict_batch_size"):
+        size = getattr(config, key, None)
+        if config.use_tpu and size is not None and size % config.num_tpu_cores:
+            raise InputError("%s: %s %d does not split over num_tpu_cores %d: use a multiple "
+                             "of %d" % (source, key, size, config.num_tpu_cores,
+                                        config.num_tpu_cores))
+
+
+def run_config(config, model_dir, seed, session_config=None):
+    """A tf.estimator.tpu.RunConfig: with the Cloud TPU's cluster for use_tpu."""
+    cluster = None  # as the official code: no tpu_name, no resolver (TF's defaults)
+    if config.use_tpu and config.tpu_name:
+        cluster = tf.distribute.cluster_resolver.TPUClusterResolver(
+            config.tpu_name, zone=config.tpu_zone, project=config.gcp_project)
+    return tf.estimator.tpu.RunConfig(
+        cluster=cluster, model_dir=model_dir, tf_random_seed=seed,
+        save_checkpoints_steps=config.save_checkpoints_steps,
+        keep_checkpoint_max=config.keep_checkpoint_max or None,
+        save_summary_steps=config.log_every_steps, log_step_count_steps=None,
+        # On a TPU the session config comes from the cluster (and XLA always compiles).
+        session_config=None if config.use_tpu else session_config,
+        tpu_config=tf.estimator.tpu.TPUConfig(
+            iterations_per_loop=config.iterations_per_loop,
+            num_shards=config.num_tpu_cores if config.use_tpu else None,  # None: TF's CPU default
+            tpu_job_name=config.tpu_job_name,
+            per_host_input_for_training=tf.estimator.tpu.InputPipelineConfig.PER_HOST_V2))
+
+
+def tpu_estimator(config, model_fn, model_dir, seed, train_batch_size, eval_batch_size,
+                  predict_batch_size=None, session_config=None):
+    """TPUEstimator(use_tpu=config.use_tpu): the batch sizes are global (all cores); the
+    input functions get each core's share in params["batch_size"]."""
+    return tf.estimator.tpu.TPUEstimator(
+        use_tpu=config.use_tpu, model_fn=model_fn,
+        config=run_config(config, model_dir, seed, session_config),
+        train_batch_size=train_batch_size, eval_batch_size=eval_batch_size,
+        predict_batch_size=predict_batch_size)
+
+
+def restore_in_scaffold(config, restore):
+    """Runs restore() (tf.train.init_from_checkpoint calls) where the graph allows it: in
+    the TPUEstimatorSpec's scaffold_fn for the TPU graph (on a TPU the variables' initial
+    values must come from the host), at once otherwise. Returns the scaffold_fn or None."""
+    if not tpu_graph(config):
+        restore()
+        return None
+
+    def scaffold_fn():
+        restore()
+        return tf.train.Scaffold()
+    return scaffold_fn
