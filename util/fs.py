@@ -13,6 +13,9 @@ file systems guarantee differs, and the callers rely only on the common part:
     "directory" is a name prefix) and rename is a copy then a delete, per object.
   - ram://: a flat map of names; renaming a file is atomic, renaming a directory does not move
     its files. Directory renames are therefore never used on a non-local file system.
+    Its exists/isdir also answer yes for any name that merely begins another file's name
+    ("model.ckpt-3" begins "model.ckpt-3.index"): exists/isdir below correct that, and
+    tf_checkpoint_path works around TensorFlow's own checkpoint readers tripping over it.
 """
 
 import os
@@ -76,11 +79,47 @@ def abspath(path):
 
 
 def exists(path):
-    return _gfile().exists(os.fspath(path))
+    path = os.fspath(path)
+    return _gfile().exists(path) and (scheme(path) != "ram" or _ram_really_exists(path))
 
 
 def isdir(path):
-    return _gfile().isdir(os.fspath(path))
+    path = os.fspath(path)
+    return _gfile().isdir(path) and (scheme(path) != "ram" or _ram_really_exists(path))
+
+
+def _ram_really_exists(path):
+    """ram:// only: path is listed in its parent or has children of its own (not just a
+    name that begins another file's name, which ram:// also calls existing)."""
+    path = path.rstrip("/")
+    try:
+        if basename(path) in _gfile().listdir(dirname(path)):
+            return True
+    except errors():
+        pass
+    return bool(_gfile().glob(path + "/*"))
+
+
+def tf_checkpoint_path(prefix):
+    """The argument for TensorFlow's checkpoint readers (tf.train.list_variables,
+    load_checkpoint, init_from_checkpoint) that names the checkpoint `prefix`.
+
+    Those readers first ask gfile.isdir(prefix) and, if yes, read the newest checkpoint
+    in that "directory". A prefix is never a directory on a local disk or gs://, but ram://
+    says it is (see the module doc), so there the prefix's directory is passed when the
+    prefix is its newest checkpoint (the usual case); another ram:// prefix is refused.
+    """
+    prefix = os.fspath(prefix)
+    if scheme(prefix) != "ram" or not _gfile().isdir(prefix):
+        return prefix
+    import tensorflow as tf
+    from util.errors import InputError
+    directory = dirname(prefix)
+    if tf.train.latest_checkpoint(directory) == prefix:
+        return directory
+    raise InputError("checkpoint %s: on ram:// only the newest checkpoint of a directory "
+                     "can be read (TensorFlow's in-memory file system takes the prefix for "
+                     "a directory); use %s" % (prefix, tf.train.latest_checkpoint(directory)))
 
 
 def isfile(path):
