@@ -126,6 +126,21 @@ def isfile(path):
     return exists(path) and not isdir(path)
 
 
+def file_in_the_way(path):
+    """The nearest ancestor of path that is a file (so path cannot be a directory), or None."""
+    path = os.fspath(path)
+    while True:
+        parent = dirname(path)
+        if parent == path:
+            return None
+        try:
+            if not _gfile().stat(parent).is_directory:
+                return parent
+        except errors():
+            pass
+        path = parent
+
+
 def getsize(path):
     return _gfile().stat(os.fspath(path)).length
 

@@ -100,6 +100,10 @@ def check_writable_dir(path, what, min_free_bytes=50 * 2 ** 20):
     probe = fs.join(path, ".write_probe_%s" % uuid.uuid4().hex)
     try:
         fs.makedirs(path)
+        if not fs.isdir(path):  # ram:// "creates" a directory below a file without error
+            blocker = fs.file_in_the_way(path)
+            raise InputError("cannot write to the %s %s: it cannot be created%s" % (
+                what, path, " (%s is a file)" % blocker if blocker else ""))
         fs.write_bytes(probe, b"probe")
         fs.remove(probe)
     except fs.errors() as e:
