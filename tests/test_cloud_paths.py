@@ -28,7 +28,7 @@ BUCKET = "ram://cloud-paths-test"
 DATA = BUCKET + "/D"
 MODEL = DATA + "/models/tiny"
 EXPORT = BUCKET + "/exports/chnsenticorp"
-PRETRAIN = {"model_size": "tiny", "max_seq_length": 64, "num_warmup_steps": 1,
+PRETRAIN = {"model_size": "tiny", "max_seq_length": 32, "num_warmup_steps": 1,
             "learning_rate": 1e-3, "seed": 3, "train_batch_size": 8, "eval_batch_size": 8,
             "num_eval_steps": 1, "log_every_steps": 1}
 FINETUNE = {"model_size": "tiny", "task_names": ["chnsenticorp"], "max_seq_length": 32,
@@ -78,7 +78,7 @@ def bucket_run(tmp_path_factory):
     local = tmp_path_factory.mktemp("cloud_tfrecords")
     status, log = captured(lambda: build_pretraining_dataset.main([
         "--corpus-dir", str(SAMPLE_CORPUS), "--vocab-file", str(SAMPLE_VOCAB),
-        "--output-dir", str(local), "--max-seq-length", "64", "--num-out-files", "1",
+        "--output-dir", str(local), "--max-seq-length", "32", "--num-out-files", "1",
         "--seed", "7"]))
     assert status == 0, log
     fs.makedirs(DATA + "/pretrain_tfrecords")
@@ -86,8 +86,8 @@ def bucket_run(tmp_path_factory):
         fs.copy(path, DATA + "/pretrain_tfrecords/" + fs.basename(path))
     fs.copy(str(SAMPLE_VOCAB), DATA + "/vocab.txt")
 
-    runs = {"first": pretrain(num_train_steps=2, save_checkpoints_steps=2),
-            "resumed": pretrain(num_train_steps=4, save_checkpoints_steps=2, do_eval=True)}
+    runs = {"first": pretrain(num_train_steps=1),
+            "resumed": pretrain(num_train_steps=2, do_eval=True)}
     num_dev = write_sentiment_data(DATA + "/finetuning_data/chnsenticorp")
     runs["finetune"] = captured(lambda: run_finetuning.main([
         "--data-dir", DATA, "--model-name", "tiny", "--hparams", json.dumps(FINETUNE)]))
@@ -110,19 +110,19 @@ def test_pretraining_runs_and_resumes_from_the_bucket(bucket_run):
     runs = bucket_run["runs"]
     for name in ("first", "resumed"):
         assert runs[name][0] == 0, runs[name][1]
-    assert "resuming from %s/model.ckpt-2" % MODEL in runs["resumed"][1]
+    assert "resuming from %s/model.ckpt-1" % MODEL in runs["resumed"][1]
     latest = tf.train.latest_checkpoint(MODEL)
-    assert latest == MODEL + "/model.ckpt-4"
+    assert latest == MODEL + "/model.ckpt-2"
     reader = tf.train.load_checkpoint(MODEL)  # the dir: see fs.tf_checkpoint_path
-    assert reader.get_tensor("global_step") == 4
+    assert reader.get_tensor("global_step") == 2
     assert fs.read_bytes(MODEL + "/vocab.txt") == SAMPLE_VOCAB.read_bytes()
     for name in ("discriminator.json", "generator.json", "pretrain_hparams.json"):
         assert json.loads(fs.read_text(MODEL + "/" + name))
     # do_eval (second run only) appended its results in the bucket
     lines = fs.read_text(MODEL + "/results/unsup_results.txt").splitlines()
-    assert len(lines) == 1 and lines[0].startswith("step 4: ")
+    assert len(lines) == 1 and lines[0].startswith("step 2: ")
     history = json.loads(fs.read_text(MODEL + "/results/unsup_results.json"))
-    assert [h["global_step"] for h in history] == [4]
+    assert [h["global_step"] for h in history] == [2]
 
 
 def test_finetuning_writes_results_export_and_predictions_in_the_bucket(bucket_run):
@@ -177,7 +177,7 @@ def test_bad_bucket_paths_fail_before_training_naming_the_path():
     # A model dir that cannot be created: a file stands where D/models/ should be.
     fs.copy(str(SAMPLE_VOCAB), bad + "/vocab.txt")
     fs.makedirs(bad + "/pretrain_tfrecords")
-    write_tiny_tfrecord(bad + "/pretrain_tfrecords/pretrain_data.tfrecord-0-of-1", 64)
+    write_tiny_tfrecord(bad + "/pretrain_tfrecords/pretrain_data.tfrecord-0-of-1", 32)
     fs.write_text(bad + "/models", "a file where the models directory should be")
     status, log = captured(lambda: run_pretraining.main([
         "--data-dir", bad, "--model-name", "m", "--hparams", json.dumps(PRETRAIN)]))

@@ -141,8 +141,13 @@ def file_in_the_way(path):
         path = parent
 
 
+def stat(path):
+    """gfile's FileStatistics: .length (bytes), .mtime_nsec, .is_directory."""
+    return _gfile().stat(os.fspath(path))
+
+
 def getsize(path):
-    return _gfile().stat(os.fspath(path)).length
+    return stat(path).length
 
 
 def makedirs(path):
