@@ -21,30 +21,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TF loads: no C++ st
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 import configure_finetuning  # noqa: E402
-from finetune import heads  # noqa: E402
 from finetune import model_info  # noqa: E402
+from finetune.model_fn import check_checkpoint, model_fn_builder  # noqa: E402
 from finetune import preprocessing  # noqa: E402
 from finetune import task_builder  # noqa: E402
-from model import modeling  # noqa: E402
-from model import optimization  # noqa: E402
 from model import precision  # noqa: E402
 from pretrain.objective import get_discriminator_config  # noqa: E402
 from util import distribute  # noqa: E402
 from util import results as results_lib  # noqa: E402
-from util.distribute import cross_replica_sum, is_first_replica  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
 from util.hparams import load_hparams  # noqa: E402
 from util.io import atomic_write_json, check_writable_dir  # noqa: E402
-from util.training_utils import ProgressHook, quiet_tensorflow  # noqa: E402
+from util.training_utils import quiet_tensorflow  # noqa: E402
 
 PARAMS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "params")
-
-def encoder_kwargs(config):
-    """Scope and pooler of the encoder: ELECTRA (`electra/`, no pooler) or BERT-family
-    checkpoints (BERT-wwm, RoBERTa-wwm-ext, MacBERT, PERT, LERT: `bert/` with a pooler)."""
-    if config.model_type == "bert":
-        return {"scope": "bert", "add_pooler": True}
-    return {"scope": "electra", "add_pooler": False}
 
 
 def find_pretrained_checkpoint(config):
@@ -68,102 +58,6 @@ def find_pretrained_checkpoint(config):
         "pre-train with run_pretraining.py, unzip a released model there, set "
         "init_checkpoint, or set \"random_init\": true for a from-scratch baseline"
         % (model_dir, ", found %d .index files" % len(indexes) if indexes else ""))
-
-
-def check_checkpoint(checkpoint, bert_config, config):
-    """Encoder variables in the checkpoint must have this model's shapes."""
-    scope = encoder_kwargs(config)["scope"]
-    with tf.Graph().as_default():
-        features = {k: tf.zeros([1, 8], tf.int32) for k in ("input_ids", "input_mask")}
-        modeling.BertModel(bert_config, False, features["input_ids"], features["input_mask"],
-                           **encoder_kwargs(config))
-        graph_shapes = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
-    ckpt_shapes = dict(tf.train.list_variables(checkpoint))
-    for name, shape in sorted(graph_shapes.items()):
-        if name in ckpt_shapes and list(ckpt_shapes[name]) != shape:
-            hint = ("use the vocab the model was pre-trained with"
-                    if name.endswith("word_embeddings") else
-                    "set model_size (or model_hparam_overrides) to the pre-trained model's")
-            raise InputError("checkpoint %s has %s with shape %s but the %s model needs %s: %s"
-                             % (checkpoint, name, list(ckpt_shapes[name]),
-                                bert_config_label(bert_config), shape, hint))
-    missing = sorted(set(graph_shapes) - set(ckpt_shapes))
-    if len(missing) == len(graph_shapes):
-        other = "bert" if scope == "electra" else "electra"
-        hint = (" but has %s/ ones: set \"model_type\": \"%s\"" % (other, other)
-                if any(n.startswith(other + "/") for n in ckpt_shapes) else "")
-        raise InputError("checkpoint %s holds none of the %s/ encoder variables (e.g. %s)%s"
-                         % (checkpoint, scope, missing[0], hint))
-
-
-def bert_config_label(bert_config):
-    return "%d-layer %d-hidden" % (bert_config.num_hidden_layers, bert_config.hidden_size)
-
-
-def restore_pretrained(checkpoint):
-    """Initialises graph variables found in the checkpoint; reports what was not."""
-    ckpt_shapes = dict(tf.train.list_variables(checkpoint))
-    assignment, fresh = {}, []
-    for var in tf.trainable_variables():
-        name = var.op.name
-        if name in ckpt_shapes and list(ckpt_shapes[name]) == var.shape.as_list():
-            assignment[name] = name
-        else:
-            fresh.append(name)
-    tf.train.init_from_checkpoint(checkpoint, assignment)
-    return sorted(assignment), fresh
-
-
-def model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps):
-    def model_fn(features, labels, mode, params):
-        is_training = mode == tf.estimator.ModeKeys.TRAIN
-        with precision.xla_scope(config.use_xla):  # its gradients are compiled with it
-            bert = modeling.BertModel(
-                bert_config, is_training, features["input_ids"], features["input_mask"],
-                features["segment_ids"], use_one_hot_embeddings=config.use_tpu,
-                compute_dtype=precision.compute_dtype(config.mixed_precision),
-                **encoder_kwargs(config))
-            losses, outputs = heads.build_head(task, bert, bert_config, features, is_training)
-            # The mean over the GLOBAL batch (training batches are always full): under a
-            # strategy each replica's loss is its share of the batch's, so the replicas'
-            # losses, and the gradients optimization.py sums over them, add up to the
-            # one-device ones. On one device this is the batch mean.
-            loss = tf.reduce_sum(losses) / float(config.train_batch_size)
-        if mode == tf.estimator.ModeKeys.PREDICT:
-            predictions = dict(outputs, loss=losses)
-            return tf.estimator.EstimatorSpec(mode, predictions=predictions)
-        if init_checkpoint:
-            restored, fresh = restore_pretrained(init_checkpoint)  # on every replica (synced)
-        if init_checkpoint and is_first_replica():  # report once, not once per replica
-            print("initialised %d variables from %s; %d trained from scratch: %s" % (
-                len(restored), init_checkpoint, len(fresh), ", ".join(fresh)), flush=True)
-            scope = encoder_kwargs(config)["scope"]
-            encoder_fresh = [n for n in fresh if n.startswith(scope + "/")]
-            pooler = [n for n in encoder_fresh if n.startswith(scope + "/pooler/")]
-            if pooler and len(pooler) == len([n for n in fresh + restored
-                                              if n.startswith(scope + "/pooler/")]):
-                # An MLM-only pre-training (ours with electra_objective false) trains no
-                # pooler: it starts fresh like the task head, which is not a missing weight.
-                print("note: the checkpoint has no %s/pooler (MLM-only pre-training): the "
-                      "pooler is trained from scratch" % scope, flush=True)
-                encoder_fresh = [n for n in encoder_fresh if n not in pooler]
-            if encoder_fresh:
-                print("WARNING: %d encoder variables were not in the checkpoint: %s" % (
-                    len(encoder_fresh), ", ".join(encoder_fresh[:20])), flush=True)
-        with precision.xla_scope(config.use_xla):
-            train_op, lr = optimization.create_optimizer(
-                loss, config.learning_rate, num_train_steps,
-                weight_decay_rate=config.weight_decay_rate, use_tpu=config.use_tpu,
-                warmup_proportion=config.warmup_proportion,
-                layerwise_lr_decay_power=config.layerwise_lr_decay,
-                n_transformer_layers=bert_config.num_hidden_layers,
-                loss_scaling=config.mixed_precision == "fp16")
-        # The progress line shows the whole batch's loss: the sum of the replicas' shares.
-        hook = ProgressHook({"loss": cross_replica_sum(loss), "lr": lr}, num_train_steps,
-                            config.log_every_steps, config.train_batch_size)
-        return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op,
-                                          training_hooks=[hook])
-    return model_fn
 
 
 def build_estimator(config, model_fn, model_dir, seed, strategy=None):
@@ -322,19 +216,9 @@ def run_task(config, task, bert_config, init_checkpoint, strategy=None, chief=Tr
     return trials
 
 
-def load_tokenizer(config):
-    """config's tokenizer; InputError unless its vocab fills the word-embedding table."""
-    tokenizer = model_info.tokenizer_for(config)
-    if len(tokenizer) != config.vocab_size:
-        raise InputError("%s has %d tokens but vocab_size is %d: set \"vocab_size\": %d"
-                         % (config.spm_model_file or config.vocab_file, len(tokenizer),
-                            config.vocab_size, len(tokenizer)))
-    return tokenizer
-
-
 def run(config):
     precision.check_supported(config.mixed_precision, config.use_tpu, "fine-tuning hparams")
-    tokenizer = load_tokenizer(config)
+    tokenizer = model_info.load_tokenizer(config)
     bert_config = get_discriminator_config(config)
     init_checkpoint = find_pretrained_checkpoint(config) if config.do_train else None
     if init_checkpoint:

@@ -1,8 +1,8 @@
 """Benchmark of one fine-tuning step: classification (seq 128) and QA (seq 512), for the
 variants fp32, XLA, bf16 and XLA+bf16.
 
-Each (task, variant) runs in a fresh subprocess that builds run_finetuning's training
-graph (the encoder, the task head of chnsenticorp or cmrc2018, AdamW with layer-wise lr
+Each (task, variant) runs in a fresh subprocess that builds the fine-tuning training
+graph of finetune/model_fn.py (the encoder, the task head of chnsenticorp or cmrc2018, AdamW with layer-wise lr
 decay; use_xla / mixed_precision as the hparams set them) on synthetic full-length
 batches held in memory, runs --warmup-steps steps (the first compiles with XLA) and
 times --steps steps one by one. The encoder starts from its random initialisation: the
@@ -93,8 +93,8 @@ def synthetic_features(config, task_obj, special_ids):
 def run_variant(args, task, variant):
     """In the child: build, warm up, time; print the RESULT line."""
 
-    import run_finetuning
     from finetune import task_builder
+    from finetune.model_fn import model_fn_builder
     from model import precision, tokenization
     from pretrain.objective import get_discriminator_config
     from util.training_utils import quiet_tensorflow
@@ -107,7 +107,7 @@ def run_variant(args, task, variant):
                                              do_lower_case=config.do_lower_case)
     task_obj = task_builder.get_task(config, config.task_names[0], tokenizer)
     arrays = synthetic_features(config, task_obj, tokenizer.vocab)
-    model_fn = run_finetuning.model_fn_builder(
+    model_fn = model_fn_builder(
         config, task_obj, get_discriminator_config(config), None, num_train_steps=1000000)
     step_common.time_model_fn(model_fn, arrays, precision.session_config(config.use_xla),
                               args.warmup_steps, args.steps)

@@ -2,7 +2,7 @@
 
 Each variant (fp32, xla, bf16, xla+bf16; fp16 on a GPU) runs in a fresh subprocess, so
 that its peak RSS is its own and no XLA cache or TF state carries over. The child builds
-the runner's own training graph (run_pretraining / run_finetuning model_fn: the same
+the runner's own training graph (run_pretraining's / finetune/model_fn.py's model_fn: the same
 model, mixed precision and optimizer) on synthetic batches that live in memory, runs
 warm-up steps (the first one compiles with XLA), then times each of `steps` training
 steps on its own (wall time, and CPU time of all its threads, which other jobs on the

@@ -25,8 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TF loads: no C++ st
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
-import run_finetuning  # noqa: E402
 from finetune import model_info  # noqa: E402
+from finetune.model_fn import model_fn_builder  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
 from util.training_utils import quiet_tensorflow  # noqa: E402
 
@@ -56,7 +56,7 @@ OUTPUTS = {
 def serving_outputs(model, inputs):
     """The output tensors of OUTPUTS[task type] for inputs {name: int32 [B, L]}.
 
-    The graph is run_finetuning's model_fn in PREDICT mode, the one that produced the
+    The graph is the fine-tuning model_fn (finetune/model_fn.py) in PREDICT mode, the one that produced the
     fine-tuning evaluation. Its heads also compute a loss from the label features, which
     serving does not have: they get zeros, and the loss is never fetched.
     """
@@ -67,8 +67,8 @@ def serving_outputs(model, inputs):
         if spec.name not in features:
             features[spec.name] = (tf.zeros_like(ids) if spec.shape
                                    else tf.zeros(tf.shape(ids)[:1], tf.int32))
-    model_fn = run_finetuning.model_fn_builder(model.config, task, model.bert_config,
-                                               init_checkpoint=None, num_train_steps=1)
+    model_fn = model_fn_builder(model.config, task, model.bert_config,
+                                init_checkpoint=None, num_train_steps=1)
     predictions = model_fn(features, None, tf.estimator.ModeKeys.PREDICT, {}).predictions
     if task.task_type == "qa":
         return {"start_logits": predictions["start_logits"],

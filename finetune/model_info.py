@@ -185,6 +185,16 @@ def tokenizer_for(config):
         strip_accents=config.strip_accents, spm_model_file=config.spm_model_file)
 
 
+def load_tokenizer(config):
+    """config's tokenizer; InputError unless its vocab fills the word-embedding table."""
+    tokenizer = tokenizer_for(config)
+    if len(tokenizer) != config.vocab_size:
+        raise InputError("%s has %d tokens but vocab_size is %d: set \"vocab_size\": %d"
+                         % (config.spm_model_file or config.vocab_file, len(tokenizer),
+                            config.vocab_size, len(tokenizer)))
+    return tokenizer
+
+
 def _build(info, config, bert_config, vocab_path):
     tokenizer = tokenizer_for(config)
     task = task_builder.get_task(config, info["task"], tokenizer)

@@ -42,6 +42,8 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 import configure_finetuning  # noqa: E402
 import run_finetuning  # noqa: E402
 from finetune.classification import read_tsv_table, require_columns  # noqa: E402
+from finetune.model_fn import check_checkpoint, encoder_kwargs, restore_pretrained  # noqa: E402
+from finetune.model_info import load_tokenizer  # noqa: E402
 from model import modeling  # noqa: E402
 from model import tokenization  # noqa: E402
 from pretrain.objective import get_discriminator_config  # noqa: E402
@@ -148,7 +150,7 @@ def build_graph(bert_config, config):
     input_ids = tf.placeholder(tf.int32, [None, None], "input_ids")  # [B, L]
     input_mask = tf.placeholder(tf.int32, [None, None], "input_mask")  # [B, L]
     # No pooler: the probes read the [CLS] vector itself, as ELECTRA's heads do.
-    kwargs = dict(run_finetuning.encoder_kwargs(config), add_pooler=False)
+    kwargs = dict(encoder_kwargs(config), add_pooler=False)
     model = modeling.BertModel(bert_config, False, input_ids, input_mask, **kwargs)
     mask = tf.cast(input_mask, tf.float32)
     layers = [model.embedding_output] + model.all_layer_outputs  # each [B, L, H]
@@ -158,7 +160,7 @@ def build_graph(bert_config, config):
 
 def restore_encoder(checkpoint):
     """Initialises every encoder variable from checkpoint; all of them must be there."""
-    _, missing = run_finetuning.restore_pretrained(checkpoint)
+    _, missing = restore_pretrained(checkpoint)
     if missing:
         raise InputError("checkpoint %s lacks %d encoder variable(s) (or has them with "
                          "another shape): %s" % (checkpoint, len(missing),
@@ -265,7 +267,7 @@ def resolve_checkpoints(paths, bert_config, config):
     prefixes = []
     for path in paths:
         prefix = find_checkpoint(path, path)
-        run_finetuning.check_checkpoint(prefix, bert_config, config)
+        check_checkpoint(prefix, bert_config, config)
         prefixes.append(prefix)
     return prefixes
 
@@ -286,7 +288,7 @@ def probe(args, log=print):
     if config.max_seq_length > bert_config.max_position_embeddings:
         raise InputError("--max-seq-length %d exceeds the model's max_position_embeddings %d"
                          % (config.max_seq_length, bert_config.max_position_embeddings))
-    tokenizer = run_finetuning.load_tokenizer(config)
+    tokenizer = load_tokenizer(config)
     tokens = [t for t in args.neighbours.split(",") if t] if args.neighbours else []
     settings = {"config": config, "bert_config": bert_config, "tokenizer": tokenizer,
                 "seed": args.seed, "batch_size": args.batch_size,

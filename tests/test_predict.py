@@ -16,6 +16,7 @@ import pytest
 
 import run_finetuning
 from finetune import export, model_info, predict
+from finetune import model_fn as model_fn_lib
 from tests.conftest import SAMPLE_CORPUS, SAMPLE_VOCAB
 
 TASKS = ["chnsenticorp", "peoples-daily-ner", "cmrc2018"]
@@ -144,8 +145,8 @@ def test_saved_model_signature_matches_estimator_predictions(trained, exports, t
                    for name in names}
         return tf.data.Dataset.from_tensor_slices(columns).batch(4)
 
-    model_fn = run_finetuning.model_fn_builder(model.config, model.task, model.bert_config,
-                                               None, 1)
+    model_fn = model_fn_lib.model_fn_builder(model.config, model.task, model.bert_config,
+                                             None, 1)
     estimator = run_finetuning.build_estimator(model.config, model_fn,
                                                str(trial_dir(trained, task)), seed=1)
     predicted = list(estimator.predict(input_fn, yield_single_examples=True))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-import run_finetuning
+from finetune import model_info
 from model import modeling
 from pretrain.objective import get_discriminator_config
 from scripts import probe_encoder
@@ -63,7 +63,7 @@ def save_encoder(prefix, hparams, scope, edit=None, drop=()):
     """
     config = probe_encoder.load_config(json.dumps(hparams), str(SAMPLE_VOCAB), 32)
     bert_config = get_discriminator_config(config)
-    vocab = run_finetuning.load_tokenizer(config).vocab
+    vocab = model_info.load_tokenizer(config).vocab
     with tf.Graph().as_default():
         tf.set_random_seed(123)
         modeling.BertModel(bert_config, False, tf.zeros([1, 8], tf.int32), scope=scope)
