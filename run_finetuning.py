@@ -9,11 +9,9 @@ predictions to D/models/M/results/<task>_qa/<task>_<split>_preds.json.
 """
 
 import argparse
-import glob
 import json
 import math
 import os
-import shutil
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TF loads: no C++ start-up chatter
@@ -28,6 +26,7 @@ from finetune import task_builder  # noqa: E402
 from model import precision  # noqa: E402
 from pretrain.objective import get_discriminator_config  # noqa: E402
 from util import distribute  # noqa: E402
+from util import fs  # noqa: E402
 from util import results as results_lib  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
 from util.hparams import load_hparams  # noqa: E402
@@ -46,11 +45,11 @@ def find_pretrained_checkpoint(config):
             raise InputError("init_checkpoint %s not found" % config.init_checkpoint)
         return config.init_checkpoint
     model_dir = config.pretrained_model_dir
-    latest = tf.train.latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
+    latest = tf.train.latest_checkpoint(model_dir) if fs.isdir(model_dir) else None
     if latest:
         return latest
     # Released models may come without a `checkpoint` state file: take the single one.
-    indexes = sorted(glob.glob(os.path.join(model_dir, "*.index")))
+    indexes = fs.glob(fs.join(model_dir, "*.index"))
     if len(indexes) == 1:
         return indexes[0][:-len(".index")]
     raise InputError(
@@ -118,19 +117,18 @@ def prepare_trial_dir(config, model_dir, fingerprint):
     The official code always wiped the directory, so a killed run lost its progress; we
     keep it unless the settings that shape training differ from the ones recorded.
     """
-    record = os.path.join(model_dir, "trial_hparams.json")
-    if os.path.isdir(model_dir):
+    record = fs.join(model_dir, "trial_hparams.json")
+    if fs.isdir(model_dir):
         previous = None
-        if os.path.exists(record):
-            with open(record, encoding="utf-8") as f:
-                previous = json.load(f)
+        if fs.exists(record):
+            previous = json.loads(fs.read_text(record))
         if previous == fingerprint and tf.train.latest_checkpoint(model_dir):
             print("resuming from %s" % tf.train.latest_checkpoint(model_dir), flush=True)
             return
         print("settings changed since %s was written: training it again" % model_dir,
               flush=True)
-        shutil.rmtree(model_dir)
-    os.makedirs(model_dir)
+        fs.rmtree(model_dir)
+    fs.makedirs(model_dir)
     atomic_write_json(record, fingerprint)
 
 
@@ -212,7 +210,7 @@ def run_task(config, task, bert_config, init_checkpoint, strategy=None, chief=Tr
         trials.append(record)
         results_lib.write_task_results(config, task, trials)
         if not config.keep_all_models and trial < config.num_trials:
-            shutil.rmtree(config.trial_model_dir(task.name, trial), ignore_errors=True)
+            fs.rmtree(config.trial_model_dir(task.name, trial))
     return trials
 
 
