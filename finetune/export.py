@@ -205,8 +205,9 @@ def _move_files_into_place(tmp_dir, out_dir):
 
 
 def _move_into_place(tmp_dir, out_dir):
-    """Renames the finished export to out_dir; an old export there is moved aside first
-    and deleted only once the new one is in place."""
+    """Local disks (a directory rename is atomic there): renames the finished export to
+    out_dir; an old export there is moved aside first and deleted only once the new one is
+    in place."""
     old = None
     if os.path.exists(out_dir):
         old = tempfile.mkdtemp(prefix="." + os.path.basename(out_dir) + ".", suffix=".old",
