@@ -187,3 +187,34 @@ def test_bad_bucket_paths_fail_before_training_naming_the_path():
         "(%s/models is a file)" % (bad, bad)]
     assert not fs.glob(bad + "/models/m/*")
     fs.rmtree("ram://cloud-paths-bad")
+
+
+def test_fs_layer_on_ram_corrects_prefixes_and_writes_atomically():
+    root = "ram://cloud-paths-fs"
+    fs.rmtree(root)
+    fs.makedirs(root + "/m")
+    fs.write_bytes(root + "/m/model.ckpt-3.index", b"x")
+    # ram:// itself calls a name that begins another file's name existing and a directory
+    import tensorflow as tf
+    assert tf.io.gfile.isdir(root + "/m/model.ckpt-3")
+    assert not fs.exists(root + "/m/model.ckpt-3") and not fs.isdir(root + "/m/model.ckpt-3")
+    assert fs.isdir(root + "/m") and fs.isfile(root + "/m/model.ckpt-3.index")
+
+    util_io.atomic_write_json(root + "/r/a.json", {"v": 1})
+
+    def fail(tmp):
+        fs.write_text(tmp, "half")
+        raise RuntimeError("killed")
+    with pytest.raises(RuntimeError):
+        util_io.atomic_write(root + "/r/a.json", fail)
+    assert fs.listdir(root + "/r") == ["a.json"]  # the old file, no temporary left
+    assert json.loads(fs.read_text(root + "/r/a.json")) == {"v": 1}
+    fs.append_text(root + "/r/log.txt", "1\n")
+    fs.append_text(root + "/r/log.txt", "2\n")
+    assert fs.read_text(root + "/r/log.txt") == "1\n2\n"
+    assert fs.same_bytes(root + "/r/a.json", root + "/r/a.json")
+    assert not fs.same_bytes(root + "/r/a.json", root + "/r/log.txt")
+    assert [fs.dirname(p) for p in ("gs://b", "gs://b/x", "ram://b/x/y")] == \
+        ["gs://b", "gs://b", "ram://b/x"]
+    assert fs.is_local("rel/x") and fs.is_local("/abs") and not fs.is_local("gs://b/x")
+    fs.rmtree(root)
