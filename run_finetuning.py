@@ -247,7 +247,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True,
-                        help="holds models/MODEL_NAME/ and finetuning_data/<task>/")
+                        help="holds models/MODEL_NAME/ and finetuning_data/<task>/ (a "
+                             "local dir, gs://bucket/... or any TensorFlow file system)")
     parser.add_argument("--model-name", required=True,
                         help="the pre-trained model in DATA_DIR/models/MODEL_NAME")
     parser.add_argument("--hparams", default="{}",

@@ -340,7 +340,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True,
-                        help="holds pretrain_tfrecords/, vocab.txt and models/")
+                        help="holds pretrain_tfrecords/, vocab.txt and models/ (a local "
+                             "dir, gs://bucket/... or any TensorFlow file system)")
     parser.add_argument("--model-name", required=True,
                         help="checkpoints and results go to DATA_DIR/models/MODEL_NAME")
     parser.add_argument("--hparams", default="{}",

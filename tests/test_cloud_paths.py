@@ -144,6 +144,15 @@ def test_finetuning_writes_results_export_and_predictions_in_the_bucket(bucket_r
     assert all(o["label"] in ("0", "1") for o in outputs)
 
 
+def test_report_tables_and_plots_from_and_into_the_bucket(bucket_run):
+    from util import report
+    _, table = report.build_report([MODEL + "/results"], BUCKET + "/report")
+    assert "| tiny |" in table
+    assert set(fs.listdir(BUCKET + "/report")) == {
+        "finetuning_curves.png", "pretraining_eval.png", "pretraining_losses.png", "report.md"}
+    assert fs.read_bytes(BUCKET + "/report/finetuning_curves.png").startswith(b"\x89PNG")
+
+
 def test_nothing_of_the_run_reaches_the_local_disk(bucket_run):
     assert not [name for name in os.listdir(os.getcwd()) if name.startswith("ram:")]
     temp = os.path.realpath(tempfile.gettempdir())

@@ -8,9 +8,9 @@ os.makedirs or shutil on a user path (a local folder named `gs:` would appear).
 `ram://` (TensorFlow's in-memory file system) stands in for a bucket in the tests. What the
 file systems guarantee differs, and the callers rely only on the common part:
   - local disk: rename is atomic (POSIX), directories are real.
-  - gs://: an object appears atomically when its writer closes (a reader sees the old object
-    or the whole new one, never a half-written one); there are no real directories (a
-    "directory" is a name prefix) and rename is a copy then a delete, per object.
+  - gs://: an object appears atomically when complete (a reader sees the old object or the
+    whole new one, never a half-written one); there are no real directories (a "directory"
+    is a name prefix) and rename is a server-side copy then a delete, per object.
   - ram://: a flat map of names; renaming a file is atomic, renaming a directory does not move
     its files. Directory renames are therefore never used on a non-local file system.
     Its exists/isdir also answer yes for any name that merely begins another file's name
