@@ -2,7 +2,7 @@
 
 Builds a corpus (16 MB by default) from the real Chinese text in
 ../shared/data, going round it as often as needed (generated text if that
-folder is absent), and builds it with build_pretraining_dataset.build() in
+folder is absent), and builds it with pretrain.dataset_builder.build() in
 this process: --tokenizer python and fast, each with 1 and 2 processes. The
 time of a run is the wall time of build(), job start-up and TFRecord writing
 included (TensorFlow is imported beforehand, as any caller would have). It
@@ -36,6 +36,8 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 import build_pretraining_dataset as bpd  # noqa: E402
+from pretrain import dataset_builder, shards  # noqa: E402
+from pretrain.build_stats import format_count  # noqa: E402
 from model import tokenization  # noqa: E402
 
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(REPO), "shared", "data")
@@ -224,7 +226,7 @@ def run_builder(corpus_dir, vocab_file, output_dir, tokenizer, processes):
             "--tokenizer", tokenizer, "--seed", "12345", "--overwrite"]
     args = bpd.build_parser().parse_args(argv)
     start, start_cpu = time.perf_counter(), cpu_seconds()
-    stats = bpd.build(args)
+    stats = dataset_builder.build(args)
     return (time.perf_counter() - start, cpu_seconds() - start_cpu,
             stats.summary())
 
@@ -232,7 +234,7 @@ def run_builder(corpus_dir, vocab_file, output_dir, tokenizer, processes):
 def shard_bytes(output_dir):
     """{shard name: content} of every output shard."""
     contents = {}
-    for path in bpd.existing_outputs(output_dir):
+    for path in shards.existing_outputs(output_dir):
         with open(path, "rb") as reader:
             contents[os.path.basename(path)] = reader.read()
     return contents
@@ -249,9 +251,9 @@ def format_table(results):
         "tokens/cpu-s")]
     for (path, processes), (seconds, cpu, stats) in results.items():
         lines.append("%-7s %9d %12s %12s %9.2f %13s" % (
-            path, processes, bpd.format_count(int(stats["tokens"] / seconds)),
-            bpd.format_count(int(stats["examples"] / seconds)), seconds,
-            bpd.format_count(int(stats["tokens"] / cpu))))
+            path, processes, format_count(int(stats["tokens"] / seconds)),
+            format_count(int(stats["examples"] / seconds)), seconds,
+            format_count(int(stats["tokens"] / cpu))))
     return "\n".join(lines)
 
 
@@ -326,7 +328,7 @@ def main(argv=None):
         corpus_dir = os.path.join(work_dir, "corpus")
         total = write_corpus(documents, corpus_dir, args.megabytes)
         print("corpus: %s, %s bytes in %d files; machine: %s"
-              % (source, bpd.format_count(total), len(FILE_WEIGHTS),
+              % (source, format_count(total), len(FILE_WEIGHTS),
                  machine_description()), flush=True)
         results, outputs = {}, {}
         for _ in range(args.repeats):

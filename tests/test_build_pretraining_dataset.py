@@ -1,15 +1,25 @@
-"""Tests for build_pretraining_dataset.py: example layout, sampling, sharding, errors."""
+"""Tests for build_pretraining_dataset.py (and its pretrain/ modules): example layout, sampling, sharding, errors."""
 
 import collections
 import json
 import os
 import random
+import subprocess
+import sys
+import uuid
 
 import pytest
 import tensorflow.compat.v1 as tf
 
 import build_pretraining_dataset as bpd
 from model import tokenization
+from pretrain import corpus as corpus_module
+from pretrain import example_serialization
+from pretrain import local_inputs
+from pretrain.dataset_builder import INFO_FILE, default_num_out_files
+from pretrain.example_builder import FEATURE_NAMES, ExampleBuilder
+from pretrain.shards import OUTPUT_PREFIX
+from util import fs
 
 SPECIALS = ["[PAD]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 PAD_ID, UNK_ID, CLS_ID, SEP_ID = 0, 2, 3, 4
@@ -76,7 +86,7 @@ def run_build(corpus_dir, vocab_file, output_dir, *extra):
 def shard_files(output_dir):
     """Names of the files in output_dir that look like shards, sorted."""
     return sorted(n for n in os.listdir(output_dir)
-                  if n.startswith(bpd.OUTPUT_PREFIX))
+                  if n.startswith(OUTPUT_PREFIX))
 
 
 def read_shard(path):
@@ -85,7 +95,7 @@ def read_shard(path):
     for record in tf.io.tf_record_iterator(str(path)):
         example = tf.train.Example.FromString(record)
         examples.append({name: list(example.features.feature[name].int64_list.value)
-                         for name in bpd.FEATURE_NAMES})
+                         for name in FEATURE_NAMES})
     return examples
 
 
@@ -99,7 +109,7 @@ def read_all(output_dir):
 
 def read_info(output_dir):
     """The parsed dataset_info.json."""
-    with open(os.path.join(output_dir, bpd.INFO_FILE), encoding="utf-8") as reader:
+    with open(os.path.join(output_dir, INFO_FILE), encoding="utf-8") as reader:
         return json.load(reader)
 
 
@@ -162,7 +172,7 @@ def test_builder_follows_official_rule_and_rng_order(tokenizer):
         # example 1: no single-segment; coin for sentence 2 -> B; random target
         # example 2: single segment; normal target
         randoms=[0.5, 0.7, 0.01, 0.05, 0.9], randints=[7])
-    builder = bpd.ExampleBuilder(tokenizer, 20, rng)
+    builder = ExampleBuilder(tokenizer, 20, rng)
     outputs = [builder.add_line(line) for _ in range(7)]
     assert outputs[:4] == [None] * 4 and outputs[5] is None
     first, second = segments(outputs[4])
@@ -179,7 +189,7 @@ def test_builder_follows_official_rule_and_rng_order(tokenizer):
 
 
 def test_empty_line_ends_example_only_when_something_accumulated(tokenizer):
-    builder = bpd.ExampleBuilder(tokenizer, 32, random.Random(0))
+    builder = ExampleBuilder(tokenizer, 32, random.Random(0))
     assert builder.add_line("") is None  # nothing yet: recorded as empty sentence
     assert builder.add_line(CHARS_A[:3]) is None
     example = builder.add_line("")
@@ -301,7 +311,7 @@ def test_round_robin_over_output_files(tmp_path, vocab_file, multi_file_corpus):
     (100 * 2 ** 30, 1200, 1200),
 ])
 def test_default_num_out_files(total_bytes, processes, expected):
-    assert bpd.default_num_out_files(total_bytes, processes) == expected
+    assert default_num_out_files(total_bytes, processes) == expected
 
 
 def test_default_num_out_files_used_for_small_corpus(tmp_path, vocab_file,
@@ -413,8 +423,8 @@ def test_undecodable_bytes_are_counted_and_replaced(tmp_path, vocab_file, capsys
 
 
 def test_decode_line_counts_only_inserted_replacements():
-    assert bpd.decode_line("好\ufffd".encode("utf-8")) == ("好\ufffd", 0)
-    text, bad = bpd.decode_line(b"a\xe4\xef\xbf\xbd\xffb")
+    assert corpus_module.decode_line("好\ufffd".encode("utf-8")) == ("好\ufffd", 0)
+    text, bad = corpus_module.decode_line(b"a\xe4\xef\xbf\xbd\xffb")
     assert text == "a\ufffd\ufffd\ufffdb" and bad == 2
 
 
@@ -446,7 +456,7 @@ def test_existing_output_needs_overwrite(tmp_path, vocab_file, multi_file_corpus
 def test_failed_job_leaves_no_partial_output(tmp_path, vocab_file,
                                              multi_file_corpus, monkeypatch):
     calls = []
-    real_serialize = bpd.serialize_example
+    real_serialize = example_serialization.serialize_example
 
     def failing_serialize(features):
         calls.append(1)
@@ -454,7 +464,7 @@ def test_failed_job_leaves_no_partial_output(tmp_path, vocab_file,
             raise RuntimeError("disk full")
         return real_serialize(features)
 
-    monkeypatch.setattr(bpd, "serialize_example", failing_serialize)
+    monkeypatch.setattr(example_serialization, "serialize_example", failing_serialize)
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="disk full"):
         run_build(multi_file_corpus, vocab_file, out, "--num-out-files", 3)
@@ -472,7 +482,7 @@ def test_hidden_files_are_ignored_and_paths_sorted(tmp_path):
     corpus = write_corpus(tmp_path / "corpus", {
         "b.txt": "x", "a/z.txt": "x", "a/.hidden": "x", ".git/config": "x",
         "c.txt": ""})
-    assert bpd.iter_corpus_files(corpus) == ["a/z.txt", "b.txt", "c.txt"]
+    assert corpus_module.iter_corpus_files(corpus) == ["a/z.txt", "b.txt", "c.txt"]
 
 
 # ---------------------------------------------------------------------------
@@ -519,3 +529,126 @@ def test_flag_parsing():
     with pytest.raises(SystemExit):
         parser.parse_args(base + ["--do-lower-case", "maybe"])
     assert "32 MiB" in parser.format_help()
+
+
+# ---------------------------------------------------------------------------
+# Other file systems (ram://, TensorFlow's in-memory one, stands in for a bucket)
+# ---------------------------------------------------------------------------
+
+def ram_dir(name):
+    """A fresh ram:// directory name for this test (ram:// lives as long as the process)."""
+    return "ram://builder_tests/%s_%s" % (name, uuid.uuid4().hex)
+
+
+def ram_copy(local_dir, name):
+    """A copy of a local directory tree in ram://; return its path."""
+    target = ram_dir(name)
+    fs.copy_tree(local_dir, target)
+    return target
+
+
+def test_ram_corpus_to_ram_output_matches_local_build(tmp_path, vocab_file,
+                                                      multi_file_corpus, capsys):
+    # Two processes: the jobs cannot see ram:// and get local copies; their shards are
+    # written locally and committed to ram:// by the parent. A bad byte checks that
+    # messages and dataset_info.json name the file where the user keeps it.
+    with open(os.path.join(multi_file_corpus, "b.txt"), "ab") as f:
+        f.write(b"\xff\n")
+    corpus = ram_copy(multi_file_corpus, "corpus")
+    out = ram_dir("out")
+    args = ("--num-processes", 2, "--num-out-files", 3)
+    assert run_build(multi_file_corpus, vocab_file, tmp_path / "local", *args) == 0
+    capsys.readouterr()
+    assert run_build(corpus, vocab_file, out, *args) == 0
+    assert "(first: %s/b.txt:" % corpus in capsys.readouterr().out
+    local = file_bytes(tmp_path / "local")
+    assert len(local) == 3
+    assert {name: fs.read_bytes(fs.join(out, name)) for name in local} == local
+    assert fs.listdir(out) == sorted(list(local) + [INFO_FILE])
+    info = json.loads(fs.read_text(fs.join(out, INFO_FILE)))
+    local_info = read_info(tmp_path / "local")
+    assert info["corpus_dir"] == corpus
+    assert info["stats"]["first_undecodable"].startswith(corpus + "/b.txt:")
+    local_info["stats"]["first_undecodable"] = info["stats"]["first_undecodable"]
+    assert info["stats"] == local_info["stats"]
+    # Nothing named after the scheme appeared on the local disk (os.makedirs("ram://x")
+    # would have made a folder "ram:").
+    assert not os.path.exists("ram:") and not os.path.exists(str(tmp_path / "ram:"))
+
+
+def test_bad_or_used_bucket_output_is_refused_and_old_files_stay(vocab_file,
+                                                                 multi_file_corpus, capsys):
+    assert run_build(multi_file_corpus, vocab_file, "nosuchfs://bucket/out") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot use --output-dir nosuchfs://bucket/out: ")
+    assert err.count("\n") == 1
+    a_file = ram_dir("file")
+    fs.write_text(a_file, "not a directory")
+    assert run_build(multi_file_corpus, vocab_file, a_file) == 2
+    assert "--output-dir %s exists and is not a directory" % a_file in capsys.readouterr().err
+    assert fs.read_text(a_file) == "not a directory"
+    out = ram_dir("used")
+    old = fs.join(out, "pretrain_data.tfrecord-0-of-7")
+    fs.makedirs(out)
+    fs.write_bytes(old, b"old shard")
+    assert run_build(multi_file_corpus, vocab_file, out) == 2
+    err = capsys.readouterr().err
+    assert "--output-dir %s already contains 1" % out in err and "--overwrite" in err
+    assert run_build(multi_file_corpus, "missing_vocab.txt", out, "--overwrite") == 2
+    assert fs.listdir(out) == ["pretrain_data.tfrecord-0-of-7"]
+    assert fs.read_bytes(old) == b"old shard"
+    assert run_build(multi_file_corpus, vocab_file, out, "--overwrite") == 0
+    assert fs.listdir(out) == [INFO_FILE, "pretrain_data.tfrecord-0-of-1"]
+
+
+def test_jobs_get_local_copies_of_bucket_inputs(tmp_path, vocab_file, multi_file_corpus):
+    corpus = ram_copy(multi_file_corpus, "corpus")
+    refs = ram_copy(multi_file_corpus, "refs")  # any bytes do here: only copied
+    vocab = fs.join(ram_dir("vocab"), "vocab.txt")
+    fs.copy(vocab_file, vocab)
+    args = bpd.build_parser().parse_args([
+        "--corpus-dir", corpus, "--vocab-file", vocab, "--output-dir", ram_dir("out"),
+        "--segmenter", "ref", "--ref-file", refs + "/{path}"])
+    files = corpus_module.iter_corpus_files(corpus)
+    assert local_inputs.needs_work_dir(args)
+    jobs = local_inputs.job_args(args, files, str(tmp_path))
+    assert (jobs.shown_corpus_dir, jobs.output_dir) == (corpus, args.output_dir)
+    assert os.path.isdir(jobs.shard_dir)
+    assert open(jobs.vocab_file, "rb").read() == open(vocab_file, "rb").read()
+    for name in files:
+        original = open(os.path.join(multi_file_corpus, name), "rb").read()
+        assert open(os.path.join(jobs.corpus_dir, name), "rb").read() == original
+        assert open(corpus_module.annotation_path(jobs.ref_file, name), "rb").read() == original
+    local = bpd.build_parser().parse_args([
+        "--corpus-dir", multi_file_corpus, "--vocab-file", vocab_file, "--output-dir", "o"])
+    assert not local_inputs.needs_work_dir(local)
+    assert vars(local_inputs.job_args(local, files)) == dict(
+        vars(local), shown_corpus_dir=multi_file_corpus, shard_dir="o")
+
+
+JOB_WITHOUT_TENSORFLOW = """
+import sys
+import build_pretraining_dataset as bpd
+from pretrain import build_jobs, corpus, corpus_split, local_inputs
+args = bpd.build_parser().parse_args(sys.argv[1:])
+files = corpus.iter_corpus_files(args.corpus_dir)
+args.num_out_files, args.tokenizer = 1, "python"
+jobs = local_inputs.job_args(args, files)
+jobs.job_pieces = corpus_split.split_work(args.corpus_dir, files, 1, True)
+assert build_jobs.write_examples(0, jobs)["examples"] > 0
+print("tensorflow imported:", "tensorflow" in sys.modules)
+"""
+
+
+def test_a_job_never_imports_tensorflow(tmp_path, vocab_file, multi_file_corpus):
+    # Each job process would pay TensorFlow's start-up (seconds) for nothing.
+    out = tmp_path / "out"
+    out.mkdir()
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run(
+        [sys.executable, "-c", JOB_WITHOUT_TENSORFLOW, "--corpus-dir", multi_file_corpus,
+         "--vocab-file", vocab_file, "--output-dir", str(out)],
+        cwd=repo, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "tensorflow imported: False" in result.stdout
+    assert os.listdir(out) == ["pretrain_data.tfrecord-0-of-1.tmp"]

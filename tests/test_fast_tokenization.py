@@ -12,6 +12,8 @@ import tensorflow.compat.v1 as tf
 import build_pretraining_dataset as bpd
 from bench import corpus_build
 from model import fast_tokenization, tokenization
+from pretrain import (build_jobs, corpus_split, dataset_builder, example_serialization,
+                      shards)
 from tests.conftest import SAMPLE_CORPUS, SAMPLE_VOCAB, SHARED
 
 needs_fast = pytest.mark.skipif(
@@ -218,7 +220,7 @@ def test_shared_corpus_ids_identical():
     assert len(lines) > 100000
     reference = tokenization.FullTokenizer(str(SAMPLE_VOCAB))
     fast = fast_tokenization.FastWordpieceTokenizer(str(SAMPLE_VOCAB))
-    got = fast_ids(fast, lines, bpd.LINES_PER_BATCH)
+    got = fast_ids(fast, lines, build_jobs.LINES_PER_BATCH)
     want = reference_ids(reference, lines)
     assert first_mismatches(lines, got, want) == []
 
@@ -236,7 +238,7 @@ def build(output_dir, *extra, corpus=SAMPLE_CORPUS, vocab=SAMPLE_VOCAB):
 
 def info(output_dir):
     """The dataset_info.json of a build."""
-    with open(os.path.join(output_dir, bpd.INFO_FILE), encoding="utf-8") as f:
+    with open(os.path.join(output_dir, dataset_builder.INFO_FILE), encoding="utf-8") as f:
         return json.load(f)
 
 
@@ -273,7 +275,7 @@ def test_fallback_without_tokenizers(tmp_path, monkeypatch, capsys):
     assert "tokenizer python" in capsys.readouterr().out
     assert build(tmp_path / "fast", "--tokenizer", "fast") == 2
     assert "--tokenizer fast needs" in capsys.readouterr().err
-    assert not bpd.existing_outputs(str(tmp_path / "fast"))
+    assert not shards.existing_outputs(str(tmp_path / "fast"))
 
 
 def test_no_fast_path_for_sentencepiece():
@@ -284,7 +286,7 @@ def test_no_fast_path_for_sentencepiece():
 def test_serialize_example_matches_tensorflow(monkeypatch):
     # Varints of 1 to 6 bytes; masks from a few patterns, through a small
     # entry cache that fills, hits and is emptied.
-    monkeypatch.setattr(bpd, "_ENTRY_CACHE_SIZE", 8)
+    monkeypatch.setattr(example_serialization, "_ENTRY_CACHE_SIZE", 8)
     rng = random.Random(3)
     for _ in range(300):
         length = rng.randint(1, 140)
@@ -299,9 +301,9 @@ def test_serialize_example_matches_tensorflow(monkeypatch):
             for name, values in features.items()}
         expected = tf.train.Example(features=tf.train.Features(
             feature=feature)).SerializeToString(deterministic=True)
-        assert bpd.serialize_example(features) == expected
-        assert bpd.serialize_example(features) == expected
-    assert len(bpd._ENTRY_CACHE) <= 8
+        assert example_serialization.serialize_example(features) == expected
+        assert example_serialization.serialize_example(features) == expected
+    assert len(example_serialization._ENTRY_CACHE) <= 8
 
 
 # ---------------------------------------------------------------------------
@@ -347,7 +349,7 @@ def test_split_work_even_by_bytes(tmp_path):
     names = sorted(files)
     total = sum(len(content) for content in files.values())
     for processes in (1, 2, 3, 4):
-        jobs = bpd.split_work(corpus, names, processes, True)
+        jobs = corpus_split.split_work(corpus, names, processes, True)
         check_pieces(corpus, jobs)
         sizes = [sum(p.end - p.start for p in pieces) for pieces in jobs]
         assert max(sizes) - min(sizes) < 0.01 * total
@@ -357,7 +359,7 @@ def test_split_work_even_by_bytes(tmp_path):
                     with open(os.path.join(corpus, piece.path), "rb") as f:
                         assert f.read(piece.start).endswith(b"\n\n")
     # If files are the documents, cuts are only between files.
-    jobs = bpd.split_work(corpus, names, 2, False)
+    jobs = corpus_split.split_work(corpus, names, 2, False)
     assert all(piece.start == 0 for pieces in jobs for piece in pieces)
     assert [[p.path for p in pieces] for pieces in jobs] == [
         ["big.txt"], ["s1.txt", "s2.txt", "s3.txt"]]
@@ -385,7 +387,7 @@ def test_single_file_two_processes(tmp_path):
 
     def examples(output_dir):
         records = []
-        for path in bpd.existing_outputs(str(output_dir)):
+        for path in shards.existing_outputs(str(output_dir)):
             for record in tf.io.tf_record_iterator(path):
                 example = tf.train.Example.FromString(record)
                 records.append(tuple(

@@ -11,6 +11,7 @@ import run_pretraining
 from model import tokenization
 from pretrain import pretrain_data
 from pretrain import pretrain_helpers
+from pretrain.example_builder import FEATURE_NAMES
 from tests.conftest import SAMPLE_VOCAB, shared_file
 
 CLS, SEP, MASK = 101, 102, 103
@@ -78,7 +79,7 @@ def test_ref_segmentation_becomes_word_starts(tmp_path):
     # Same ids as a build without a segmenter: segmentation adds a feature, nothing else.
     _, plain, _ = build(tmp_path, lines, name="plain")
     assert [e["input_ids"] for e in plain] == [e["input_ids"] for e in examples]
-    assert all(set(e) == set(bpd.FEATURE_NAMES) for e in plain)
+    assert all(set(e) == set(FEATURE_NAMES) for e in plain)
 
 
 def test_word_boundary_inside_a_token_falls_back_and_is_counted(tmp_path, capsys):
