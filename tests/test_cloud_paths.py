@@ -1,7 +1,7 @@
 """Every path on a TensorFlow file system: ram:// (in memory) stands in for a gs:// bucket.
 
 One module fixture runs, in this process, what a Cloud TPU user runs against a bucket:
-tfrecords into ram://, pre-training from --data-dir ram://... (twice: the second run
+the builder reading its corpus from ram:// and writing the tfrecords there, pre-training from --data-dir ram://... (twice: the second run
 resumes from the checkpoint stored there and evaluates), fine-tuning chnsenticorp from
 that model with its data in ram://, export of the trial to ram:// and prediction from the
 export. The tests then check what each step left in the bucket, and that nothing of the
@@ -70,24 +70,20 @@ def write_sentiment_data(task_dir):
 
 
 @pytest.fixture(scope="module")
-def bucket_run(tmp_path_factory):
+def bucket_run():
     """Runs everything against ram://; returns the outputs the tests look at."""
     before = {root: local_files(root) for root in {os.getcwd(), str(REPO)}}
     fs.rmtree(BUCKET)
-    # The tfrecords: built on the local temp disk, then copied into the bucket.
-    local = tmp_path_factory.mktemp("cloud_tfrecords")
-    status, log = captured(lambda: build_pretraining_dataset.main([
-        "--corpus-dir", str(SAMPLE_CORPUS), "--vocab-file", str(SAMPLE_VOCAB),
-        "--output-dir", str(local), "--max-seq-length", "32", "--num-out-files", "1",
-        "--seed", "7"]))
-    assert status == 0, log
-    fs.makedirs(DATA + "/pretrain_tfrecords")
-    for path in fs.glob(str(local / "*")):
-        fs.copy(path, DATA + "/pretrain_tfrecords/" + fs.basename(path))
     fs.copy(str(SAMPLE_VOCAB), DATA + "/vocab.txt")
-
-    runs = {"first": pretrain(num_train_steps=1),
-            "resumed": pretrain(num_train_steps=2, do_eval=True)}
+    # The builder reads the corpus and vocab from the bucket and writes the tfrecords there.
+    fs.copy_tree(str(SAMPLE_CORPUS), BUCKET + "/corpus")
+    runs = {"build": captured(lambda: build_pretraining_dataset.main([
+        "--corpus-dir", BUCKET + "/corpus", "--vocab-file", DATA + "/vocab.txt",
+        "--output-dir", DATA + "/pretrain_tfrecords", "--max-seq-length", "32",
+        "--num-out-files", "1", "--seed", "7"]))}
+    assert runs["build"][0] == 0, runs["build"][1]
+    runs.update({"first": pretrain(num_train_steps=1),
+            "resumed": pretrain(num_train_steps=2, do_eval=True)})
     num_dev = write_sentiment_data(DATA + "/finetuning_data/chnsenticorp")
     runs["finetune"] = captured(lambda: run_finetuning.main([
         "--data-dir", DATA, "--model-name", "tiny", "--hparams", json.dumps(FINETUNE)]))
@@ -108,6 +104,9 @@ def bucket_run(tmp_path_factory):
 def test_pretraining_runs_and_resumes_from_the_bucket(bucket_run):
     import tensorflow.compat.v1 as tf
     runs = bucket_run["runs"]
+    shards = fs.glob(DATA + "/pretrain_tfrecords/pretrain_data.tfrecord*")
+    assert shards == [DATA + "/pretrain_tfrecords/pretrain_data.tfrecord-0-of-1"]
+    assert fs.exists(DATA + "/pretrain_tfrecords/dataset_info.json")
     for name in ("first", "resumed"):
         assert runs[name][0] == 0, runs[name][1]
     assert "resuming from %s/model.ckpt-1" % MODEL in runs["resumed"][1]
