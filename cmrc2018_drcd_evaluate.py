@@ -36,6 +36,7 @@ import json
 import re
 import sys
 
+from util import fs
 from util.io import atomic_write_text
 
 # Characters that are punctuation for scoring: each one is a segment of its
@@ -275,10 +276,9 @@ def _line_and_column(data, offset):
 def load_json(path):
     """Parse a UTF-8 JSON file; raise InputError as "FILE:line:col: message"."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as err:
-        raise InputError("%s: %s" % (path, err.strerror or err)) from None
+        data = fs.read_bytes(path)  # local, gs:// or ram://
+    except fs.errors() as err:
+        raise InputError("%s: %s" % (path, fs.error_text(err))) from None
     try:
         # utf-8-sig: files saved by some Windows editors start with a BOM.
         text = data.decode("utf-8-sig")

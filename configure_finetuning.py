@@ -9,6 +9,7 @@ import os
 
 from model.precision import MIXED_PRECISION_CHOICES, choice_error
 from util import distribute
+from util import fs
 from util import tpu
 from util.errors import InputError
 from util.hparams import check_known_keys, check_value_type
@@ -131,7 +132,7 @@ class FinetuningConfig(object):
         self.pretrained_model_dir = pretrained  # where the pre-trained checkpoint lives
         if self.vocab_file is None:
             in_model = os.path.join(pretrained, "vocab.txt")
-            self.vocab_file = in_model if os.path.exists(in_model) \
+            self.vocab_file = in_model if fs.exists(in_model) \
                 else os.path.join(self.data_dir, "vocab.txt")
         self.results_dir = os.path.join(pretrained, "results")
         self.preprocessed_data_dir = os.path.join(pretrained, "finetuning_tfrecords")

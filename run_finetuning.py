@@ -9,11 +9,9 @@ predictions to D/models/M/results/<task>_qa/<task>_<split>_preds.json.
 """
 
 import argparse
-import glob
 import json
 import math
 import os
-import shutil
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TF loads: no C++ start-up chatter
@@ -28,6 +26,7 @@ from finetune import task_builder  # noqa: E402
 from model import precision  # noqa: E402
 from pretrain.objective import get_discriminator_config  # noqa: E402
 from util import distribute  # noqa: E402
+from util import fs  # noqa: E402
 from util import results as results_lib  # noqa: E402
 from util import tpu  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
@@ -47,11 +46,11 @@ def find_pretrained_checkpoint(config):
             raise InputError("init_checkpoint %s not found" % config.init_checkpoint)
         return config.init_checkpoint
     model_dir = config.pretrained_model_dir
-    latest = tf.train.latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
+    latest = tf.train.latest_checkpoint(model_dir) if fs.isdir(model_dir) else None
     if latest:
         return latest
     # Released models may come without a `checkpoint` state file: take the single one.
-    indexes = sorted(glob.glob(os.path.join(model_dir, "*.index")))
+    indexes = fs.glob(fs.join(model_dir, "*.index"))
     if len(indexes) == 1:
         return indexes[0][:-len(".index")]
     raise InputError(
@@ -147,19 +146,18 @@ def prepare_trial_dir(config, model_dir, fingerprint):
     The official code always wiped the directory, so a killed run lost its progress; we
     keep it unless the settings that shape training differ from the ones recorded.
     """
-    record = os.path.join(model_dir, "trial_hparams.json")
-    if os.path.isdir(model_dir):
+    record = fs.join(model_dir, "trial_hparams.json")
+    if fs.isdir(model_dir):
         previous = None
-        if os.path.exists(record):
-            with open(record, encoding="utf-8") as f:
-                previous = json.load(f)
+        if fs.exists(record):
+            previous = json.loads(fs.read_text(record))
         if previous == fingerprint and tf.train.latest_checkpoint(model_dir):
             print("resuming from %s" % tf.train.latest_checkpoint(model_dir), flush=True)
             return
         print("settings changed since %s was written: training it again" % model_dir,
               flush=True)
-        shutil.rmtree(model_dir)
-    os.makedirs(model_dir)
+        fs.rmtree(model_dir)
+    fs.makedirs(model_dir)
     atomic_write_json(record, fingerprint)
 
 
@@ -246,7 +244,7 @@ def run_task(config, task, bert_config, init_checkpoint, strategy=None, chief=Tr
             "trial %d %s %s\n" % (t["trial"], split, results_lib.format_line(task.name, r))
             for t in trials for split, r in t["results"].items()))
         if not config.keep_all_models and trial < config.num_trials:
-            shutil.rmtree(config.trial_model_dir(task.name, trial), ignore_errors=True)
+            fs.rmtree(config.trial_model_dir(task.name, trial))
     return trials
 
 
@@ -289,7 +287,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True,
-                        help="holds models/MODEL_NAME/ and finetuning_data/<task>/")
+                        help="holds models/MODEL_NAME/ and finetuning_data/<task>/ (a "
+                             "local dir, gs://bucket/... or any TensorFlow file system)")
     parser.add_argument("--model-name", required=True,
                         help="the pre-trained model in DATA_DIR/models/MODEL_NAME")
     parser.add_argument("--hparams", default="{}",

@@ -8,10 +8,8 @@ an interruption resumes from the newest checkpoint there.
 """
 
 import argparse
-import filecmp
 import json
 import os
-import shutil
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TF loads: no C++ start-up chatter
@@ -25,11 +23,12 @@ from model import tokenization
 from pretrain import objective
 from pretrain import pretrain_data
 from util import distribute
+from util import fs
 from util import tpu
 from util.distribute import cross_replica_sum, is_first_replica
 from util.errors import InputError, run_cli
 from util.hparams import load_hparams
-from util.io import atomic_write_json, check_writable_dir
+from util.io import atomic_copy, atomic_write_json, check_writable_dir
 from util.training_utils import (CheckpointLogger, LoopProgressHook, ProgressHook,
                                  quiet_tensorflow)
 
@@ -52,7 +51,7 @@ def load_special_ids(config):
 
 def check_checkpoint_vocab(checkpoint, vocab_size, what):
     """A checkpoint's word-embedding table must have vocab_size rows."""
-    shapes = dict(tf.train.list_variables(checkpoint))
+    shapes = dict(tf.train.list_variables(fs.tf_checkpoint_path(checkpoint)))
     for name in EMBEDDING_VARIABLES:
         if name in shapes and shapes[name][0] != vocab_size:
             raise InputError(
@@ -63,6 +62,7 @@ def check_checkpoint_vocab(checkpoint, vocab_size, what):
 
 def warm_start(init_checkpoint):
     """Initialises graph variables from init_checkpoint where name and shape match."""
+    init_checkpoint = fs.tf_checkpoint_path(init_checkpoint)
     ckpt_shapes = dict(tf.train.list_variables(init_checkpoint))
     assignment, skipped = {}, []
     for var in tf.global_variables():
@@ -163,16 +163,15 @@ def write_model_files(config):
     A model dir that already holds a different vocab is refused: mixing vocabs would
     silently scramble the embeddings.
     """
-    os.makedirs(config.model_dir, exist_ok=True)
+    fs.makedirs(config.model_dir)
     vocab_source = config.spm_model_file or config.vocab_file
-    vocab_copy = os.path.join(config.model_dir, os.path.basename(vocab_source))
-    if os.path.exists(vocab_copy):
-        if not filecmp.cmp(vocab_copy, vocab_source, shallow=False):
+    vocab_copy = fs.join(config.model_dir, fs.basename(vocab_source))
+    if fs.exists(vocab_copy):
+        if not fs.same_bytes(vocab_copy, vocab_source):
             raise InputError("%s differs from %s: this model was trained with another vocab; "
                              "use a new model_name" % (vocab_copy, vocab_source))
     else:
-        shutil.copyfile(vocab_source, vocab_copy + ".tmp")
-        os.replace(vocab_copy + ".tmp", vocab_copy)
+        atomic_copy(vocab_source, vocab_copy)
     disc = objective.get_discriminator_config(config)
     disc.embedding_size = disc.embedding_size or disc.hidden_size
     if config.electra_objective and config.untied_generator:
@@ -202,13 +201,11 @@ def run_eval(estimator, config, eval_files, checkpoint_path=None):
     lines = ["%s: %.4f" % (k, v) for k, v in sorted(results.items())]
     print("eval results at step %d:\n  %s" % (results["global_step"], "\n  ".join(lines)),
           flush=True)
-    os.makedirs(os.path.dirname(config.results_txt), exist_ok=True)
-    with open(config.results_txt, "a", encoding="utf-8") as f:
-        f.write("step %d: %s\n" % (results["global_step"], ", ".join(lines)))
+    fs.makedirs(fs.dirname(config.results_txt))
+    fs.append_text(config.results_txt, "step %d: %s\n" % (results["global_step"], ", ".join(lines)))
     history = []
-    if os.path.exists(config.results_json):
-        with open(config.results_json, encoding="utf-8") as f:
-            history = json.load(f)
+    if fs.exists(config.results_json):
+        history = json.loads(fs.read_text(config.results_json))
     history.append(results)
     atomic_write_json(config.results_json, history)
     return results
@@ -252,7 +249,7 @@ def check_extra_features(config, files):
 def train_and_eval(config):
     precision.check_supported(config.mixed_precision, config.use_tpu, "pre-training hparams")
     special_ids = load_special_ids(config)
-    latest = tf.train.latest_checkpoint(config.model_dir) if os.path.isdir(config.model_dir) \
+    latest = tf.train.latest_checkpoint(config.model_dir) if fs.isdir(config.model_dir) \
         else None
     if latest:
         check_checkpoint_vocab(latest, config.vocab_size, "checkpoint")
@@ -341,7 +338,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True,
-                        help="holds pretrain_tfrecords/, vocab.txt and models/")
+                        help="holds pretrain_tfrecords/, vocab.txt and models/ (a local "
+                             "dir, gs://bucket/... or any TensorFlow file system)")
     parser.add_argument("--model-name", required=True,
                         help="checkpoints and results go to DATA_DIR/models/MODEL_NAME")
     parser.add_argument("--hparams", default="{}",

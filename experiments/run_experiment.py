@@ -308,7 +308,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work-dir", default=os.path.join(REPO, "experiment_data"),
-                        help="data, checkpoints and results (not committed)")
+                        help="data, checkpoints and results (not committed); a local "
+                             "folder: this harness reads ../shared and renames directories")
     parser.add_argument("--docs-dir", default=os.path.join(REPO, "docs", "experiment"),
                         help="where the report and plots go")
     parser.add_argument("--mini", action="store_true",

@@ -19,6 +19,7 @@ import numpy as np
 
 from finetune.task import Example, FeatureSpec, Scorer, Task
 from model.tokenization import CLS_TOKEN, SEP_TOKEN
+from util import fs
 from util.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def iter_lines(path, reader=None):
     open binary stream to read instead (e.g. stdin); path then only names it in errors.
     """
     if reader is None:
-        with open(path, "rb") as opened:
+        with fs.open(path, "rb") as opened:  # gfile: any file system; lines end at "\n"
             yield from _decoded_lines(path, opened)
     else:
         yield from _decoded_lines(path, reader)
@@ -370,7 +371,7 @@ class Tnews(ClassificationTask):
     def label_list(self):
         """labels.json of the task dir in file order, else the training file's labels."""
         labels_file = os.path.join(self.data_dir(), "labels.json")
-        if os.path.isfile(labels_file):
+        if fs.isfile(labels_file):
             labels = [json_field(labels_file, lineno, record, "label_desc")
                       for lineno, record in read_json_lines(labels_file)]
         else:
@@ -378,7 +379,7 @@ class Tnews(ClassificationTask):
             labels = sorted({label for _, _, label in self._rows("train", path)})
         if not labels:
             raise InputError("%s: no labels found in %s" % (
-                self.name, labels_file if os.path.isfile(labels_file) else "the train file"))
+                self.name, labels_file if fs.isfile(labels_file) else "the train file"))
         return labels
 
     def _read(self, split, path):

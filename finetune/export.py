@@ -8,7 +8,10 @@ saved_model.pb and variables/ (tag "serve", signature "serving_default"), plus
 model_info.json (task, label list, featurisation settings, model shape, the signature) and
 the vocab, so that finetune.predict (or any TF runtime) can use it alone. The export is
 built in a temporary dir beside EXPORT_DIR and renamed into place when complete, so an
-interrupted export never leaves a half-written EXPORT_DIR.
+interrupted export never leaves a half-written EXPORT_DIR. EXPORT_DIR may be gs:// or
+ram://: there a directory cannot be renamed (gs:// renames object by object, ram:// not at
+all), so the finished files are moved in one by one, saved_model.pb last: a dir without
+saved_model.pb is not an export, and predict and --overwrite treat it as such.
 
 Signature inputs (int32, [batch, seq], seq <= max_position_embeddings, featurised like
 fine-tuning: see finetune.predict): input_ids, input_mask, segment_ids. Outputs per task
@@ -20,6 +23,7 @@ import os
 import shutil
 import sys
 import tempfile
+import uuid
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TF loads: no C++ start-up chatter
 
@@ -27,6 +31,7 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 from finetune import model_info  # noqa: E402
 from finetune.model_fn import model_fn_builder  # noqa: E402
+from util import fs  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
 from util.training_utils import quiet_tensorflow  # noqa: E402
 
@@ -119,7 +124,7 @@ def find_checkpoint(model_dir, checkpoint=None):
 def restore(sess, checkpoint, model):
     """Loads every graph variable from checkpoint; InputError naming the first one that
     is missing or has another shape (a checkpoint of another task, size or model)."""
-    shapes = dict(tf.train.list_variables(checkpoint))
+    shapes = dict(tf.train.list_variables(fs.tf_checkpoint_path(checkpoint)))
     for var in tf.global_variables():
         name = var.op.name
         if name not in shapes or list(shapes[name]) != var.shape.as_list():
@@ -141,12 +146,12 @@ def signature_info(outputs):
 def _check_out_dir(out_dir, overwrite):
     """Refuses to replace an existing dir unless overwrite, and never one that is not an
     export (so a mistyped --out cannot delete a checkpoint dir)."""
-    if not os.path.exists(out_dir):
+    if not fs.exists(out_dir):
         return
     if not overwrite:
         raise InputError("%s already exists; pass --overwrite to replace it" % out_dir)
-    if not os.path.isdir(out_dir) or (
-            os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, "saved_model.pb"))):
+    if not fs.isdir(out_dir) or (
+            fs.listdir(out_dir) and not fs.exists(fs.join(out_dir, "saved_model.pb"))):
         raise InputError("%s exists and is not a SavedModel export; refusing to replace it"
                          % out_dir)
 
@@ -156,12 +161,9 @@ def export(model_dir, out_dir, task_name=None, checkpoint=None, overwrite=False)
     model_info dict written beside it."""
     model = model_info.load(model_dir, task_name)
     checkpoint = find_checkpoint(model_dir, checkpoint)
-    out_dir = os.path.abspath(out_dir)
+    out_dir = fs.abspath(out_dir)
     _check_out_dir(out_dir, overwrite)
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix="." + os.path.basename(out_dir) + ".", suffix=".tmp",
-                               dir=parent)
+    tmp_dir = _temporary_dir_beside(out_dir)
     try:
         with tf.Graph().as_default():
             inputs, outputs = build_graph(model)
@@ -175,18 +177,50 @@ def export(model_dir, out_dir, task_name=None, checkpoint=None, overwrite=False)
                     signature_def_map={SIGNATURE_KEY: signature}, strip_default_attrs=True)
                 builder.save()
         info = dict(model.info, signature=signature_info(OUTPUTS[output_kind(model)]),
-                    checkpoint=os.path.basename(checkpoint))
+                    checkpoint=fs.basename(checkpoint))
         model_info.write(tmp_dir, info, model.vocab_path)
-        _move_into_place(tmp_dir, out_dir)
+        if fs.is_local(out_dir):
+            _move_into_place(tmp_dir, out_dir)
+        else:
+            _move_files_into_place(tmp_dir, out_dir)
     except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        fs.rmtree(tmp_dir)
         raise
     return info
 
 
+def _temporary_dir_beside(out_dir):
+    """A new, empty dir in out_dir's parent (unique: mkdtemp locally, a uuid elsewhere)."""
+    parent = fs.dirname(out_dir)
+    fs.makedirs(parent)
+    prefix = "." + fs.basename(out_dir) + "."
+    if fs.is_local(out_dir):
+        return tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=parent)
+    tmp_dir = fs.join(parent, prefix + uuid.uuid4().hex + ".tmp")
+    fs.makedirs(tmp_dir)
+    return tmp_dir
+
+
+def _move_files_into_place(tmp_dir, out_dir):
+    """Non-local file systems: the old export's saved_model.pb goes first (so it stops
+    being an export), then its files; the new files move in one by one, saved_model.pb
+    last, and the emptied tmp_dir is deleted."""
+    if fs.exists(out_dir):
+        fs.remove(fs.join(out_dir, "saved_model.pb"), missing_ok=True)
+        fs.rmtree(out_dir)
+    files = fs.walk_files(tmp_dir)
+    files.sort(key=lambda path: fs.basename(path) == "saved_model.pb")
+    for path in files:
+        target = fs.join(out_dir, path[len(tmp_dir.rstrip("/")) + 1:])
+        fs.makedirs(fs.dirname(target))
+        fs.rename(path, target, overwrite=True)
+    fs.rmtree(tmp_dir)
+
+
 def _move_into_place(tmp_dir, out_dir):
-    """Renames the finished export to out_dir; an old export there is moved aside first
-    and deleted only once the new one is in place."""
+    """Local disks (a directory rename is atomic there): renames the finished export to
+    out_dir; an old export there is moved aside first and deleted only once the new one is
+    in place."""
     old = None
     if os.path.exists(out_dir):
         old = tempfile.mkdtemp(prefix="." + os.path.basename(out_dir) + ".", suffix=".old",

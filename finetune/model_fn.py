@@ -13,6 +13,7 @@ from finetune import preprocessing
 from model import modeling
 from model import optimization
 from model import precision
+from util import fs
 from util import tpu
 from util.distribute import cross_replica_sum, is_first_replica
 from util.errors import InputError
@@ -39,7 +40,7 @@ def check_checkpoint(checkpoint, bert_config, config):
         modeling.BertModel(bert_config, False, features["input_ids"], features["input_mask"],
                            **encoder_kwargs(config))
         graph_shapes = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
-    ckpt_shapes = dict(tf.train.list_variables(checkpoint))
+    ckpt_shapes = dict(tf.train.list_variables(fs.tf_checkpoint_path(checkpoint)))
     for name, shape in sorted(graph_shapes.items()):
         if name in ckpt_shapes and list(ckpt_shapes[name]) != shape:
             hint = ("use the vocab the model was pre-trained with"
@@ -59,6 +60,7 @@ def check_checkpoint(checkpoint, bert_config, config):
 
 def restore_pretrained(checkpoint):
     """Initialises graph variables found in the checkpoint; reports what was not."""
+    checkpoint = fs.tf_checkpoint_path(checkpoint)
     ckpt_shapes = dict(tf.train.list_variables(checkpoint))
     assignment, fresh = {}, []
     for var in tf.trainable_variables():

@@ -19,16 +19,15 @@ model_info.json:
     spm_model_file  file name (in the same dir) of the SentencePiece model, or null
 """
 
-import os
-import shutil
 
 import configure_finetuning
 from finetune import task_builder
 from model import modeling
 from model import tokenization
+from util import fs
 from util.errors import InputError
 from util.hparams import parse_json
-from util.io import atomic_write, atomic_write_json
+from util.io import atomic_copy, atomic_write_json
 
 INFO_FILE = "model_info.json"
 TRIAL_HPARAMS_FILE = "trial_hparams.json"  # written by run_finetuning.prepare_trial_dir
@@ -62,7 +61,7 @@ def describe(config, task, bert_config):
         "hparams": {key: getattr(config, key) for key in SHAPING_HPARAMS},
         "bert_config": bert_config.to_dict(),
         "vocab_file": None if spm else "vocab.txt",
-        "spm_model_file": os.path.basename(spm) if spm else None,
+        "spm_model_file": fs.basename(spm) if spm else None,
     }
 
 
@@ -75,10 +74,10 @@ def write(model_dir, info, vocab_path):
     """Writes model_info.json and a copy of the vocab (or SentencePiece model) into
     model_dir, each atomically."""
     name = info["spm_model_file"] or info["vocab_file"]
-    target = os.path.join(model_dir, name)
-    if os.path.abspath(vocab_path) != os.path.abspath(target):
-        atomic_write(target, lambda tmp: shutil.copyfile(vocab_path, tmp))
-    atomic_write_json(os.path.join(model_dir, INFO_FILE), info)
+    target = fs.join(model_dir, name)
+    if fs.abspath(vocab_path) != fs.abspath(target):
+        atomic_copy(vocab_path, target)
+    atomic_write_json(fs.join(model_dir, INFO_FILE), info)
 
 
 def write_trial_info(model_dir, config, task, bert_config):
@@ -105,14 +104,14 @@ class LoadedModel(object):
 
 def load(model_dir, task_name=None):
     """LoadedModel of a trial dir or an export; task_name (optional) must match its task."""
-    if not os.path.isdir(model_dir):
+    if not fs.isdir(model_dir):
         raise InputError("%s is not a directory; expected a fine-tuned trial dir "
                          "(D/models/M/finetuning_models/<task>_model_<i>) or an export"
                          % model_dir)
-    info_path = os.path.join(model_dir, INFO_FILE)
-    if os.path.exists(info_path):
+    info_path = fs.join(model_dir, INFO_FILE)
+    if fs.exists(info_path):
         model = _load_info(model_dir, info_path)
-    elif os.path.exists(os.path.join(model_dir, TRIAL_HPARAMS_FILE)):
+    elif fs.exists(fs.join(model_dir, TRIAL_HPARAMS_FILE)):
         model = _load_trial_hparams(model_dir)
     else:
         raise InputError("%s has neither %s nor %s; expected a trial dir written by "
@@ -130,10 +129,9 @@ def _canonical(name):
 
 def _read_json(path):
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError("cannot read %s: %s" % (path, err))
+        text = fs.read_text(path)
+    except fs.errors() + (UnicodeDecodeError,) as err:
+        raise InputError("cannot read %s: %s" % (path, fs.error_text(err)))
     return parse_json(text, path)  # errors name the file, line and column
 
 
@@ -146,8 +144,8 @@ def _load_info(model_dir, info_path):
                          % (info_path, FORMAT_VERSION, ", ".join(missing) or
                             "nothing, but format_version is %r" % info.get("format_version")))
     name = info.get("spm_model_file") or info.get("vocab_file")
-    vocab_path = os.path.join(model_dir, name or "vocab.txt")
-    if not os.path.isfile(vocab_path):
+    vocab_path = fs.join(model_dir, name or "vocab.txt")
+    if not fs.isfile(vocab_path):
         raise InputError("%s names the vocab %s, which is missing" % (info_path, vocab_path))
     spm = vocab_path if info.get("spm_model_file") else None
     config = configure_finetuning.FinetuningConfig(
@@ -162,7 +160,7 @@ def _load_trial_hparams(model_dir):
     """A trial dir from before model_info.json: rebuilt from its recorded hparams, reading
     the label list from the task's data (tnews, cail2018, labels.txt) as training did."""
     from pretrain.objective import get_discriminator_config  # TF graph code: load late
-    path = os.path.join(model_dir, TRIAL_HPARAMS_FILE)
+    path = fs.join(model_dir, TRIAL_HPARAMS_FILE)
     record = _read_json(path)
     if "task" not in record:
         raise InputError("%s has no 'task' key; expected the record run_finetuning.py "
@@ -173,7 +171,7 @@ def _load_trial_hparams(model_dir):
         kwargs.pop("model_name", "predict"), kwargs.pop("data_dir", model_dir),
         **dict(kwargs, task_names=[record["task"]]))
     for vocab in filter(None, [config.spm_model_file, config.vocab_file]):
-        if not os.path.isfile(vocab):
+        if not fs.isfile(vocab):
             raise InputError("%s: the vocab %s it was trained with is missing (the trial "
                              "dir predates model_info.json, so it is read from there)"
                              % (path, vocab))

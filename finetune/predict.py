@@ -35,6 +35,7 @@ from finetune.classification import read_json_lines  # noqa: E402
 from finetune.qa import nbest_answers, output_candidates  # noqa: E402
 from finetune.tagging import TaggingScorer, extract_entities  # noqa: E402
 from finetune.task import Example  # noqa: E402
+from util import fs  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
 from util.training_utils import CountProgress, quiet_tensorflow  # noqa: E402
 
@@ -87,7 +88,7 @@ def checkpoint_runner(model, checkpoint):
 def open_runner(model_dir, model):
     """The runner of an export (its SavedModel) or of a trial dir (its newest checkpoint);
     model is model_info.load(model_dir)."""
-    if os.path.exists(os.path.join(model_dir, "saved_model.pb")):
+    if fs.exists(fs.join(model_dir, "saved_model.pb")):
         return saved_model_runner(model_dir)
     return checkpoint_runner(model, export.find_checkpoint(model_dir))
 

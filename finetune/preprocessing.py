@@ -7,11 +7,11 @@ file they came from are unchanged (`use_tfrecords_if_existing`).
 
 import hashlib
 import json
-import os
 
 import tensorflow.compat.v1 as tf
 
 from util import distribute
+from util import fs
 from util.io import atomic_write, atomic_write_json
 
 
@@ -37,12 +37,12 @@ def cache_key(task, split, config):
     """Identifies what a cached tfrecord was made from: the settings that shape features
     and the state (name, size, mtime) of every file in the task's data directory."""
     files = []
-    for name in sorted(os.listdir(task.data_dir())):
-        stat = os.stat(os.path.join(task.data_dir(), name))
-        files.append([name, stat.st_size, stat.st_mtime])
+    for name in fs.listdir(task.data_dir()):
+        stat = fs.stat(fs.join(task.data_dir(), name))
+        files.append([name, stat.length, stat.mtime_nsec / 1e9])
     settings = {
         "task": task.name, "split": split, "files": files,
-        "vocab": os.path.abspath(config.spm_model_file or config.vocab_file),
+        "vocab": fs.abspath(config.spm_model_file or config.vocab_file),
         "lower": config.do_lower_case, "max_seq_length": config.max_seq_length,
         "max_query_length": config.max_query_length, "doc_stride": config.doc_stride,
         "double_unordered": config.double_unordered,
@@ -53,12 +53,11 @@ def cache_key(task, split, config):
 def featurized_tfrecord(task, split, config, make_features):
     """Returns (tfrecord path, number of features) for a split, calling make_features()
     and writing the file unless a cached one made from the same inputs exists."""
-    base = os.path.join(config.preprocessed_data_dir, "%s_%s" % (task.name, split))
+    base = fs.join(config.preprocessed_data_dir, "%s_%s" % (task.name, split))
     path, meta_path = base + ".tfrecord", base + ".meta.json"
     key = cache_key(task, split, config)
-    if config.use_tfrecords_if_existing and os.path.exists(path) and os.path.exists(meta_path):
-        with open(meta_path, encoding="utf-8") as f:
-            meta = json.load(f)
+    if config.use_tfrecords_if_existing and fs.exists(path) and fs.exists(meta_path):
+        meta = json.loads(fs.read_text(meta_path))
         if meta.get("key") == key:
             return path, meta["num_features"]
     features = make_features()

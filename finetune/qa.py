@@ -28,6 +28,7 @@ import numpy as np
 
 from finetune.task import Example, FeatureSpec, Scorer, Task
 from model.tokenization import is_cjk_char, is_punctuation, is_whitespace
+from util import fs
 from util.errors import InputError
 from util.hparams import parse_json
 from util.io import atomic_write_json
@@ -248,12 +249,11 @@ def is_max_context(windows, window_index, position):
 def read_squad_json(path):
     """The parsed JSON of path; InputError for unreadable or invalid JSON."""
     try:
-        with open(path, encoding="utf-8-sig") as reader:
-            text = reader.read()
+        text = fs.read_text(path, encoding="utf-8-sig")
     except UnicodeDecodeError as err:
         raise InputError("%s: not UTF-8 text (byte %d)" % (path, err.start))
-    except OSError as err:
-        raise InputError("%s: cannot read: %s" % (path, err))
+    except fs.errors() as err:
+        raise InputError("%s: cannot read: %s" % (path, fs.error_text(err)))
     return parse_json(text, path)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from finetune.classification import iter_lines
 from finetune.task import Example, FeatureSpec, Scorer, Task
 from model.tokenization import CLS_TOKEN, SEP_TOKEN, UNK_TOKEN
+from util import fs
 from util.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class TaggingTask(Task):
     def label_list(self):
         """labels.txt of the task dir (one label a line) if present, else default_labels."""
         path = os.path.join(self.data_dir(), "labels.txt")
-        if not os.path.isfile(path):
+        if not fs.isfile(path):
             return list(self.default_labels)
         labels = []
         for lineno, text in iter_lines(path):

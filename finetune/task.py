@@ -23,6 +23,7 @@ beam_size), with joint_prediction false {"start_logits": [L], "end_logits": [L],
 import collections
 import os
 
+from util import fs
 from util.errors import InputError
 
 FeatureSpec = collections.namedtuple("FeatureSpec", ["name", "shape"])  # int64 features
@@ -59,7 +60,7 @@ class Task(object):
         tried = []
         for pattern in candidates:
             path = os.path.join(self.data_dir(), pattern.format(split=split))
-            if os.path.isfile(path):
+            if fs.isfile(path):  # local, gs:// or ram://
                 return path
             tried.append(path)
         raise InputError("%s: no %s file found; looked for %s"

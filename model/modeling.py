@@ -27,6 +27,7 @@ import os
 
 import tensorflow.compat.v1 as tf
 
+from util import fs
 from util.errors import InputError
 from util.hparams import check_known_keys, parse_json
 
@@ -81,10 +82,9 @@ class BertConfig(object):
     @classmethod
     def from_json_file(cls, path):
         try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as e:
-            raise InputError("cannot read model config %s: %s" % (path, e.strerror))
+            text = fs.read_text(path)
+        except fs.errors() as e:
+            raise InputError("cannot read model config %s: %s" % (path, fs.error_text(e)))
         return cls.from_dict(parse_json(text, path), source=path)
 
     @classmethod

@@ -11,9 +11,9 @@ checks that the special tokens the pre-training code needs are present.
 
 import collections
 import logging
-import os
 import unicodedata
 
+from util import fs
 from util.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -110,13 +110,13 @@ def _read_vocab_lines(vocab_file):
     them); a blank line followed by more tokens would shift every later id, so
     it is an error.
     """
-    if not vocab_file or not os.path.isfile(vocab_file):
+    if not vocab_file or not fs.isfile(vocab_file):
         raise InputError("vocab file not found: %s" % vocab_file)
     try:
-        # newline="\n": only "\n" ends a line, so a token such as "\r" or
-        # U+2028 can never split a line and shift the ids.
-        with open(vocab_file, encoding="utf-8-sig", newline="\n") as reader:
-            tokens = [line.rstrip(_VOCAB_LINE_STRIP) for line in reader]
+        # Only "\n" ends a line, so a token such as "\r" or U+2028 can never
+        # split a line and shift the ids. (Any file system: gs://, ram://.)
+        text = fs.read_text(vocab_file, encoding="utf-8-sig")
+        tokens = [line.rstrip(_VOCAB_LINE_STRIP) for line in text.split("\n")]
     except UnicodeDecodeError as err:
         raise InputError("vocab file %s is not valid UTF-8: %s"
                          % (vocab_file, err)) from err
@@ -401,12 +401,12 @@ def _load_spm_model(spm_model_file):
     # Imported lazily so WordPiece users do not need sentencepiece installed.
     import sentencepiece as spm
 
-    if not spm_model_file or not os.path.isfile(spm_model_file):
+    if not spm_model_file or not fs.isfile(spm_model_file):
         raise InputError("SentencePiece model file not found: %s"
                          % spm_model_file)
     processor = spm.SentencePieceProcessor()
-    try:
-        processor.load(spm_model_file)
+    try:  # from bytes: SentencePiece itself can open only local files
+        processor.load_from_serialized_proto(fs.read_bytes(spm_model_file))
     except (OSError, RuntimeError) as err:
         raise InputError("cannot load SentencePiece model %s: %s; expected a "
                          ".model file written by SentencePieceTrainer"

@@ -1,12 +1,11 @@
 """Reading the pre-training tfrecords written by build_pretraining_dataset.py."""
 
 import collections
-import glob
-import os
 
 import tensorflow.compat.v1 as tf
 
 from util import distribute
+from util import fs
 from util.errors import InputError
 
 FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids")
@@ -40,15 +39,14 @@ def find_tfrecords(patterns):
     """Expands comma-separated globs; InputError if nothing matches."""
     files = []
     for pattern in [p.strip() for p in patterns.split(",") if p.strip()]:
-        files.extend(sorted(glob.glob(pattern)) if "://" not in pattern
-                     else tf.io.gfile.glob(pattern))
+        files.extend(fs.glob(pattern))  # local, gs:// or ram://
     files = [f for f in files if not f.endswith(".tmp")]
     if not files:
         raise InputError(
             "no tfrecords found matching %r: build them first with "
             "`python build_pretraining_dataset.py --corpus-dir CORPUS --vocab-file VOCAB "
             "--output-dir %s` or set the pretrain_tfrecords hparam"
-            % (patterns, os.path.dirname(patterns.split(",")[0]) or "."))
+            % (patterns, fs.dirname(patterns.split(",")[0].strip())))
     return files
 
 

@@ -50,11 +50,9 @@ the generator's hidden states and the discriminator are unaffected.
 """
 
 import argparse
-import glob
 import json
 import os
 import re
-import shutil
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,8 +64,10 @@ import numpy as np  # noqa: E402
 
 from model import tokenization  # noqa: E402
 from model.modeling import BertConfig  # noqa: E402
+from util import fs  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
-from util.io import atomic_write, atomic_write_json, check_writable_dir  # noqa: E402
+from util.io import (atomic_copy, atomic_write_bytes, atomic_write_json,  # noqa: E402
+                     check_writable_dir)
 
 COMPONENTS = ("discriminator", "generator")
 ARCHITECTURES = {"discriminator": "ElectraForPreTraining", "generator": "ElectraForMaskedLM"}
@@ -195,27 +195,27 @@ def _checkpoint_step(prefix):
 def find_checkpoint(ckpt_dir, checkpoint=None):
     """The checkpoint prefix to export: --checkpoint, the dir's latest, or its only one."""
     if checkpoint:
-        if os.path.isdir(checkpoint):
+        if fs.isdir(checkpoint):
             return find_checkpoint(checkpoint)
-        if not os.path.exists(checkpoint + ".index"):
+        if not fs.exists(checkpoint + ".index"):
             raise InputError("checkpoint %s not found (expected %s.index and its data files)"
                              % (checkpoint, checkpoint))
         return checkpoint
-    if not os.path.isdir(ckpt_dir):
+    if not fs.isdir(ckpt_dir):
         raise InputError("checkpoint directory %s does not exist" % ckpt_dir)
     import tensorflow.compat.v1 as tf
     latest = tf.train.latest_checkpoint(ckpt_dir)
     if latest:
         return latest
     # Released models come without a `checkpoint` state file; a copied model dir may too.
-    prefixes = [p[:-len(".index")] for p in sorted(glob.glob(os.path.join(ckpt_dir, "*.index")))]
+    prefixes = [p[:-len(".index")] for p in fs.glob(fs.join(ckpt_dir, "*.index"))]
     if len(prefixes) == 1:
         return prefixes[0]
     if prefixes and all(_checkpoint_step(p) >= 0 for p in prefixes):
         return max(prefixes, key=_checkpoint_step)  # model.ckpt-N files: the newest
     if prefixes:
         raise InputError("%s holds several checkpoints (%s): pick one with --checkpoint"
-                         % (ckpt_dir, ", ".join(os.path.basename(p) for p in prefixes)))
+                         % (ckpt_dir, ", ".join(fs.basename(p) for p in prefixes)))
     raise InputError("no checkpoint in %s (expected model.ckpt-N.* or electra_model.* files "
                      "with a .index); pre-train with run_pretraining.py or unzip a released "
                      "model there" % ckpt_dir)
@@ -223,8 +223,8 @@ def find_checkpoint(ckpt_dir, checkpoint=None):
 
 def load_config(ckpt_dir, component, config_file=None):
     """The component's BertConfig from --config or CKPT_DIR/<component>.json."""
-    path = config_file or os.path.join(ckpt_dir, component + ".json")
-    if not os.path.exists(path):
+    path = config_file or fs.join(ckpt_dir, component + ".json")
+    if not fs.exists(path):
         raise InputError("no model config %s: pass --config (e.g. config/<size>_%s_config.json "
                          "of this repo for a released model)" % (path, component))
     return BertConfig.from_json_file(path)
@@ -232,7 +232,7 @@ def load_config(ckpt_dir, component, config_file=None):
 
 def read_vocab(path, config):
     """The vocab ({token: id}); it must match the embedding table and hold the specials."""
-    if not os.path.exists(path):
+    if not fs.exists(path):
         raise InputError("no vocab %s: pass --vocab (a WordPiece vocab.txt; SentencePiece "
                          "models are not exported to a BertTokenizer)" % path)
     vocab = tokenization.load_vocab(path)  # checks blank lines, UTF-8, special tokens
@@ -246,11 +246,10 @@ def read_vocab(path, config):
 
 def read_do_lower_case(ckpt_dir):
     """do_lower_case as recorded by run_pretraining.py; True (the Chinese models') otherwise."""
-    path = os.path.join(ckpt_dir, "pretrain_hparams.json")
+    path = fs.join(ckpt_dir, "pretrain_hparams.json")
     try:
-        with open(path, encoding="utf-8") as f:
-            return bool(json.load(f).get("do_lower_case", True))
-    except (OSError, ValueError):
+        return bool(json.loads(fs.read_text(path)).get("do_lower_case", True))
+    except fs.errors() + (ValueError,):
         return True
 
 
@@ -335,10 +334,11 @@ def read_tensors(reader, tensors):
 
 
 def write_safetensors(path, arrays, checkpoint):
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
     # format=pt: transformers refuses safetensors files without a known framework tag.
-    metadata = {"format": "pt", "source": os.path.basename(checkpoint)}
-    atomic_write(path, lambda tmp: save_file(arrays, tmp, metadata=metadata))
+    metadata = {"format": "pt", "source": fs.basename(checkpoint)}
+    # Serialised in memory (safetensors writes only local files), then written via gfile.
+    atomic_write_bytes(path, save(arrays, metadata=metadata))
 
 
 # ----------------------------------------------------------------------------- driver
@@ -349,15 +349,15 @@ def export(ckpt_dir, out_dir, component, checkpoint=None, config_file=None, voca
         raise InputError("unknown component %r: expected one of %s"
                          % (component, ", ".join(COMPONENTS)))
     checkpoint = find_checkpoint(ckpt_dir, checkpoint)
-    source_dir = ckpt_dir if os.path.isdir(ckpt_dir) else os.path.dirname(checkpoint)
+    source_dir = ckpt_dir if fs.isdir(ckpt_dir) else fs.dirname(checkpoint)
     config = load_config(source_dir, component, config_file)
-    config_source = config_file or os.path.join(source_dir, component + ".json")
-    vocab_path = vocab_file or os.path.join(source_dir, "vocab.txt")
+    config_source = config_file or fs.join(source_dir, component + ".json")
+    vocab_path = vocab_file or fs.join(source_dir, "vocab.txt")
     vocab = read_vocab(vocab_path, config)
 
     import tensorflow.compat.v1 as tf
     try:
-        reader = tf.train.load_checkpoint(checkpoint)
+        reader = tf.train.load_checkpoint(fs.tf_checkpoint_path(checkpoint))
     except Exception as e:  # TF raises several types for unreadable files
         raise InputError("cannot read checkpoint %s: %s" % (checkpoint, e))
     shapes = reader.get_variable_to_shape_map()
@@ -367,14 +367,13 @@ def export(ckpt_dir, out_dir, component, checkpoint=None, config_file=None, voca
     n_params = sum(int(np.prod(t.tf_shape)) for t in tensors)
     check_writable_dir(out_dir, "output directory", min_free_bytes=4 * n_params + 2 ** 24)
     arrays = read_tensors(reader, tensors)
-    atomic_write(os.path.join(out_dir, "vocab.txt"),
-                 lambda tmp: shutil.copyfile(vocab_path, tmp))
-    atomic_write_json(os.path.join(out_dir, "special_tokens_map.json"), SPECIAL_TOKENS)
-    atomic_write_json(os.path.join(out_dir, "tokenizer_config.json"), tokenizer_config(
+    atomic_copy(vocab_path, fs.join(out_dir, "vocab.txt"))
+    atomic_write_json(fs.join(out_dir, "special_tokens_map.json"), SPECIAL_TOKENS)
+    atomic_write_json(fs.join(out_dir, "tokenizer_config.json"), tokenizer_config(
         read_do_lower_case(source_dir), config.max_position_embeddings))
-    write_safetensors(os.path.join(out_dir, "model.safetensors"), arrays, checkpoint)
+    write_safetensors(fs.join(out_dir, "model.safetensors"), arrays, checkpoint)
     # config.json last: a dir interrupted before this point does not look loadable.
-    atomic_write_json(os.path.join(out_dir, "config.json"),
+    atomic_write_json(fs.join(out_dir, "config.json"),
                       hf_config(config, component, vocab["[PAD]"]))
     return {"checkpoint": checkpoint, "tensors": len(arrays), "parameters": n_params,
             "architecture": ARCHITECTURES[component]}

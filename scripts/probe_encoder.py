@@ -48,6 +48,7 @@ from model import modeling  # noqa: E402
 from model import tokenization  # noqa: E402
 from pretrain.objective import get_discriminator_config  # noqa: E402
 from scripts.export_hf import find_checkpoint  # noqa: E402
+from util import fs  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
 from util.hparams import load_hparams  # noqa: E402
 from util.io import atomic_write_json, check_writable_dir  # noqa: E402
@@ -71,7 +72,7 @@ def load_config(hparams_arg, vocab_file, max_seq_length):
 
 def read_examples(path, limit):
     """(texts, labels) of the first `limit` rows of a TSV with label and text_a columns."""
-    if not os.path.isfile(path):
+    if not fs.isfile(path):
         raise InputError("%s: no such file" % path)
     header, rows = read_tsv_table(path)
     require_columns(path, header, ["label", "text_a"])
@@ -365,7 +366,7 @@ def main(argv=None):
     def job():
         quiet_tensorflow()
         if args.json_out:  # fail now, not after the slow part
-            check_writable_dir(os.path.dirname(os.path.abspath(args.json_out)),
+            check_writable_dir(fs.dirname(args.json_out),
                                "--json-out directory", min_free_bytes=2 ** 20)
         report = probe(args, log=lambda line: print(line, flush=True))
         print(format_report(report), flush=True)

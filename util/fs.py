@@ -8,11 +8,14 @@ os.makedirs or shutil on a user path (a local folder named `gs:` would appear).
 `ram://` (TensorFlow's in-memory file system) stands in for a bucket in the tests. What the
 file systems guarantee differs, and the callers rely only on the common part:
   - local disk: rename is atomic (POSIX), directories are real.
-  - gs://: an object appears atomically when its writer closes (a reader sees the old object
-    or the whole new one, never a half-written one); there are no real directories (a
-    "directory" is a name prefix) and rename is a copy then a delete, per object.
+  - gs://: an object appears atomically when complete (a reader sees the old object or the
+    whole new one, never a half-written one); there are no real directories (a "directory"
+    is a name prefix) and rename is a server-side copy then a delete, per object.
   - ram://: a flat map of names; renaming a file is atomic, renaming a directory does not move
     its files. Directory renames are therefore never used on a non-local file system.
+    Its exists/isdir also answer yes for any name that merely begins another file's name
+    ("model.ckpt-3" begins "model.ckpt-3.index"): exists/isdir below correct that, and
+    tf_checkpoint_path works around TensorFlow's own checkpoint readers tripping over it.
 """
 
 import os
@@ -76,19 +79,75 @@ def abspath(path):
 
 
 def exists(path):
-    return _gfile().exists(os.fspath(path))
+    path = os.fspath(path)
+    return _gfile().exists(path) and (scheme(path) != "ram" or _ram_really_exists(path))
 
 
 def isdir(path):
-    return _gfile().isdir(os.fspath(path))
+    path = os.fspath(path)
+    return _gfile().isdir(path) and (scheme(path) != "ram" or _ram_really_exists(path))
+
+
+def _ram_really_exists(path):
+    """ram:// only: path is listed in its parent or has children of its own (not just a
+    name that begins another file's name, which ram:// also calls existing)."""
+    path = path.rstrip("/")
+    try:
+        if basename(path) in _gfile().listdir(dirname(path)):
+            return True
+    except errors():
+        pass
+    return bool(_gfile().glob(path + "/*"))
+
+
+def tf_checkpoint_path(prefix):
+    """The argument for TensorFlow's checkpoint readers (tf.train.list_variables,
+    load_checkpoint, init_from_checkpoint) that names the checkpoint `prefix`.
+
+    Those readers first ask gfile.isdir(prefix) and, if yes, read the newest checkpoint
+    in that "directory". A prefix is never a directory on a local disk or gs://, but ram://
+    says it is (see the module doc), so there the prefix's directory is passed when the
+    prefix is its newest checkpoint (the usual case); another ram:// prefix is refused.
+    """
+    prefix = os.fspath(prefix)
+    if scheme(prefix) != "ram" or not _gfile().isdir(prefix):
+        return prefix
+    import tensorflow as tf
+    from util.errors import InputError
+    directory = dirname(prefix)
+    if tf.train.latest_checkpoint(directory) == prefix:
+        return directory
+    raise InputError("checkpoint %s: on ram:// only the newest checkpoint of a directory "
+                     "can be read (TensorFlow's in-memory file system takes the prefix for "
+                     "a directory); use %s" % (prefix, tf.train.latest_checkpoint(directory)))
 
 
 def isfile(path):
     return exists(path) and not isdir(path)
 
 
+def file_in_the_way(path):
+    """The nearest ancestor of path that is a file (so path cannot be a directory), or None."""
+    path = os.fspath(path)
+    while True:
+        parent = dirname(path)
+        if parent == path:
+            return None
+        try:
+            if not _gfile().stat(parent).is_directory:
+                return parent
+        except errors():
+            pass
+        path = parent
+
+
+def stat(path):
+    """gfile's FileStatistics: .length (bytes), .mtime_nsec, .is_directory."""
+    return _gfile().stat(os.fspath(path))
+
+
 def getsize(path):
-    return _gfile().stat(os.fspath(path)).length
+    return stat(path).length
 
 
 def makedirs(path):

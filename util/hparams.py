@@ -11,6 +11,7 @@ import json
 import os
 import re
 
+from util import fs
 from util.errors import InputError
 
 
@@ -55,8 +56,7 @@ def load_hparams(arg, search_dirs=()):
     if not arg.lstrip().startswith(("{", "[")):
         path = _find_file(arg, search_dirs)
         try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
+            text = fs.read_text(path)  # a local file, gs:// or ram://
         except UnicodeDecodeError as e:
             raise InputError("%s: not UTF-8 text (byte %d)" % (path, e.start))
         source = path
@@ -72,9 +72,9 @@ def _find_file(name, search_dirs):
     if not name.endswith(".json"):
         candidates += [os.path.join(d, name + ".json") for d in search_dirs]
     for path in candidates:
-        if os.path.isfile(path):
+        if fs.isfile(path):
             return path
-    where = ", ".join([os.path.abspath(name)] + list(search_dirs))
+    where = ", ".join([fs.abspath(name)] + list(search_dirs))
     raise InputError("--hparams %r is neither a JSON object nor an existing file "
                      "(looked in: %s)" % (name, where))
 

@@ -14,18 +14,18 @@ def atomic_write(path, write):
 
     write must write through util.fs / tf.io.gfile (tmp_path may be gs:// or ram://).
     Readers never see a half-written file, and a failure leaves the old file as it was:
-      - local disk and ram://: a temporary name in the same directory, then an atomic rename.
-      - gs://: written straight to path. A GCS object appears atomically when its writer
-        closes (readers see the old object or the whole new one) and a rename there would be
-        a second full copy and a delete, so a temporary name buys nothing. A writer that
-        fails before closing leaves no object (or the old one) behind.
+      - local disk and ram://: the rename is atomic.
+      - gs://: there is no atomic rename (it is a server-side copy, then a delete), but a
+        GCS object appears atomically once complete, so readers see the old object or the
+        whole new one. Writing straight to path would be just as atomic for readers, but a
+        gfile writer uploads whatever it holds when it is closed, also on an exception, so
+        a write that fails half-way would replace the old file with half a new one; hence
+        the temporary name here too. A kill between the copy and the delete leaves a stray
+        .tmp object beside path, nothing worse.
     """
     path = fs.abspath(path)
     directory = fs.dirname(path)
     fs.makedirs(directory)
-    if fs.scheme(path) == "gs":
-        write(path)
-        return
     if fs.is_local(path):  # mkstemp: a unique name no other process can take
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                    dir=directory)
@@ -100,6 +100,10 @@ def check_writable_dir(path, what, min_free_bytes=50 * 2 ** 20):
     probe = fs.join(path, ".write_probe_%s" % uuid.uuid4().hex)
     try:
         fs.makedirs(path)
+        if not fs.isdir(path):  # ram:// "creates" a directory below a file without error
+            blocker = fs.file_in_the_way(path)
+            raise InputError("cannot write to the %s %s: it cannot be created%s" % (
+                what, path, " (%s is a file)" % blocker if blocker else ""))
         fs.write_bytes(probe, b"probe")
         fs.remove(probe)
     except fs.errors() as e:

@@ -13,13 +13,13 @@ and writes report.md with the table and the plots.
 """
 
 import argparse
-import glob
+import io
 import json
-import os
 import sys
 from types import SimpleNamespace
 
-from util.io import atomic_write_text
+from util import fs
+from util.io import atomic_write_bytes, atomic_write_text
 from util.results import PRIMARY_METRICS, SPLIT_TITLES  # noqa: F401 (re-exported)
 
 PRETRAIN_TAGS = ("loss/total", "loss/generator", "loss/discriminator")
@@ -30,9 +30,8 @@ EVAL_METRICS = ("disc_accuracy", "disc_auc", "disc_precision", "disc_recall",
 def load_task_results(results_dir):
     """{task: results dict} for every <task>_results.json in results_dir."""
     found = {}
-    for path in sorted(glob.glob(os.path.join(results_dir, "*_results.json"))):
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+    for path in fs.glob(fs.join(results_dir, "*_results.json")):
+        data = json.loads(fs.read_text(path))
         if "trials" in data and "task" in data:
             found[data["task"]] = data
     return found
@@ -89,7 +88,7 @@ def read_scalars(directory, tags):
     """{tag: [(step, value)]} from the TensorBoard event files directly in directory."""
     import tensorflow.compat.v1 as tf
     series = {tag: {} for tag in tags}
-    for path in sorted(glob.glob(os.path.join(directory, "events.out.tfevents.*"))):
+    for path in fs.glob(fs.join(directory, "events.out.tfevents.*")):
         try:
             for event in tf.train.summary_iterator(path):
                 for value in event.summary.value:
@@ -98,6 +97,15 @@ def read_scalars(directory, tags):
         except tf.errors.DataLossError:  # a log cut short by a kill: keep what was read
             pass
     return {tag: sorted(points.items()) for tag, points in series.items() if points}
+
+
+def save_figure(plt, fig, path):
+    """PNG rendered in memory, then written atomically (matplotlib cannot open gs://)."""
+    fig.tight_layout()
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, png.getvalue())
 
 
 def plot_pretraining(model_dir, out_dir):
@@ -114,14 +122,11 @@ def plot_pretraining(model_dir, out_dir):
             ax.set_title(tag)
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(os.path.join(out_dir, "pretraining_losses.png"), dpi=100)
-        plt.close(fig)
+        save_figure(plt, fig, fs.join(out_dir, "pretraining_losses.png"))
         written.append("pretraining_losses.png")
-    history_file = os.path.join(model_dir, "results", "unsup_results.json")
-    if os.path.exists(history_file):
-        with open(history_file, encoding="utf-8") as f:
-            history = json.load(f)
+    history_file = fs.join(model_dir, "results", "unsup_results.json")
+    if fs.exists(history_file):
+        history = json.loads(fs.read_text(history_file))
         fig, ax = plt.subplots(figsize=(6, 3.5))
         steps = [h["global_step"] for h in history]
         for metric in EVAL_METRICS:
@@ -131,9 +136,7 @@ def plot_pretraining(model_dir, out_dir):
         ax.set_title("do_eval on held-out text")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(os.path.join(out_dir, "pretraining_eval.png"), dpi=100)
-        plt.close(fig)
+        save_figure(plt, fig, fs.join(out_dir, "pretraining_eval.png"))
         written.append("pretraining_eval.png")
     return written
 
@@ -160,9 +163,7 @@ def plot_finetuning(models, out_dir):
         ax.set_ylabel("training loss")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "finetuning_curves.png"), dpi=100)
-    plt.close(fig)
+    save_figure(plt, fig, fs.join(out_dir, "finetuning_curves.png"))
     return ["finetuning_curves.png"]
 
 
@@ -175,16 +176,16 @@ def build_report(results_dirs, out_dir, title="Results", preamble=""):
             raise SystemExit("no <task>_results.json in %s" % results_dir)
         name = next(iter(results.values()))["model_name"]
         models.append((name, results))
-    os.makedirs(out_dir, exist_ok=True)
+    fs.makedirs(out_dir)
     table = results_table(models)
     images = []
     for results_dir in results_dirs:
-        images += [img for img in plot_pretraining(os.path.dirname(results_dir), out_dir)
+        images += [img for img in plot_pretraining(fs.dirname(results_dir), out_dir)
                    if img not in images]
     images += plot_finetuning(models, out_dir)
     text = "# %s\n\n%s%s\n%s" % (title, preamble, table,
                                  "".join("![%s](%s)\n\n" % (i[:-4], i) for i in images))
-    atomic_write_text(os.path.join(out_dir, "report.md"), text)
+    atomic_write_text(fs.join(out_dir, "report.md"), text)
     return models, table
 
 

@@ -4,8 +4,7 @@ The Chinese ELECTRA README reports, per task and split, the maximum and (in brac
 the mean over trials with different seeds, e.g. `72.5 (71.9)`, and for QA `EM / F1`.
 """
 
-import os
-
+from util import fs
 from util.io import atomic_write_json, atomic_write_text
 
 # The headline metrics of each task type, in table order.
@@ -68,7 +67,7 @@ def markdown_table(model_name, task_type, summary, num_trials, params=None):
 def write_task_results(config, task, trials):
     """Writes results/<task>_results.json and results/<task>_results.md (atomically)."""
     summary = summarize(trials)
-    base = os.path.join(config.results_dir, "%s_results" % task.name)
+    base = fs.join(config.results_dir, "%s_results" % task.name)
     atomic_write_json(base + ".json", {
         "task": task.name, "task_type": task.task_type, "model_name": config.model_name,
         "trials": trials, "summary": summary,
