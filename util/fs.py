@@ -2,8 +2,9 @@
 
 A Cloud TPU reads and writes only through TensorFlow's file systems, so the data dir, the
 model dir, the vocab, the tfrecords and every result may live in a bucket. Everything here
-goes through tf.io.gfile, which serves local paths too; nothing here may call open(),
-os.makedirs or shutil on a user path (a local folder named `gs:` would appear).
+goes through tf.io.gfile, which serves local paths too (reads and existence checks of plain
+local paths use os, see _plain_local); nothing may call open(), os.makedirs or shutil on a
+path with a scheme (a local folder named `gs:` would appear).
 
 `ram://` (TensorFlow's in-memory file system) stands in for a bucket in the tests. What the
 file systems guarantee differs, and the callers rely only on the common part:
@@ -18,6 +19,7 @@ file systems guarantee differs, and the callers rely only on the common part:
     tf_checkpoint_path works around TensorFlow's own checkpoint readers tripping over it.
 """
 
+import builtins
 import os
 import posixpath
 
@@ -78,13 +80,24 @@ def abspath(path):
     return os.path.abspath(path) if is_local(path) and "://" not in path else path
 
 
+# Reads and existence checks of plain local paths use os directly: the corpus builder's job
+# processes are TensorFlow-free by design (importing TF there doubles a small build's time),
+# and they read the vocab through model.tokenization. Same answers as gfile on a local disk.
+def _plain_local(path):
+    return "://" not in path
+
+
 def exists(path):
     path = os.fspath(path)
+    if _plain_local(path):
+        return os.path.exists(path)
     return _gfile().exists(path) and (scheme(path) != "ram" or _ram_really_exists(path))
 
 
 def isdir(path):
     path = os.fspath(path)
+    if _plain_local(path):
+        return os.path.isdir(path)
     return _gfile().isdir(path) and (scheme(path) != "ram" or _ram_really_exists(path))
 
 
@@ -179,7 +192,11 @@ def open(path, mode="r"):  # noqa: A001 (the file-system version of the builtin)
 
 
 def read_bytes(path):
-    with _gfile().GFile(os.fspath(path), "rb") as f:
+    path = os.fspath(path)
+    if _plain_local(path):
+        with builtins.open(path, "rb") as f:
+            return f.read()
+    with _gfile().GFile(path, "rb") as f:
         return f.read()
 
 
