@@ -189,8 +189,9 @@ def encoder_output(hidden_act):
 
 def test_hidden_act_selects_the_encoder_activation():
     exact, tanh = encoder_output("gelu"), encoder_output("gelu_new")
-    np.testing.assert_array_equal(exact, encoder_output("gelu"))  # same seed, same graph
-    assert np.max(np.abs(exact - tanh)) > 1e-5
+    # Same seed, same weights: only the activation differs, by < 5e-4 per unit (other
+    # weights would move LayerNorm outputs by O(1)).
+    assert 1e-5 < np.max(np.abs(exact - tanh)) < 2e-2
     config = modeling.BertConfig.from_dict({"vocab_size": 5, "hidden_act": "gelu_new"})
     assert config.hidden_act == "gelu_new"
     assert modeling.BertConfig(vocab_size=5).hidden_act == "gelu"
