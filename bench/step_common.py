@@ -249,7 +249,8 @@ def print_table(rows):
 def print_ratios(rows, prefix=""):
     """`<variant>/fp32 sequences/s: 1.23x` for every variant that ran (against fp32 with
     the same hidden act), then with several hidden acts `<variant> <act>/<first act>
-    sequences/s: 0.98x` for each variant."""
+    sequences/s: 0.98x, CPU ms per step: 1.01x` for each variant (CPU time, all threads,
+    is less sensitive to other jobs on the machine than wall time)."""
     done = {label: r for label, r in rows if "error" not in r}
     labels = [label for label, _ in rows]
     acts = list(dict.fromkeys(split_label(label)[1] for label in labels))
@@ -258,10 +259,13 @@ def print_ratios(rows, prefix=""):
     def label_of(variant, act):
         return "%s:%s" % (variant, act) if tagged else variant
 
-    def ratio(label, base, text):
+    def ratio(label, base, text, cpu=False):
         if label in done and base in done:
-            print("%s%s sequences/s: %.2fx"
-                  % (prefix, text, done[label]["seq_per_s"] / done[base]["seq_per_s"]))
+            new, old = done[label], done[base]
+            cpu_text = (", CPU ms per step: %.2fx" % (new["cpu_ms"] / old["cpu_ms"])
+                        if cpu and "cpu_ms" in new and "cpu_ms" in old else "")
+            print("%s%s sequences/s: %.2fx%s"
+                  % (prefix, text, new["seq_per_s"] / old["seq_per_s"], cpu_text))
 
     if not any(label_of("fp32", act) in done for act in acts):
         print("%sno fp32 result to compare with" % prefix)
@@ -272,4 +276,4 @@ def print_ratios(rows, prefix=""):
     for variant in dict.fromkeys(split_label(label)[0] for label in labels):
         for act in acts[1:]:
             ratio(label_of(variant, act), label_of(variant, acts[0]),
-                  "%s %s/%s" % (variant, act, acts[0]))
+                  "%s %s/%s" % (variant, act, acts[0]), cpu=True)

@@ -299,11 +299,13 @@ def test_hidden_acts_run_as_interleaved_variants_with_their_ratios(capsys):
     assert step_common.act_overrides("bf16") == {"hidden_act": "gelu"}
     assert step_common.run_labels(parser.parse_args(["--variants", "fp32"])) == ["fp32"]
     speed = {"fp32:gelu": 10.0, "fp32:gelu_new": 12.5, "bf16:gelu": 15.0, "bf16:gelu_new": 15.0}
-    step_common.print_ratios([(label, {"seq_per_s": speed[label]}) for label in labels])
+    cpu = {"fp32:gelu": 100.0, "fp32:gelu_new": 80.0, "bf16:gelu": 50.0, "bf16:gelu_new": 55.0}
+    step_common.print_ratios([(label, {"seq_per_s": speed[label], "cpu_ms": cpu[label]})
+                              for label in labels])
     assert capsys.readouterr().out.splitlines() == [
         "bf16:gelu/fp32:gelu sequences/s: 1.50x",
         "bf16:gelu_new/fp32:gelu_new sequences/s: 1.20x",
-        "fp32 gelu_new/gelu sequences/s: 1.25x",
-        "bf16 gelu_new/gelu sequences/s: 1.00x"]
+        "fp32 gelu_new/gelu sequences/s: 1.25x, CPU ms per step: 0.80x",
+        "bf16 gelu_new/gelu sequences/s: 1.00x, CPU ms per step: 1.10x"]
     with pytest.raises(SystemExit):
         step_common.check_step_args(parser, parser.parse_args(["--hidden-acts", "gelu_fast"]))
