@@ -24,8 +24,8 @@ What differs from the official script, and why:
     sentence splitting changes in the tokens is a period that ends a sentence in the middle
     of a run: the official call makes it a token of its own ("it works. then" -> it, works,
     ., then), ours leaves it on its word (it, works., then); a period at the end of the run,
-    "!" and "?" are split off either way. EM never tokenizes. Measured on generated
-    predictions for CMRC 2018 dev and DRCD dev, see README ("Score QA predictions").
+    "!" and "?" are split off either way. EM never tokenizes. How rare such a period is in
+    the real CMRC 2018 and DRCD dev sets: README ("Score QA predictions").
   * A question without reference answers makes the official script crash (max of an empty
     list); here it is left out of TOTAL.
   * Predictions must be strings (the official script str()s whatever it finds).
