@@ -17,7 +17,7 @@ bench/step_common.py) and the loss at the first and last step; then
 Usage (from the repo root):
   .venv/bin/python bench/finetune_step.py [--model-size small] [--batch-size 16] \\
       [--tasks classification,qa] [--steps 30] [--warmup-steps 3] \\
-      [--variants fp32,xla,bf16,xla+bf16]
+      [--variants fp32,xla,bf16,xla+bf16] [--hidden-acts gelu,gelu_new] [--rounds 2]
 """
 
 import argparse
@@ -46,7 +46,8 @@ def build_config(args, task, variant, data_dir):
         "bench", data_dir, model_size=args.model_size, task_names=[task_name],
         max_seq_length=seq_length(args, task), train_batch_size=args.batch_size,
         vocab_file=step_common.SAMPLE_VOCAB, use_xla=use_xla,
-        mixed_precision=mixed_precision)
+        mixed_precision=mixed_precision,
+        model_hparam_overrides=step_common.act_overrides(variant))
 
 
 def seq_length(args, task):
@@ -142,16 +143,17 @@ def main(argv=None):
     if args.run_variant:
         run_variant(args, args.run_task, args.run_variant)
         return 0
-    print("fine-tuning step: model %s, batch %d, %d warm-up + %d timed steps per variant "
-          "and round, %d interleaved rounds"
-          % (args.model_size, args.batch_size, args.warmup_steps, args.steps, args.rounds))
+    print("fine-tuning step: model %s, batch %d, hidden_act %s, %d warm-up + %d timed steps "
+          "per variant and round, %d interleaved rounds"
+          % (args.model_size, args.batch_size, args.hidden_acts, args.warmup_steps, args.steps,
+             args.rounds))
     print("machine: %s" % machine_description(), flush=True)
     failed = False
     for task in args.tasks.split(","):
         config = build_config(args, task, "fp32", tempfile.gettempdir())
         flops = finetuning_flops(config, task)
         rows = step_common.run_variants(
-            os.path.abspath(__file__), args.variants.split(","),
+            os.path.abspath(__file__), step_common.run_labels(args),
             lambda variant, task=task: child_args(args, task, variant), args.rounds)
         for _, result in rows:
             if "error" not in result:

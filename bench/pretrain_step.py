@@ -15,7 +15,8 @@ nothing would show). Then `<variant>/fp32 sequences/s: 1.23x` lines.
 
 Usage (from the repo root):
   .venv/bin/python bench/pretrain_step.py [--model-size small] [--seq-length 128] \\
-      [--batch-size 16] [--steps 30] [--warmup-steps 3] [--variants fp32,xla,bf16,xla+bf16]
+      [--batch-size 16] [--steps 30] [--warmup-steps 3] [--variants fp32,xla,bf16,xla+bf16] \\
+      [--hidden-acts gelu,gelu_new] [--rounds 2]
 """
 
 import argparse
@@ -64,7 +65,8 @@ def build_config(args, variant, data_dir):
         "bench", data_dir, model_size=args.model_size, max_seq_length=args.seq_length,
         train_batch_size=args.batch_size, vocab_file=step_common.SAMPLE_VOCAB,
         num_train_steps=1000000, num_warmup_steps=100, seed=1,
-        use_xla=use_xla, mixed_precision=mixed_precision)
+        use_xla=use_xla, mixed_precision=mixed_precision,
+        model_hparam_overrides=step_common.act_overrides(variant))
 
 
 def model_fn_and_batch(args, variant):
@@ -116,13 +118,14 @@ def main(argv=None):
     if args.run_variant:
         run_variant(args, args.run_variant)
         return 0
-    variants = args.variants.split(",")
+    variants = step_common.run_labels(args)
     config = build_config(args, "fp32", tempfile.gettempdir())
     flops = pretraining_flops(config)
-    print("pre-training step: model %s, seq %d, batch %d, %d warm-up + %d timed steps per "
-          "variant and round, %d interleaved rounds; %.1f GFLOP per step (analytic)" % (
-              args.model_size, args.seq_length, args.batch_size, args.warmup_steps,
-              args.steps, args.rounds, flops / 1e9))
+    print("pre-training step: model %s, seq %d, batch %d, hidden_act %s, %d warm-up + %d "
+          "timed steps per variant and round, %d interleaved rounds; %.1f GFLOP per step "
+          "(analytic)" % (args.model_size, args.seq_length, args.batch_size,
+                          args.hidden_acts, args.warmup_steps, args.steps, args.rounds,
+                          flops / 1e9))
     print("machine: %s" % machine_description(), flush=True)
     rows = step_common.run_variants(os.path.abspath(__file__), variants,
                                     lambda variant: child_args(args, variant), args.rounds)

@@ -29,13 +29,16 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_VOCAB = os.path.join(REPO, "sample_data", "vocab.txt")
 VARIANTS = ("fp32", "xla", "bf16", "xla+bf16")
+DEFAULT_ACT = "gelu"  # the configs' hidden_act (exact erf GELU)
 _PARTS = ("fp32", "xla", "bf16", "fp16")
 RESULT_PREFIX = "RESULT "
 NUM_BATCHES = 4  # distinct synthetic batches, cycled (different data each step)
 
 
 def parse_variant(name):
-    """"xla+bf16" -> (use_xla=True, mixed_precision="bf16"); "fp32" -> (False, "none")."""
+    """"xla+bf16" -> (use_xla=True, mixed_precision="bf16"); "fp32" -> (False, "none").
+    A run label's ":<hidden_act>" suffix is ignored."""
+    name = split_label(name)[0]
     parts = name.split("+")
     unknown = [p for p in parts if p not in _PARTS]
     precisions = [p for p in parts if p in ("bf16", "fp16")]
@@ -46,8 +49,8 @@ def parse_variant(name):
 
 
 def add_step_args(parser, rounds=True):
-    """The flags the step benchmarks take (model, batch, steps, variants, the child's job;
-    --rounds unless rounds is False)."""
+    """The flags the step benchmarks take (model, batch, steps, variants, hidden acts, the
+    child's job; --rounds unless rounds is False)."""
     from model import modeling
     parser.add_argument("--model-size", default="small", choices=modeling.MODEL_SIZES,
                         help="config/<size>_discriminator_config.json (default small)")
@@ -58,6 +61,11 @@ def add_step_args(parser, rounds=True):
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated: fp32, xla, bf16, xla+bf16 (fp16, xla+fp16 "
                              "on a GPU)")
+    parser.add_argument("--hidden-acts", default=DEFAULT_ACT,
+                        help="comma-separated hidden_act values, each run with every variant "
+                             "(interleaved like them): gelu (exact erf, the default), gelu_new "
+                             "(BERT's tanh form); with more than one, rows are labelled "
+                             "<variant>:<hidden_act>")
     if rounds:
         parser.add_argument("--rounds", type=int, default=2,
                             help="runs of every variant, interleaved (fp32, bf16, fp32, "
@@ -67,11 +75,37 @@ def add_step_args(parser, rounds=True):
 
 
 def check_step_args(parser, args):
-    """parser.error for step counts below 1 or an unknown variant."""
+    """parser.error for step counts below 1, an unknown variant or hidden act."""
+    from model import modeling
     if args.steps < 1 or args.warmup_steps < 1 or getattr(args, "rounds", 1) < 1:
         parser.error("--steps, --warmup-steps and --rounds must be >= 1")
     for variant in args.variants.split(","):
         parse_variant(variant)
+    unknown = [a for a in args.hidden_acts.split(",") if a not in modeling.ACTIVATIONS]
+    if unknown:
+        parser.error("unknown --hidden-acts value(s) %s: expected %s"
+                     % (", ".join(unknown), ", ".join(sorted(modeling.ACTIVATIONS))))
+
+
+def run_labels(args):
+    """The runs in interleaving order: each variant with each --hidden-acts value, labelled
+    "<variant>" when only the default act runs, else "<variant>:<hidden_act>"."""
+    acts = args.hidden_acts.split(",")
+    variants = args.variants.split(",")
+    if acts == [DEFAULT_ACT]:
+        return variants
+    return ["%s:%s" % (variant, act) for variant in variants for act in acts]
+
+
+def split_label(label):
+    """"bf16:gelu_new" -> ("bf16", "gelu_new"); "bf16" -> ("bf16", "gelu")."""
+    variant, _, act = label.partition(":")
+    return variant, act or DEFAULT_ACT
+
+
+def act_overrides(label):
+    """model_hparam_overrides for a run label: {"hidden_act": its act}."""
+    return {"hidden_act": split_label(label)[1]}
 
 
 def encoder_forward_flops(bert_config, batch_size, seq_length, embedding_size=None):
@@ -197,28 +231,49 @@ def summarise(result, batch_size, flops_per_step):
 
 
 def print_table(rows):
-    """rows: [(variant, result)]. One line per variant; errors say what failed."""
-    header = "%-10s %8s %11s %9s %8s %12s %14s %17s" % (
-        "variant", "seq/s", "mean seq/s", "step ms", "CPU ms", "peak RSS MB", "model GFLOP/s",
-        "loss first/last")
+    """rows: [(label, result)]. One line per run; errors say what failed."""
+    width = max([10] + [len(label) for label, _ in rows])
+    header = "%-*s %8s %11s %9s %8s %12s %14s %17s" % (
+        width, "variant", "seq/s", "mean seq/s", "step ms", "CPU ms", "peak RSS MB",
+        "model GFLOP/s", "loss first/last")
     print(header)
-    for variant, r in rows:
+    for label, r in rows:
         if "error" in r:
-            print("%-10s failed: %s" % (variant, r["error"].replace("\n", "\n    ")))
+            print("%-*s failed: %s" % (width, label, r["error"].replace("\n", "\n    ")))
             continue
-        print("%-10s %8.1f %11.1f %9.1f %8.1f %12.0f %14.1f %8.3f/%.3f" % (
-            variant, r["seq_per_s"], r["mean_seq_per_s"], r["median_ms"], r["cpu_ms"],
+        print("%-*s %8.1f %11.1f %9.1f %8.1f %12.0f %14.1f %8.3f/%.3f" % (
+            width, label, r["seq_per_s"], r["mean_seq_per_s"], r["median_ms"], r["cpu_ms"],
             r["peak_rss_mb"], r["gflops_per_s"], r["first_loss"], r["last_loss"]))
 
 
 def print_ratios(rows, prefix=""):
-    """`<variant>/fp32 sequences/s: 1.23x` for every variant that ran, fp32 included."""
-    results = dict(rows)
-    base = results.get("fp32")
-    if base is None or "error" in base:
+    """`<variant>/fp32 sequences/s: 1.23x` for every variant that ran (against fp32 with
+    the same hidden act), then with several hidden acts `<variant> <act>/<first act>
+    sequences/s: 0.98x, CPU ms per step: 1.01x` for each variant (CPU time, all threads,
+    is less sensitive to other jobs on the machine than wall time)."""
+    done = {label: r for label, r in rows if "error" not in r}
+    labels = [label for label, _ in rows]
+    acts = list(dict.fromkeys(split_label(label)[1] for label in labels))
+    tagged = any(":" in label for label in labels)
+
+    def label_of(variant, act):
+        return "%s:%s" % (variant, act) if tagged else variant
+
+    def ratio(label, base, text, cpu=False):
+        if label in done and base in done:
+            new, old = done[label], done[base]
+            cpu_text = (", CPU ms per step: %.2fx" % (new["cpu_ms"] / old["cpu_ms"])
+                        if cpu and "cpu_ms" in new and "cpu_ms" in old else "")
+            print("%s%s sequences/s: %.2fx%s"
+                  % (prefix, text, new["seq_per_s"] / old["seq_per_s"], cpu_text))
+
+    if not any(label_of("fp32", act) in done for act in acts):
         print("%sno fp32 result to compare with" % prefix)
-        return
-    for variant, r in rows:
-        if variant != "fp32" and "error" not in r:
-            print("%s%s/fp32 sequences/s: %.2fx" % (prefix, variant,
-                                                    r["seq_per_s"] / base["seq_per_s"]))
+    for label in labels:
+        variant, act = split_label(label)
+        if variant != "fp32":
+            ratio(label, label_of("fp32", act), "%s/%s" % (label, label_of("fp32", act)))
+    for variant in dict.fromkeys(split_label(label)[0] for label in labels):
+        for act in acts[1:]:
+            ratio(label_of(variant, act), label_of(variant, acts[0]),
+                  "%s %s/%s" % (variant, act, acts[0]), cpu=True)

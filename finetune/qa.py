@@ -26,6 +26,7 @@ import unicodedata
 
 import numpy as np
 
+from finetune import cmrc_metric
 from finetune.task import Example, FeatureSpec, Scorer, Task
 from model.tokenization import is_cjk_char, is_punctuation, is_whitespace
 from util import fs
@@ -640,10 +641,7 @@ class QAScorer(Scorer):
 
     def get_results(self):
         """F1/EM (percent) of the predictions against the split's original file."""
-        # Imported lazily: the evaluator is a standalone script at the repo root.
-        import cmrc2018_drcd_evaluate
-
         _, dataset = self._task.load_dataset(self._split)
-        scores = cmrc2018_drcd_evaluate.evaluate(dataset, dict(self.predictions()))
+        scores = cmrc_metric.evaluate(dataset, dict(self.predictions()))
         return {"f1": scores["F1"], "em": scores["EM"], "average": scores["AVERAGE"],
                 "total": scores["TOTAL"], "skip": scores["SKIP"], "loss": self.mean_loss()}

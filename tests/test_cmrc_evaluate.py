@@ -1,4 +1,6 @@
-"""Tests for cmrc2018_drcd_evaluate.py: segmentation, F1/EM, totals, CLI, real data.
+"""Tests for cmrc2018_drcd_evaluate.py (the CLI over finetune/cmrc_metric.py, whose names it
+re-exports): segmentation, F1/EM, totals, CLI, real data. tests/test_cmrc_metric.py compares
+the official and the widened metric and checks the scorer against the official rules.
 
 Expected scores are worked out by hand in the comments: segments are written
 after lower-casing with punctuation removed (rm_punc=True, as scoring does),
@@ -66,16 +68,23 @@ def test_removed_punctuation_does_not_split_an_english_word():
         "光", "荣", "和", "ω", "-", "force"]
 
 
-def test_punctuation_set_covers_chinese_and_ascii_marks():
-    for char in "，。：？！“”；‘’《》…·、「」（）－～﹃﹄【】『』":
-        assert char in cmrc.PUNCTUATION, char
-    for char in "-:_*^/\\~`+=,'\"()[]{}.!?;#$%&<>@|":
-        assert char in cmrc.PUNCTUATION, char
-    assert not set("abc123 中") & cmrc.PUNCTUATION
+def test_official_punctuation_list_and_the_wide_option():
+    # The official list: 33 entries in its order; "……" is one two-character entry, so the
+    # single character "…" is not punctuation, nor are ASCII , . ( ) ' " ! ? ; or ‘.
+    assert len(cmrc.OFFICIAL_PUNCTUATION) == 33
+    assert cmrc.OFFICIAL_PUNCTUATION[22] == "……"
+    assert "".join(cmrc.OFFICIAL_PUNCTUATION[:11]) == "-:_*^/\\~`+="
+    for char in "…,.()'\"!?;‘":
+        assert cmrc.remove_punctuation(char) == char, char
+        assert char in cmrc.WIDE_PUNCTUATION, char
+    for char in "，。：？！“”；’《》·、「」（）－～『』-:_*^/\\~`+=":
+        assert cmrc.remove_punctuation(char) == "", char
+    assert not set("abc123 中") & cmrc.WIDE_PUNCTUATION
 
 
 def test_remove_punctuation_lowercases_strips_and_drops_marks():
-    assert cmrc.remove_punctuation("  《红楼梦》，Vol.1 ") == "红楼梦vol1"
+    assert cmrc.remove_punctuation("  《红楼梦》，Vol.1 ") == "红楼梦vol.1"
+    assert cmrc.remove_punctuation("  《红楼梦》，Vol.1 ", wide_punctuation=True) == "红楼梦vol1"
 
 
 # --------------------------------------------------------------------------
@@ -133,8 +142,12 @@ def test_punctuation_only_prediction():
     assert cmrc.calc_em_score(["红楼梦"], "。！") == 0
     # If the reference is punctuation-only too, both segment lists are empty,
     # so F1 is still 0 (LCS 0), but EM compares "" with "" -> 1.
-    assert cmrc.calc_f1_score(["……"], "！") == 0.0
-    assert cmrc.calc_em_score(["……"], "！") == 1
+    assert cmrc.calc_f1_score(["《》"], "！") == 0.0
+    assert cmrc.calc_em_score(["《》"], "！") == 1
+    # "……" is not punctuation officially ("…" never equals the "……" entry): it stays,
+    # "……" != "" -> EM 0; dropped with the wide set -> EM 1.
+    assert cmrc.calc_em_score(["……"], "！") == 0
+    assert cmrc.calc_em_score(["……"], "！", wide_punctuation=True) == 1
 
 
 def test_punctuation_differences_are_ignored():
@@ -142,7 +155,10 @@ def test_punctuation_differences_are_ignored():
     assert cmrc.calc_em_score(["《红楼梦》"], "红楼梦") == 1
     assert cmrc.calc_f1_score(["《红楼梦》"], "红楼梦") == pytest.approx(1.0)
     assert cmrc.calc_em_score(["1,000 元"], "1000元") == 0  # the space stays
-    assert cmrc.calc_em_score(["1,000元"], " 1000元。") == 1
+    # The ASCII comma is not official punctuation: "1,000元" != "1000元" -> EM 0.
+    assert cmrc.calc_em_score(["1,000元"], " 1000元。") == 0
+    assert cmrc.calc_em_score(["1,000元"], " 1,000元。") == 1
+    assert cmrc.calc_em_score(["1,000元"], " 1000元。", wide_punctuation=True) == 1
 
 
 def test_multiple_references_take_the_max():

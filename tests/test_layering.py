@@ -12,11 +12,6 @@ from tests.conftest import REPO
 LIBRARY_PACKAGES = ("finetune", "model", "pretrain", "util")
 SCRIPT_PACKAGES = ("scripts", "bench", "experiments", "tests")
 
-# (library module, script) pairs another branch removes (the evaluator moving into the
-# library is issue 13's item 4); tolerated until then, never required.
-PENDING = {("finetune/qa.py", "cmrc2018_drcd_evaluate")}
-
-
 def top_level_scripts():
     return {path.stem for path in REPO.glob("*.py")
             if "__main__" in path.read_text(encoding="utf-8")}
@@ -40,8 +35,7 @@ def test_library_modules_import_no_script():
     assert len(modules) > 20
     offending = sorted(
         (str(path.relative_to(REPO)), root) for path in modules
-        for root in imported_roots(path) & scripts
-        if (str(path.relative_to(REPO)), root) not in PENDING)
+        for root in imported_roots(path) & scripts)
     assert offending == []
 
 

@@ -280,3 +280,32 @@ def test_profile_step_splits_matmuls_from_the_rest():
         assert abs(matmul[i] + rest[i] - total[i]) <= 1.0
     bound = re.search(r"could be at most ([\d.]+)x fp32$", proc.stdout, re.M)
     assert bound and float(bound.group(1)) > 0
+
+
+def test_hidden_acts_run_as_interleaved_variants_with_their_ratios(capsys):
+    """--hidden-acts gelu,gelu_new: every variant runs with each act, labelled
+    <variant>:<act>, each variant's acts are compared, and each act with its own fp32."""
+    import argparse
+
+    from bench import step_common
+    parser = argparse.ArgumentParser()
+    step_common.add_step_args(parser)
+    args = parser.parse_args(["--variants", "fp32,bf16", "--hidden-acts", "gelu,gelu_new"])
+    step_common.check_step_args(parser, args)
+    labels = step_common.run_labels(args)
+    assert labels == ["fp32:gelu", "fp32:gelu_new", "bf16:gelu", "bf16:gelu_new"]
+    assert step_common.parse_variant("bf16:gelu_new") == (False, "bf16")
+    assert step_common.act_overrides("bf16:gelu_new") == {"hidden_act": "gelu_new"}
+    assert step_common.act_overrides("bf16") == {"hidden_act": "gelu"}
+    assert step_common.run_labels(parser.parse_args(["--variants", "fp32"])) == ["fp32"]
+    speed = {"fp32:gelu": 10.0, "fp32:gelu_new": 12.5, "bf16:gelu": 15.0, "bf16:gelu_new": 15.0}
+    cpu = {"fp32:gelu": 100.0, "fp32:gelu_new": 80.0, "bf16:gelu": 50.0, "bf16:gelu_new": 55.0}
+    step_common.print_ratios([(label, {"seq_per_s": speed[label], "cpu_ms": cpu[label]})
+                              for label in labels])
+    assert capsys.readouterr().out.splitlines() == [
+        "bf16:gelu/fp32:gelu sequences/s: 1.50x",
+        "bf16:gelu_new/fp32:gelu_new sequences/s: 1.20x",
+        "fp32 gelu_new/gelu sequences/s: 1.25x, CPU ms per step: 0.80x",
+        "bf16 gelu_new/gelu sequences/s: 1.00x, CPU ms per step: 1.10x"]
+    with pytest.raises(SystemExit):
+        step_common.check_step_args(parser, parser.parse_args(["--hidden-acts", "gelu_fast"]))
