@@ -99,7 +99,8 @@ class PretrainingModel(object):
             disallowed_ids=[special_ids[t] for t in ("[CLS]", "[SEP]", "[MASK]")],
             word_starts=(features[pretrain_data.WORD_STARTS] if config.whole_word_masking
                          else None),
-            ngram_probs=config.ngram_distribution(), keys=self._keys)
+            ngram_probs=config.ngram_distribution(), keys=self._keys,
+            with_replacement=config.masking == "official")
         self.masked_inputs = masked_inputs
 
         # Generator (or the full-size BERT MLM model).
