@@ -21,6 +21,7 @@ With float32 (the default) no op is added: the graph is the plain float32 one.
 """
 
 import copy
+import difflib
 import json
 import math
 import os
@@ -56,7 +57,7 @@ class BertConfig(object):
         self.num_hidden_layers = num_hidden_layers  # depth
         self.num_attention_heads = num_attention_heads  # heads N; H must divide by N
         self.intermediate_size = intermediate_size  # width of the feed-forward layer
-        self.hidden_act = hidden_act  # feed-forward activation ("gelu", "relu", ...)
+        self.hidden_act = hidden_act  # FFN/head activation: "gelu" exact erf, "gelu_new" tanh
         self.hidden_dropout_prob = hidden_dropout_prob  # dropout on embeddings and layer outputs
         self.attention_probs_dropout_prob = attention_probs_dropout_prob  # dropout on attention
         self.max_position_embeddings = max_position_embeddings  # longest sequence supported
@@ -76,6 +77,7 @@ class BertConfig(object):
         check_known_keys(params, cls.field_names(), source)
         if "vocab_size" not in params:
             raise InputError("%s: missing required key 'vocab_size'" % source)
+        check_activation(params.get("hidden_act", "gelu"), source)
         return cls(**params)
 
     @classmethod
@@ -128,17 +130,38 @@ def get_shape_list(tensor):
 
 
 def gelu(x):
-    """GELU, tanh approximation (as in BERT and ELECTRA)."""
+    """GELU, the exact form x * Phi(x) = x * 0.5 * (1 + erf(x / sqrt(2))), as in the
+    official ELECTRA code and the Chinese fork ("gelu" in model configs and in HF)."""
+    return x * (0.5 * (1.0 + tf.math.erf(x * (1.0 / math.sqrt(2.0)))))
+
+
+def gelu_tanh(x):
+    """GELU, Google BERT's tanh approximation ("gelu_new" in model configs and in HF): for
+    checkpoints pre-trained with it. It differs from the exact form by up to 4.7e-4."""
     cdf = 0.5 * (1.0 + tf.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * tf.pow(x, 3))))
     return x * cdf
 
 
+# hidden_act values -> activation (None: linear). The names are HF's, so a config.json of
+# an HF ELECTRA/BERT model means the same function here.
+ACTIVATIONS = {"gelu": gelu, "gelu_new": gelu_tanh, "relu": tf.nn.relu, "tanh": tf.tanh,
+               "linear": None}
+
+
+def check_activation(name, source="model config"):
+    """InputError unless name is a known hidden_act (the message lists the valid ones)."""
+    if name not in ACTIVATIONS:
+        close = difflib.get_close_matches(str(name), ACTIVATIONS, n=2)
+        raise InputError("%s: unknown hidden_act %r: expected one of %s%s (\"gelu\" is the "
+                         "exact erf GELU of ELECTRA, \"gelu_new\" BERT's tanh approximation)"
+                         % (source, name, ", ".join(sorted(ACTIVATIONS)),
+                            "; did you mean %s?" % " or ".join(close) if close else ""))
+
+
 def get_activation(name):
-    activations = {"gelu": gelu, "relu": tf.nn.relu, "tanh": tf.tanh, "linear": None}
-    if name not in activations:
-        raise InputError("unknown hidden_act %r: expected one of %s"
-                         % (name, ", ".join(sorted(activations))))
-    return activations[name]
+    """The activation function hidden_act `name` stands for (None for "linear")."""
+    check_activation(name)
+    return ACTIVATIONS[name]
 
 
 def create_initializer(initializer_range=0.02):

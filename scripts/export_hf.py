@@ -38,15 +38,14 @@ with --component generator. HF's generator model
 calls all of it `electra.`. generator_lm_head.weight is tied to the word embeddings, so it is
 not stored (as in HF's own save_pretrained). Optimizer slots and global_step are skipped.
 
-Activation: our GELU (model/modeling.py, as in BERT and the official ELECTRA) is the tanh
-approximation. HF's "gelu" is the exact erf form; "gelu_new" is the tanh form, so config.json
-says "gelu_new" and the logits match ours to float rounding. The configs published with the
-Chinese ELECTRA releases (and HF's converted hfl/ models) say "gelu": the two differ by at most
-4.7e-4 per activation (at x = -2.7); with "gelu" the discriminator logits of a test model
-moved by up to 4.6e-4, with "gelu_new" by 1.4e-6. One difference is left that config cannot
-fix: HF's ElectraGeneratorPredictions hard-codes the erf "gelu" in the generator's MLM head,
-so generator logits in transformers differ from ours by about that much (8e-4 in the tests);
-the generator's hidden states and the discriminator are unaffected.
+Activation: hidden_act names mean the same function here and in HF. "gelu" (the default, the
+exact erf GELU of the official ELECTRA code) is written as "gelu", as in the configs published
+with the Chinese ELECTRA releases; a checkpoint pre-trained with BERT's tanh approximation
+("hidden_act": "gelu_new" in its config) is written as "gelu_new". Either way the logits match
+ours to float rounding. One difference is left that config cannot fix: HF's
+ElectraGeneratorPredictions hard-codes the exact "gelu" in the generator's MLM head, so for a
+"gelu_new" checkpoint the generator logits in transformers differ from ours (about 8e-4 in the
+tests); the generator's hidden states and the discriminator are unaffected.
 """
 
 import argparse
@@ -71,8 +70,9 @@ from util.io import atomic_write, atomic_write_json, check_writable_dir  # noqa:
 
 COMPONENTS = ("discriminator", "generator")
 ARCHITECTURES = {"discriminator": "ElectraForPreTraining", "generator": "ElectraForMaskedLM"}
-# Our activation names -> HF ACT2FN names computing exactly the same function.
-HF_ACTIVATIONS = {"gelu": "gelu_new", "relu": "relu", "tanh": "tanh", "linear": "linear"}
+# Our hidden_act names -> HF ACT2FN names computing exactly the same function.
+HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_new", "relu": "relu", "tanh": "tanh",
+                  "linear": "linear"}
 SPECIAL_TOKENS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
                   "cls_token": "[CLS]", "mask_token": "[MASK]"}
 

@@ -62,6 +62,8 @@ def released_dir(model_dir, tmp_path_factory):
 
     Every weight gets noise: three steps leave biases and LayerNorm betas near zero and
     gammas near one, so a swapped or dropped one would go unnoticed by the parity tests.
+    Its configs say "hidden_act": "gelu_new" (a checkpoint pre-trained with BERT's tanh
+    GELU), so the parity tests cover both GELU forms: the trained dir has the exact "gelu".
     """
     rng = np.random.RandomState(0)
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(model_dir)))
@@ -73,8 +75,10 @@ def released_dir(model_dir, tmp_path_factory):
         arrays[name] = (reader.get_tensor(name) + noise).astype(np.float32)
     out = tmp_path_factory.mktemp("released")
     write_checkpoint(out / "electra_model", arrays)
-    for name in ("vocab.txt", "discriminator.json", "generator.json"):
-        shutil.copy(model_dir / name, out / name)
+    shutil.copy(model_dir / "vocab.txt", out / "vocab.txt")
+    for name in ("discriminator.json", "generator.json"):
+        config = dict(load_json(model_dir / name), hidden_act="gelu_new")
+        (out / name).write_text(json.dumps(config), encoding="utf-8")
     return out
 
 
@@ -122,9 +126,17 @@ def test_discriminator_config_json_has_hf_electra_fields(model_dir, exports):
                 "intermediate_size", "max_position_embeddings", "type_vocab_size",
                 "layer_norm_eps", "embedding_size", "initializer_range"):
         assert config[key] == ours[key], key
-    # ours is BERT's tanh-approximate GELU; HF's "gelu" is the exact erf form
-    assert ours["hidden_act"] == "gelu" and config["hidden_act"] == "gelu_new"
+    # the same names in both: "gelu" is the exact erf form here and in HF
+    assert ours["hidden_act"] == "gelu" and config["hidden_act"] == "gelu"
     assert config["pad_token_id"] == 0
+
+
+def test_tanh_gelu_checkpoint_exports_gelu_new(released_dir, exports):
+    """A config saying "gelu_new" (BERT's tanh GELU) is exported as HF's "gelu_new"."""
+    assert load_json(released_dir / "discriminator.json")["hidden_act"] == "gelu_new"
+    for component in export_hf.COMPONENTS:
+        config = load_json(exports["released", component] / "config.json")
+        assert config["hidden_act"] == "gelu_new", component
 
 
 def test_generator_config_json(model_dir, exports):
@@ -385,10 +397,11 @@ def test_discriminator_logits_match_transformers(source, model_dir, released_dir
 
 @pytest.mark.parametrize("source", ["trained", "released"])
 def test_generator_logits_match_transformers(source, model_dir, released_dir, exports):
-    """Hidden states match exactly; logits match our graph with HF's erf-GELU MLM head.
+    """Hidden states match; logits match our graph with HF's erf-GELU MLM head.
 
-    HF's ElectraGeneratorPredictions hard-codes the erf GELU whatever hidden_act says;
-    the official head (and ours) uses the tanh form. That one difference is measured too.
+    HF's ElectraGeneratorPredictions hard-codes the exact GELU whatever hidden_act says;
+    ours follows hidden_act. So with "gelu" (trained) our own logits match HF's, and with
+    "gelu_new" (released) only the erf-head variant does; that difference is measured too.
     """
     torch, transformers = hf_modules()
     ckpt_dir = source_dir(source, model_dir, released_dir)
@@ -405,8 +418,10 @@ def test_generator_logits_match_transformers(source, model_dir, released_dir, ex
              max_diff(hidden, theirs_hidden)))
     assert max_diff(hidden, theirs_hidden) < TOLERANCE
     assert max_diff(erf_head, theirs) < TOLERANCE
-    # erf and tanh GELU differ by < 5e-4 per activation: about 1e-3 on these logits
-    assert max_diff(ours, theirs) < 1e-2
+    if source == "trained":  # "gelu": our head is HF's
+        assert max_diff(ours, theirs) < TOLERANCE
+    else:  # erf and tanh GELU differ by < 5e-4 per activation: about 1e-3 on these logits
+        assert TOLERANCE < max_diff(ours, theirs) < 1e-2
 
 
 def test_tokenizers_load_the_export(exports):

@@ -1,6 +1,7 @@
 """Model configs, the transformer, and graph variable names/shapes against the official ones."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -121,16 +122,114 @@ def test_padding_does_not_change_real_token_outputs():
     assert not np.allclose(out[0, 4:], out[1, 4:])
 
 
-def test_layer_norm_epsilon_and_gelu():
+def test_layer_norm_epsilon():
     with tf.Graph().as_default(), tf.Session() as sess:
-        x = tf.constant([[1.0, 2.0, 3.0, 4.0]])
-        y = modeling.layer_norm(x)
-        g = modeling.gelu(tf.constant([-1.0, 0.0, 1.0]))
+        y = modeling.layer_norm(tf.constant([[1.0, 2.0, 3.0, 4.0]]))
         sess.run(tf.global_variables_initializer())
-        y, g = sess.run([y, g])
+        y = sess.run(y)
     xs = np.array([1.0, 2.0, 3.0, 4.0])
     np.testing.assert_allclose(y[0], (xs - xs.mean()) / np.sqrt(xs.var() + 1e-12), rtol=1e-5)
-    np.testing.assert_allclose(g, [-0.158808, 0.0, 0.841192], atol=1e-5)
+
+
+GELU_XS = [-3.0, -1.0, 0.5, 1.0, 3.0]
+
+
+def erf_gelu(x):
+    return x * 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+def tanh_gelu(x):
+    return 0.5 * x * (1.0 + math.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def run_activation(name, xs, dtype=tf.float32):
+    with tf.Graph().as_default(), tf.Session() as sess:
+        return sess.run(tf.cast(modeling.get_activation(name)(tf.constant(xs, dtype)),
+                                tf.float64))
+
+
+def test_gelu_is_the_exact_erf_form_not_tanh():
+    exact = [erf_gelu(x) for x in GELU_XS]
+    tanh = [tanh_gelu(x) for x in GELU_XS]
+    got = run_activation("gelu", GELU_XS)
+    np.testing.assert_allclose(got, exact, rtol=0, atol=2e-7)
+    # the tanh form is off by 1.5e-4..2.3e-4 at these points (x = -1, 0.5, 1): a tolerance
+    # 1000x tighter than that tells the two apart
+    assert np.max(np.abs(np.array(exact) - np.array(tanh))) > 1e-4
+    assert np.max(np.abs(got - np.array(tanh))) > 1e-4
+    with tf.Graph().as_default(), tf.Session() as sess:
+        direct = sess.run(modeling.gelu(tf.constant(GELU_XS)))
+    np.testing.assert_array_equal(direct, got.astype(np.float32))
+
+
+def test_gelu_new_is_the_tanh_form():
+    got = run_activation("gelu_new", GELU_XS)
+    np.testing.assert_allclose(got, [tanh_gelu(x) for x in GELU_XS], rtol=0, atol=2e-7)
+    assert np.max(np.abs(got - np.array([erf_gelu(x) for x in GELU_XS]))) > 1e-4
+
+
+def test_gelu_in_bfloat16():
+    got = run_activation("gelu", GELU_XS, tf.bfloat16)
+    np.testing.assert_allclose(got, [erf_gelu(x) for x in GELU_XS], rtol=1e-2, atol=1e-2)
+
+
+def encoder_output(hidden_act):
+    """Sequence output of a fixed tiny encoder whose FFN uses hidden_act."""
+    config = modeling.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2,
+                                 num_attention_heads=2, intermediate_size=32,
+                                 max_position_embeddings=16, hidden_act=hidden_act,
+                                 initializer_range=1.0)
+    with tf.Graph().as_default():
+        tf.set_random_seed(3)
+        model = modeling.BertModel(config, False, tf.constant([[5, 6, 7, 8]]))
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            return sess.run(model.get_sequence_output())
+
+
+def test_hidden_act_selects_the_encoder_activation():
+    exact, tanh = encoder_output("gelu"), encoder_output("gelu_new")
+    np.testing.assert_array_equal(exact, encoder_output("gelu"))  # same seed, same graph
+    assert np.max(np.abs(exact - tanh)) > 1e-5
+    config = modeling.BertConfig.from_dict({"vocab_size": 5, "hidden_act": "gelu_new"})
+    assert config.hidden_act == "gelu_new"
+    assert modeling.BertConfig(vocab_size=5).hidden_act == "gelu"
+    assert modeling.get_activation("gelu") is modeling.gelu
+    assert modeling.get_activation("gelu_new") is modeling.gelu_tanh
+
+
+def activation_ops_by_scope(**hparams):
+    """{scope: set of Erf/Tanh op types} of a pre-training graph, per top-level head/encoder."""
+    config = configure_pretraining.PretrainingConfig("m", "/nonexistent", **hparams)
+    found = {}
+    with tf.Graph().as_default() as graph:
+        features = {k: tf.zeros([2, config.max_seq_length], tf.int32)
+                    for k in ("input_ids", "input_mask", "segment_ids")}
+        objective.PretrainingModel(config, features, True, SPECIAL_IDS)
+        for op in graph.get_operations():
+            if op.type in ("Erf", "Tanh") and "gradients" not in op.name:
+                found.setdefault(op.name.split("/")[0], set()).add(op.type)
+    return found
+
+
+@pytest.mark.parametrize("hidden_act,op_type", [("gelu", "Erf"), ("gelu_new", "Tanh")])
+def test_pretraining_heads_follow_hidden_act(hidden_act, op_type):
+    """Encoders and both pre-training heads (generator MLM, discriminator) use hidden_act."""
+    found = activation_ops_by_scope(model_size="tiny", max_seq_length=16,
+                                    model_hparam_overrides={"hidden_act": hidden_act})
+    for scope in ("electra", "generator", "generator_predictions", "discriminator_predictions"):
+        assert found.get(scope) == {op_type}, (scope, found)
+
+
+def test_unknown_hidden_act_is_refused(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"vocab_size": 5, "hidden_act": "gelu_tanh"}))
+    with pytest.raises(InputError) as e:
+        modeling.BertConfig.from_json_file(str(path))
+    assert str(path) in str(e.value) and "'gelu_tanh'" in str(e.value)
+    assert "gelu_new" in str(e.value)  # the closest valid name
+    with pytest.raises(InputError, match="unknown hidden_act 'swish'"):
+        modeling.get_activation("swish")
 
 
 @pytest.mark.parametrize("size", ["tiny", "small"])
