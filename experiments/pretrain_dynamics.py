@@ -22,6 +22,7 @@ import glob
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 
@@ -99,7 +100,7 @@ def run(args):
         return report_one(out)
     hparams = dict(hparams_for(args), eval_tfrecords=os.path.join(
         data, "heldout_tfrecords", "pretrain_data.tfrecord*"))
-    start = time.time()
+    start, code = time.time(), code_version()
     status = run_pretraining.main(["--data-dir", data, "--model-name", name,
                                    "--hparams", json.dumps(hparams)])
     if status != 0:
@@ -111,7 +112,7 @@ def run(args):
         raise InputError("%s: the last evaluation is of step %d, not %d"
                          % (name, final["global_step"], args.steps))
     atomic_write_json(out, {"variant": variant, "seed": args.seed, "steps": args.steps,
-                            "hparams": hparams, "seconds": round(time.time() - start),
+                            "code": code, "hparams": hparams, "seconds": round(time.time() - start),
                             "metrics": {k: final[k] for k in METRICS}})
     return report_one(out)
 
@@ -150,6 +151,15 @@ def eval_of(args):
                             "seconds": round(time.time() - start),
                             "metrics": {k: final[k] for k in METRICS}})
     return report_one(out)
+
+
+def code_version():
+    """The commit the run's code is at (+ "-dirty" with uncommitted changes)."""
+    def git(*cmd):
+        return subprocess.run(["git", "-C", REPO] + list(cmd), capture_output=True,
+                              text=True).stdout.strip()
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + (
+        "-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def report_one(path):
