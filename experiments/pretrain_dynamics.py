@@ -37,10 +37,13 @@ from experiments import run_experiment  # noqa: E402
 from util.errors import InputError  # noqa: E402
 from util.io import atomic_write_json  # noqa: E402
 
-METRICS = ("disc_auc", "disc_loss", "disc_precision", "disc_recall", "disc_accuracy",
+# disc_auc_official: the official code's AUC definition (padding counted, see objective.py).
+METRICS = ("disc_auc", "disc_auc_official", "disc_loss", "disc_precision", "disc_recall",
+           "disc_accuracy",
            "masked_lm_accuracy", "masked_lm_loss", "sampled_masked_lm_accuracy")
-# The official code's held-out figures at step 2,000 (issue 14, one unseeded run).
-OFFICIAL = {"disc_auc": 0.694, "disc_loss": 0.366, "disc_precision": 0.820,
+# The official code's held-out figures at step 2,000 (issue 14, one unseeded run); its
+# "disc_auc" is computed the official way, i.e. our disc_auc_official.
+OFFICIAL = {"disc_auc_official": 0.694, "disc_loss": 0.366, "disc_precision": 0.820,
             "disc_recall": 0.065, "disc_accuracy": 0.877, "masked_lm_accuracy": 0.131,
             "masked_lm_loss": 6.050, "sampled_masked_lm_accuracy": 0.061}
 MAX_SEQ_LENGTH = 128
@@ -113,7 +116,7 @@ def run(args):
                          % (name, final["global_step"], args.steps))
     atomic_write_json(out, {"variant": variant, "seed": args.seed, "steps": args.steps,
                             "code": code, "hparams": hparams, "seconds": round(time.time() - start),
-                            "metrics": {k: final[k] for k in METRICS}})
+                            "metrics": {k: final[k] for k in METRICS if k in final}})
     return report_one(out)
 
 
@@ -149,7 +152,7 @@ def eval_of(args):
     atomic_write_json(out, {"variant": variant, "seed": trained["seed"],
                             "steps": trained["steps"], "hparams": hparams,
                             "seconds": round(time.time() - start),
-                            "metrics": {k: final[k] for k in METRICS}})
+                            "metrics": {k: final[k] for k in METRICS if k in final}})
     return report_one(out)
 
 
@@ -168,7 +171,8 @@ def report_one(path):
     print("%s seed %d, step %d (%ds):" % (result["variant"], result["seed"], result["steps"],
                                           result["seconds"]))
     for key in METRICS:
-        print("  %-28s %.4f" % (key, result["metrics"][key]))
+        if key in result["metrics"]:
+            print("  %-28s %.4f" % (key, result["metrics"][key]))
     return 0
 
 
@@ -187,10 +191,10 @@ def summarize(directory):
         for v in variants]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key in METRICS:
-        cells = [key, "%.3f" % OFFICIAL[key]]
+        cells = [key, "%.3f" % OFFICIAL[key] if key in OFFICIAL else "n/a"]
         for v in variants:
-            values = [r["metrics"][key] for r in runs[v]]
-            cells.append(format_spread(values))
+            values = [r["metrics"][key] for r in runs[v] if key in r["metrics"]]
+            cells.append(format_spread(values) if values else "n/a")
         lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     print(table)
