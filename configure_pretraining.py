@@ -15,6 +15,7 @@ from util.errors import InputError
 from util.hparams import check_known_keys, check_value_type
 
 _DERIVED = ("max_predictions_per_seq",)
+MASKING_CHOICES = ("distinct", "official")
 
 
 class PretrainingConfig(object):
@@ -33,6 +34,7 @@ class PretrainingConfig(object):
         self.gen_weight = 1.0  # weight of the generator's masked-LM loss
         self.disc_weight = 50.0  # weight of the discriminator's replaced-token loss
         self.mask_prob = 0.15  # share of tokens masked per example
+        self.masking = "distinct"  # token positions: "distinct" (n without replacement) or "official" (n draws with replacement, duplicates averaged)
         self.whole_word_masking = False  # mask whole words (needs tfrecords with word_starts)
         self.ngram_max = 1  # whole-word mode: mask runs of up to this many words (1-4)
         self.ngram_probs = [0.4, 0.3, 0.2, 0.1]  # P(run of 1, 2, 3, 4 words), first ngram_max used
@@ -76,6 +78,7 @@ class PretrainingConfig(object):
         self.max_seq_length = 128  # must match the tfrecords (Chinese ELECTRA used 512)
         self.train_batch_size = 128  # sequences per step
         self.eval_batch_size = 128  # sequences per eval step
+        self.shuffle_buffer_size = 1000  # training examples shuffled in a buffer of this size (official: 100)
 
         # speed (model/precision.py; README "Speed")
         self.use_xla = False  # compile the training graph with XLA (CPU and GPU; TPUs always do)
@@ -149,6 +152,13 @@ class PretrainingConfig(object):
         need(0 < self.generator_hidden_size <= 1 and 0 < self.generator_layers <= 1,
              "generator_hidden_size and generator_layers are fractions in (0, 1]")
         need(self.temperature > 0, "temperature must be > 0")
+        need(self.masking in MASKING_CHOICES, "masking must be one of %s, got %r"
+             % (", ".join(MASKING_CHOICES), self.masking))
+        need(self.masking == "distinct" or not (self.whole_word_masking
+                                                or self.per_example_randomness),
+             "masking \"official\" draws token positions with the graph's random op: set "
+             "\"whole_word_masking\" and \"per_example_randomness\" to false with it")
+        need(self.shuffle_buffer_size >= 1, "shuffle_buffer_size must be >= 1")
         distribute.check_hparams(self, "pre-training hparams")
         tpu.check_hparams(self, "pre-training hparams")
         need(not (self.distribution == "multi_worker_mirrored" and self.eval_each_checkpoint),

@@ -290,7 +290,8 @@ def train_and_eval(config):
                                               is_training=True,
                                               batch_size=config.train_batch_size,
                                               extra_features=extra_features(config),
-                                              seed=data_seed(config))
+                                              seed=data_seed(config),
+                                              shuffle_buffer_size=config.shuffle_buffer_size)
         if config.distribution == "multi_worker_mirrored":
             distribute.train_on_cluster(estimator, input_fn, config.num_train_steps)
             return eval_on_chief(config, special_ids, eval_files, chief)

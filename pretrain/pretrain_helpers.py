@@ -20,8 +20,9 @@ def scatter_update(sequence, updates, positions):
     """Writes updates [B, N] into sequence [B, L] (int32) at positions [B, N].
 
     Returns (updated sequence [B, L], updated_mask [B, L] int32). Position 0 is never
-    updated (unused slots point there). Duplicate positions, which the masking below
-    does not produce, would receive the mean of their updates.
+    updated (unused slots point there). A position written by several slots (masking
+    "official") gets the sum of their updates floor-divided by their count, as in the
+    official code: updates a and b give floor((a + b) / 2).
     """
     _, seq_length = modeling.get_shape_list(sequence)
     one_hot = tf.one_hot(positions, seq_length, dtype=tf.int32)  # [B, N, L]
@@ -69,7 +70,8 @@ def gumbel_noise(shape, keys=None, salt=0):
 
 
 def mask(inputs, mask_prob, max_predictions_per_seq, mask_id, disallowed_ids,
-         mask_token_share=0.85, word_starts=None, ngram_probs=(1.0,), keys=None):
+         mask_token_share=0.85, word_starts=None, ngram_probs=(1.0,), keys=None,
+         with_replacement=False):
     """Dynamic masking (ELECTRA): picks positions to predict and hides most of them.
 
     Per example n = max(1, min(N, round(num_tokens * mask_prob))) positions are to be
@@ -81,6 +83,10 @@ def mask(inputs, mask_prob, max_predictions_per_seq, mask_id, disallowed_ids,
     become [MASK]; the rest keep their token (ELECTRA never inserts random tokens here: its
     generator does that). Returns the inputs with masked input_ids and masked_lm_* set.
     keys: None, or example_keys(input_ids) to draw token-mode noise per example.
+    with_replacement (token mode, keys None; the official code's masking): the n slots are
+    n independent uniform draws over the candidates, so a position can fill several slots
+    (each with weight 1, counted that many times in the MLM loss); `scatter_update` then
+    writes the floor of the mean of the updates there (see `official_positions`).
     """
     n_slots = max_predictions_per_seq
     batch_size, seq_length = modeling.get_shape_list(inputs.input_ids)
@@ -90,19 +96,25 @@ def mask(inputs, mask_prob, max_predictions_per_seq, mask_id, disallowed_ids,
     num_to_predict = tf.maximum(1, tf.minimum(
         n_slots, tf.cast(tf.round(num_tokens * mask_prob), tf.int32)))  # [B]
 
-    if word_starts is None:
-        # Random order over candidates; non-candidates sink to the end of the ranking.
-        scores = gumbel_noise([batch_size, seq_length], keys, salt=1) + \
-            (1.0 - tf.cast(candidates, tf.float32)) * -1e9  # [B, L]
+    if with_replacement:
+        if word_starts is not None or keys is not None:
+            raise ValueError("with_replacement masking takes neither word_starts nor keys")
+        positions = official_positions(candidates, n_slots)  # [B, N]
         weights = tf.sequence_mask(num_to_predict, n_slots, dtype=tf.float32)  # [B, N]
     else:
-        chosen = choose_whole_words(candidates, word_starts, num_to_predict, ngram_probs)
-        # Chosen positions first, in sequence order: slots fill front to back.
-        scores = tf.cast(chosen, tf.float32) * tf.cast(
-            tf.range(seq_length, 0, -1), tf.float32)  # [B, L]
-        weights = tf.sequence_mask(tf.reduce_sum(tf.cast(chosen, tf.int32), -1), n_slots,
-                                   dtype=tf.float32)  # [B, N]
-    positions = tf.math.top_k(scores, k=n_slots, sorted=True).indices  # [B, N]
+        if word_starts is None:
+            # Random order over candidates; non-candidates sink to the end of the ranking.
+            scores = gumbel_noise([batch_size, seq_length], keys, salt=1) + \
+                (1.0 - tf.cast(candidates, tf.float32)) * -1e9  # [B, L]
+            weights = tf.sequence_mask(num_to_predict, n_slots, dtype=tf.float32)  # [B, N]
+        else:
+            chosen = choose_whole_words(candidates, word_starts, num_to_predict, ngram_probs)
+            # Chosen positions first, in sequence order: slots fill front to back.
+            scores = tf.cast(chosen, tf.float32) * tf.cast(
+                tf.range(seq_length, 0, -1), tf.float32)  # [B, L]
+            weights = tf.sequence_mask(tf.reduce_sum(tf.cast(chosen, tf.int32), -1), n_slots,
+                                       dtype=tf.float32)  # [B, N]
+        positions = tf.math.top_k(scores, k=n_slots, sorted=True).indices  # [B, N]
     # An example with fewer candidates than n keeps only its real candidates.
     weights *= tf.cast(gather_positions(candidates, positions), tf.float32)
     int_weights = tf.cast(weights, tf.int32)
@@ -116,6 +128,14 @@ def mask(inputs, mask_prob, max_predictions_per_seq, mask_id, disallowed_ids,
     return pretrain_data.get_updated_inputs(
         inputs, input_ids=tf.stop_gradient(masked_ids), masked_lm_positions=positions,
         masked_lm_ids=masked_lm_ids, masked_lm_weights=weights)
+
+
+def official_positions(candidates, n_slots):
+    """[B, N] positions drawn independently and uniformly from each row's candidates [B, L]
+    (tf.random.categorical, as the official code does): duplicates are possible. A row
+    without candidates draws anything; `mask` gives those slots weight 0."""
+    logits = (1.0 - tf.cast(candidates, tf.float32)) * -1e9  # [B, L]: 0 on candidates
+    return tf.random.categorical(logits, n_slots, dtype=tf.int32)
 
 
 def word_indices(candidates, word_starts, gap):

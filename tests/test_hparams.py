@@ -99,6 +99,17 @@ def test_derived_and_debug_settings():
         .model_size == "small_ex"
 
 
+def test_masking_choices_and_combinations():
+    assert configure_pretraining.PretrainingConfig("m", "/d").masking == "distinct"
+    with pytest.raises(InputError, match="masking must be one of distinct, official"):
+        configure_pretraining.PretrainingConfig("m", "/d", masking="google")
+    with pytest.raises(InputError, match="whole_word_masking.*per_example_randomness"):
+        configure_pretraining.PretrainingConfig("m", "/d", masking="official",
+                                                whole_word_masking=True)
+    with pytest.raises(InputError, match="shuffle_buffer_size must be >= 1"):
+        configure_pretraining.PretrainingConfig("m", "/d", shuffle_buffer_size=0)
+
+
 def test_readme_documents_every_pretraining_hparam():
     from tests.conftest import REPO
     readme = (REPO / "README.md").read_text(encoding="utf-8")

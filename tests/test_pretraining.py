@@ -308,3 +308,25 @@ def test_sentencepiece_users_build_and_pretrain_end_to_end(tmp_path, capsys):
     assert run(tmp_path, "spm2", **dict(TINY, max_seq_length=64, spm_model_file=model_file,
                                         train_batch_size=4, num_train_steps=3)) == 2
     assert "zh.model has 3000 tokens but vocab_size is 21128" in capsys.readouterr().err
+
+
+def test_official_disc_auc_counts_padding_as_originals():
+    """disc_auc ranks the real tokens only; disc_auc_official (the official code's metric)
+    also ranks every padding position, as an original with probability 0."""
+    from pretrain import objective
+    ints = {"input_mask": [[1, 1, 1, 0, 0]], "disc_labels": [[1, 0, 0, 0, 0]],
+            "disc_preds": [[0, 1, 0, 1, 1]], "masked_lm_ids": [[5]],
+            "masked_lm_preds": [[5]], "sampled_tokids": [[5]]}
+    floats = {"disc_probs": [[0.3, 0.6, 0.1, 0.9, 0.95]], "masked_lm_weights": [[1.0]],
+              "mlm_loss": [[1.0]], "disc_loss": [0.5]}
+    with tf.Graph().as_default(), tf.Session() as sess:
+        metrics = objective.metric_fn(
+            **{k: tf.constant(v, tf.int32) for k, v in ints.items()},
+            **{k: tf.constant(v, tf.float32) for k, v in floats.items()})
+        sess.run(tf.local_variables_initializer())
+        sess.run([update for _, update in metrics.values()])
+        values = sess.run({k: value for k, (value, _) in metrics.items()})
+    # The fake (0.3) outranks one of the two real originals (0.1, not 0.6): 1/2.
+    assert abs(values["disc_auc"] - 0.5) < 0.01
+    # ... and both padding positions (0 after masking): 3 of 4 negatives.
+    assert abs(values["disc_auc_official"] - 0.75) < 0.01
