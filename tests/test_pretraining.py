@@ -311,8 +311,8 @@ def test_sentencepiece_users_build_and_pretrain_end_to_end(tmp_path, capsys):
 
 
 def test_official_disc_auc_counts_padding_as_originals():
-    """disc_auc ranks the real tokens only; disc_auc_official (the official code's metric)
-    also ranks every padding position, as an original with probability 0."""
+    """disc_auc is the official code's metric: it also ranks every padding position, as an
+    original with probability 0; disc_auc_real_tokens ranks the real tokens only."""
     from pretrain import objective
     ints = {"input_mask": [[1, 1, 1, 0, 0]], "disc_labels": [[1, 0, 0, 0, 0]],
             "disc_preds": [[0, 1, 0, 1, 1]], "masked_lm_ids": [[5]],
@@ -327,6 +327,6 @@ def test_official_disc_auc_counts_padding_as_originals():
         sess.run([update for _, update in metrics.values()])
         values = sess.run({k: value for k, (value, _) in metrics.items()})
     # The fake (0.3) outranks one of the two real originals (0.1, not 0.6): 1/2.
-    assert abs(values["disc_auc"] - 0.5) < 0.01
+    assert abs(values["disc_auc_real_tokens"] - 0.5) < 0.01
     # ... and both padding positions (0 after masking): 3 of 4 negatives.
-    assert abs(values["disc_auc_official"] - 0.75) < 0.01
+    assert abs(values["disc_auc"] - 0.75) < 0.01
