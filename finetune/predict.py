@@ -32,7 +32,7 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 from finetune import export  # noqa: E402
 from finetune import model_info  # noqa: E402
 from finetune.classification import read_json_lines  # noqa: E402
-from finetune.qa import nbest_answers, output_candidates  # noqa: E402
+from finetune.qa_decoding import nbest_answers, output_candidates  # noqa: E402
 from finetune.tagging import TaggingScorer, extract_entities  # noqa: E402
 from finetune.task import Example  # noqa: E402
 from util import fs  # noqa: E402

@@ -18,7 +18,7 @@ import configure_finetuning
 import configure_pretraining
 import run_finetuning
 from finetune import export, model_info, predict, preprocessing
-from finetune.qa import beam_candidates, nbest_answers
+from finetune.qa_decoding import beam_candidates, nbest_answers
 from finetune.qa_head import joint_qa_head
 from tests.conftest import SAMPLE_VOCAB, shared_file
 from util.errors import InputError
