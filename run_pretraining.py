@@ -23,6 +23,7 @@ from model import tokenization
 from pretrain import objective
 from pretrain import pretrain_data
 from util import distribute
+from util import checkpoints
 from util import fs
 from util import tpu
 from util.distribute import cross_replica_sum, is_first_replica
@@ -60,20 +61,19 @@ def check_checkpoint_vocab(checkpoint, vocab_size, what):
                 % (what, checkpoint, shapes[name][0], name, shapes[name], vocab_size))
 
 
+def is_optimizer_state(name):
+    """The step counter and Adam's moments: a warm-started run starts them afresh."""
+    return name == "global_step" or name.endswith(("/adam_m", "/adam_v"))
+
+
 def warm_start(init_checkpoint):
-    """Initialises graph variables from init_checkpoint where name and shape match."""
-    init_checkpoint = fs.tf_checkpoint_path(init_checkpoint)
-    ckpt_shapes = dict(tf.train.list_variables(init_checkpoint))
-    assignment, skipped = {}, []
-    for var in tf.global_variables():
-        name = var.op.name
-        if name in ckpt_shapes and list(ckpt_shapes[name]) == var.shape.as_list():
-            assignment[name] = name
-        elif not name.endswith(("/adam_m", "/adam_v")) and name != "global_step":
-            skipped.append(name)
-    tf.train.init_from_checkpoint(init_checkpoint, assignment)
+    """Initialises the model's weights from init_checkpoint where name and shape match. The
+    step and the optimizer state are not taken: a continued pre-training is a fresh run
+    (step 0, the whole warm-up and decay), not a resume of the source's schedule."""
+    weights = [v for v in tf.global_variables() if not is_optimizer_state(v.op.name)]
+    restored, skipped = checkpoints.init_matching_variables(init_checkpoint, weights)
     print("warm start from %s: %d variables restored, %d not found (kept at their "
-          "initialisation)%s" % (init_checkpoint, len(assignment), len(skipped),
+          "initialisation)%s" % (init_checkpoint, len(restored), len(skipped),
                                  ": " + ", ".join(skipped[:10]) if skipped else ""), flush=True)
 
 

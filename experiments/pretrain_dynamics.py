@@ -5,6 +5,8 @@
     python experiments/pretrain_dynamics.py --seed 1 --hidden-act gelu_new --steps 500
     python experiments/pretrain_dynamics.py --summarize experiments/dynamics/results
     python experiments/pretrain_dynamics.py --eval-of base_seed1 --masking official
+    python experiments/pretrain_dynamics.py --downstream base_seed1     # ChnSentiCorp probe
+    python experiments/pretrain_dynamics.py --downstream random
 
 Setting (issue 14): the experiment's corpus and held-out text (experiments/run_experiment.py
 `write_corpus`, built once into WORKDIR/data and reused), ELECTRA with a 4-layer, 128-wide
@@ -14,6 +16,11 @@ batch 32, lr 5e-4, 500 warm-up steps, linear decay to 0 at --steps (2,000), weig
 20 batches of 32. With --steps below 2,000 the warm-up is a quarter of the steps (as
 500 is of 2,000). Each run writes WORKDIR/results/<run>.json and prints the metrics;
 --summarize averages the runs of each variant (mean, standard deviation, min-max).
+
+--downstream RUN is issue 4's probe that matters most: fine-tune ChnSentiCorp on its first
+1,000 training reviews (5 epochs, lr 3e-4, layer-wise decay 0.8, batch 32, 128 tokens;
+3 trials) from RUN's final checkpoint, or from random weights for RUN = "random", and
+score the whole dev set (1,200 reviews). Writes WORKDIR/downstream/<RUN>.json.
 """
 
 import argparse
@@ -31,6 +38,7 @@ sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import configure_pretraining  # noqa: E402
+import run_finetuning  # noqa: E402
 import run_pretraining  # noqa: E402
 from pretrain import pretrain_data  # noqa: E402
 from experiments import run_experiment  # noqa: E402
@@ -51,6 +59,13 @@ MAX_SEQ_LENGTH = 128
 # repo's default in place, so a run without switches measures the current code.
 SWITCHES = {"masking": "masking", "hidden_act": "hidden_act",
             "shuffle_buffer": "shuffle_buffer_size"}
+# Issue 4's ChnSentiCorp probe (--downstream): the fine-tuning recipe and data sizes.
+DOWNSTREAM_TRAIN_REVIEWS = 1000
+DOWNSTREAM_HPARAMS = {"task_names": ["chnsenticorp"], "max_seq_length": 128,
+                      "num_train_epochs": 5, "learning_rate": 3e-4, "layerwise_lr_decay": 0.8,
+                      "train_batch_size": 32, "eval_batch_size": 64, "num_trials": 3,
+                      "seed": 1, "log_every_steps": 50}
+RANDOM_RUN = "random"
 
 
 def hparams_for(args):
@@ -156,6 +171,84 @@ def eval_of(args):
     return report_one(out)
 
 
+def write_downstream_data(data):
+    """finetuning_data/chnsenticorp/: the first 1,000 training reviews and the whole dev set
+    (the pre-training corpus holds ChnSentiCorp's training reviews, never dev)."""
+    folder = os.path.join(data, "finetuning_data", "chnsenticorp")
+    os.makedirs(folder, exist_ok=True)
+    train = run_experiment.read_lines("chnsenticorp", "train.tsv")
+    run_experiment.write_text(os.path.join(folder, "train.tsv"),
+                              train[:1 + DOWNSTREAM_TRAIN_REVIEWS])
+    run_experiment.write_text(os.path.join(folder, "dev.tsv"),
+                              run_experiment.read_lines("chnsenticorp", "dev.tsv"))
+
+
+def downstream(args):
+    """Fine-tunes ChnSentiCorp from a finished run's final checkpoint (or random weights)
+    with issue 4's recipe; prints and saves the dev accuracy of every trial."""
+    data = prepare_data(args.workdir)
+    out = os.path.join(args.workdir, "downstream", args.downstream + ".json")
+    if os.path.exists(out):
+        print("%s exists: delete it to rerun" % out)
+        return report_downstream(out)
+    if args.downstream == RANDOM_RUN:
+        model_name, extra, source = "random_init", {"random_init": True}, None
+        os.makedirs(os.path.join(data, "models", model_name), exist_ok=True)
+    else:
+        source = os.path.join(args.workdir, "results", args.downstream + ".json")
+        if not os.path.exists(source):
+            raise InputError("%s not found: --downstream takes a finished run's name (e.g. "
+                             "base_seed1) or %r" % (source, RANDOM_RUN))
+        model_name, extra = args.downstream, {}
+    write_downstream_data(data)
+    model = json.loads(json.dumps(run_experiment.MODEL))
+    if source:  # the fine-tuned encoder has the pre-trained one's shape (e.g. gelu_new)
+        with open(source, encoding="utf-8") as f:
+            model["model_hparam_overrides"] = json.load(f)["hparams"]["model_hparam_overrides"]
+    hparams = dict(model, **DOWNSTREAM_HPARAMS, **extra)
+    hparams.update(json.loads(args.hparams))
+    results_json = os.path.join(data, "models", model_name, "results",
+                                "chnsenticorp_results.json")
+    if os.path.exists(results_json):  # a finished earlier call whose summary was not saved
+        os.remove(results_json)
+    start = time.time()
+    status = run_finetuning.main(["--data-dir", data, "--model-name", model_name,
+                                  "--hparams", json.dumps(hparams)])
+    if status != 0:
+        raise InputError("fine-tuning ChnSentiCorp from %s failed" % args.downstream)
+    with open(results_json, encoding="utf-8") as f:
+        accuracy = json.load(f)["summary"]["dev"]["accuracy"]
+    atomic_write_json(out, {"run": args.downstream, "hparams": hparams,
+                            "train_reviews": DOWNSTREAM_TRAIN_REVIEWS, "code": code_version(),
+                            "seconds": round(time.time() - start),
+                            "dev_accuracy": accuracy["values"]})
+    return report_downstream(out)
+
+
+def report_downstream(path):
+    with open(path, encoding="utf-8") as f:
+        result = json.load(f)
+    print("ChnSentiCorp dev accuracy, fine-tuned from %s (%d trials): %s" % (
+        result["run"], len(result["dev_accuracy"]), format_spread(result["dev_accuracy"])))
+    return 0
+
+
+def summarize_downstream(directory):
+    """Markdown table of the --downstream results in DIR, or "" when there are none."""
+    rows = []
+    for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
+        with open(path, encoding="utf-8") as f:
+            result = json.load(f)
+        rows.append("| %s | %d | %s |" % (result["run"], len(result["dev_accuracy"]),
+                                          format_spread(result["dev_accuracy"])))
+    if not rows:
+        return ""
+    table = ("| fine-tuned from | trials | ChnSentiCorp dev accuracy |\n|---|---|---|\n"
+             + "\n".join(rows))
+    print(table)
+    return table
+
+
 def code_version():
     """The commit the run's code is at (+ "-dirty" with uncommitted changes)."""
     def git(*cmd):
@@ -198,6 +291,10 @@ def summarize(directory):
         lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     print(table)
+    downstream_dir = os.path.join(os.path.dirname(os.path.abspath(directory)), "downstream")
+    if os.path.isdir(downstream_dir):
+        print()
+        table += "\n\n" + summarize_downstream(downstream_dir)
     return table
 
 
@@ -227,6 +324,9 @@ def main(argv=None):
     parser.add_argument("--eval-of", dest="eval_of", metavar="RUN",
                         help="only evaluate finished run RUN (e.g. base_seed1) with the "
                              "switches given (eval-time masking, shuffle: no retraining)")
+    parser.add_argument("--downstream", metavar="RUN",
+                        help="fine-tune ChnSentiCorp (issue 4's probe) from finished run "
+                             "RUN's checkpoint, or from random weights with RUN=random")
     parser.add_argument("--summarize", metavar="DIR",
                         help="print the table of the runs in DIR (e.g. WORKDIR/results)")
     args = parser.parse_args(argv)
@@ -234,6 +334,8 @@ def main(argv=None):
         if args.summarize:
             summarize(args.summarize)
             return 0
+        if args.downstream:
+            return downstream(args)
         return eval_of(args) if args.eval_of else run(args)
     except InputError as e:
         print("error: %s" % e, file=sys.stderr)

@@ -13,6 +13,7 @@ from finetune import preprocessing
 from model import modeling
 from model import optimization
 from model import precision
+from util import checkpoints
 from util import fs
 from util import tpu
 from util.distribute import cross_replica_sum, is_first_replica
@@ -59,18 +60,8 @@ def check_checkpoint(checkpoint, bert_config, config):
 
 
 def restore_pretrained(checkpoint):
-    """Initialises graph variables found in the checkpoint; reports what was not."""
-    checkpoint = fs.tf_checkpoint_path(checkpoint)
-    ckpt_shapes = dict(tf.train.list_variables(checkpoint))
-    assignment, fresh = {}, []
-    for var in tf.trainable_variables():
-        name = var.op.name
-        if name in ckpt_shapes and list(ckpt_shapes[name]) == var.shape.as_list():
-            assignment[name] = name
-        else:
-            fresh.append(name)
-    tf.train.init_from_checkpoint(checkpoint, assignment)
-    return sorted(assignment), fresh
+    """Initialises the trainable variables found in the checkpoint; (restored, fresh) names."""
+    return checkpoints.init_matching_variables(checkpoint, tf.trainable_variables())
 
 
 def report_restored(config, init_checkpoint, restored, fresh):

@@ -127,6 +127,32 @@ def test_tpu_estimator_on_cpu_trains_the_same_variables_and_evaluates(sample_dat
     assert (model_dir / "results" / "unsup_results.txt").read_text().startswith("step 3:")
 
 
+def test_init_checkpoint_warm_starts_every_weight_but_the_optimizer_state(tiny_run,
+                                                                         sample_data_dir):
+    """A fresh run from init_checkpoint: its step-0 checkpoint holds the source's weights
+    (Adam slots and the step start afresh, and the output does not call them missing)."""
+    source_dir, _, _ = tiny_run
+    source = tf.train.latest_checkpoint(str(source_dir))
+    out = io.StringIO()
+    with redirect_stdout(out):
+        status = run(sample_data_dir, "warm_started", train_batch_size=4, num_train_steps=1,
+                     init_checkpoint=source, **TINY)
+    assert status == 0, out.getvalue()
+    weights = [n for n in checkpoint_variables(source_dir)
+               if not n.endswith(("/adam_m", "/adam_v")) and n != "global_step"]
+    assert ("warm start from %s: %d variables restored, 0 not found" % (source, len(weights))
+            in out.getvalue()), out.getvalue()
+    reader_source = tf.train.load_checkpoint(source)
+    reader_start = tf.train.load_checkpoint(
+        str(sample_data_dir / "models" / "warm_started" / "model.ckpt-0"))
+    for name in weights:
+        assert (reader_start.get_tensor(name) == reader_source.get_tensor(name)).all(), name
+    assert reader_start.get_tensor("global_step") == 0
+    slot = weights[0] + "/adam_m"
+    assert not reader_start.get_tensor(slot).any()  # zeros, not the source's moments
+    assert reader_source.get_tensor(slot).any()
+
+
 def test_model_dir_is_self_describing_and_has_tensorboard_scalars(tiny_run):
     model_dir, _, _ = tiny_run
     assert (model_dir / "vocab.txt").read_bytes() == (REPO / "sample_data" / "vocab.txt")\
