@@ -99,17 +99,18 @@ def variant_name(args):
     return "+".join(parts) or "base"
 
 
-def prepare_data(workdir):
-    """The corpus and its tfrecords, built once per workdir (later runs reuse them)."""
+def prepare_data(workdir, corpus_limit=None):
+    """The corpus and its tfrecords, built once per workdir (later runs reuse them, whatever
+    their --corpus-limit)."""
     data = os.path.join(workdir, "data")
     os.makedirs(data, exist_ok=True)
-    corpus, heldout = run_experiment.write_corpus(data)
+    corpus, heldout = run_experiment.write_corpus(data, limit=corpus_limit)
     run_experiment.build_tfrecords(data, corpus, heldout, MAX_SEQ_LENGTH)
     return data
 
 
 def run(args):
-    data = prepare_data(args.workdir)
+    data = prepare_data(args.workdir, args.corpus_limit)
     variant = variant_name(args)
     name = "%s_seed%d" % (variant, args.seed)
     out = os.path.join(args.workdir, "results", name + ".json")
@@ -186,7 +187,7 @@ def write_downstream_data(data):
 def downstream(args):
     """Fine-tunes ChnSentiCorp from a finished run's final checkpoint (or random weights)
     with issue 4's recipe; prints and saves the dev accuracy of every trial."""
-    data = prepare_data(args.workdir)
+    data = prepare_data(args.workdir, args.corpus_limit)
     out = os.path.join(args.workdir, "downstream", args.downstream + ".json")
     if os.path.exists(out):
         print("%s exists: delete it to rerun" % out)
@@ -311,6 +312,9 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", default=os.path.join(REPO, "experiments", "dynamics"),
                         help="data (built once), checkpoints and results/*.json")
+    parser.add_argument("--corpus-limit", dest="corpus_limit", type=int,
+                        help="documents per corpus source when WORKDIR/data is first built "
+                             "(quick checks, tests; default: all, the issue's 32,823 examples)")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--masking", choices=("distinct", "official"),

@@ -18,7 +18,8 @@ FINETUNE = dict(TINY, max_seq_length=32, num_train_epochs=0.2, num_trials=2,
 def workdir(tmp_path_factory):
     shared_file("data", "chnsenticorp", "train.tsv")
     work = tmp_path_factory.mktemp("dynamics")
-    common = ["--workdir", str(work), "--steps", "4"]
+    # 60 documents per source: the full corpus's build would cost more than the runs
+    common = ["--workdir", str(work), "--steps", "4", "--corpus-limit", "60"]
     assert pretrain_dynamics.main(common + ["--seed", "3", "--hparams",
                                             json.dumps(PRETRAIN)]) == 0
     assert pretrain_dynamics.main(common + ["--seed", "3", "--masking", "official",
