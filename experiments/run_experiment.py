@@ -26,9 +26,9 @@ sys.path.insert(0, REPO)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import build_pretraining_dataset  # noqa: E402
+from experiments import experiment_report  # noqa: E402
 import run_finetuning  # noqa: E402
 import run_pretraining  # noqa: E402
-from util import report  # noqa: E402
 from util.errors import InputError  # noqa: E402
 from util.io import atomic_write_json, format_duration  # noqa: E402
 
@@ -239,71 +239,6 @@ def finetune(work, plan):
                 raise InputError("fine-tuning %s on %s failed" % (model_name, task))
 
 
-def verdicts(models):
-    """Per task: does pre-trained beat random init by more than the seeds' spread?"""
-    (_, pre), (_, rand) = models
-    lines = []
-    for task in sorted(pre):
-        summary_p, summary_r = pre[task]["summary"]["dev"], rand[task]["summary"]["dev"]
-        for metric in report.PRIMARY_METRICS[pre[task]["task_type"]]:
-            p, r = summary_p[metric]["values"], summary_r[metric]["values"]
-            gap = sum(p) / len(p) - sum(r) / len(r)
-            spread = max(max(p) - min(p), max(r) - min(r))
-            lines.append("| %s | %s | %.1f | %.1f | %+.1f | %.1f | %s |" % (
-                task, metric, sum(p) / len(p), sum(r) / len(r), gap, spread,
-                "yes" if gap > spread else "no"))
-    return ("| task | metric | pre-trained mean | random-init mean | gap | largest seed "
-            "spread | gap > spread |\n|---|---|---|---|---|---|---|\n" + "\n".join(lines))
-
-
-def write_report(args, plan, timings):
-    work = args.work_dir
-    with open(os.path.join(work, "corpus_stats.json"), encoding="utf-8") as f:
-        corpus = json.load(f)
-    with open(os.path.join(work, "pretrain_tfrecords", "dataset_info.json"),
-              encoding="utf-8") as f:
-        tfrecords = json.load(f)["stats"]
-    command = "python experiments/run_experiment.py" + (" --mini" if args.mini else "")
-    corpus_rows = "\n".join("| %s | %d | %d |" % (name, c["documents"], c["characters"])
-                            for name, c in sorted(corpus.items()))
-    timing_rows = "\n".join("| %s | %s |" % (k, format_duration(v)) for k, v in timings.items())
-    results_dirs = [os.path.join(work, "models", m, "results") for m in (PRETRAINED, RANDOM)]
-    models = [(m, report.load_task_results(d)) for m, d in zip((PRETRAINED, RANDOM),
-                                                                results_dirs)]
-    preamble = (
-        "Command: `%s` (from a fresh clone with `../shared` beside it; `make experiment`).\n"
-        "Machine: 2 CPU cores (%s), no GPU.\n\n"
-        "## Pre-training data\n\nReal Chinese text from `../shared/data` (evaluation splits "
-        "excluded; see `experiments/run_experiment.py`), every 50th document held out for "
-        "`do_eval`:\n\n| source | documents | characters |\n|---|---|---|\n%s\n\n"
-        "Built into %d examples of up to %d tokens (%d tokens).\n\n"
-        "## Models\n\nPre-training hparams: `%s`\n\nFine-tuning hparams: `%s`; per task: `%s`."
-        "\nThe random-init baseline is the same model and fine-tuning with "
-        "`\"random_init\": true`.\n\n## Wall-clock\n\n| stage | time |\n|---|---|\n%s\n\n"
-        "## Does pre-training help?\n\nDev-set metric per task, mean over seeds, against "
-        "the larger of the two models' max-min spread over seeds:\n\n%s\n\n"
-        "## Results table\n\n" % (
-            command, cpu_model(), corpus_rows, tfrecords["examples"],
-            plan["pretrain"]["max_seq_length"], tfrecords["tokens"],
-            json.dumps(plan["pretrain"]), json.dumps(plan["finetune"]),
-            json.dumps(plan["tasks"]), timing_rows, verdicts(models)))
-    report.build_report(results_dirs, args.docs_dir,
-                        title="Experiment: does pre-training help?", preamble=preamble)
-    atomic_write_json(os.path.join(args.docs_dir, "results.json"), {
-        m: {t: r["summary"] for t, r in res.items()} for m, res in models})
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -334,7 +269,7 @@ def main(argv=None):
             stage()
             timings[name] = time.time() - t0
         timings["total"] = time.time() - start
-        write_report(args, plan, timings)
+        experiment_report.write_report(args, plan, timings, PRETRAINED, RANDOM)
     except InputError as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
