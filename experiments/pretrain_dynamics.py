@@ -29,6 +29,7 @@ import glob
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -276,7 +277,9 @@ def summarize(directory):
     for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
         with open(path, encoding="utf-8") as f:
             result = json.load(f)
-        runs[result["variant"]].append(result)
+        # an --eval-of result's variant names its run ("eval:base_seed2+masking-official"):
+        # without the seed, the evaluations of one variant's seeds share a column
+        runs[re.sub(r"_seed\d+", "", result["variant"])].append(result)
     if not runs:
         raise InputError("no run results (*.json) in %s" % directory)
     variants = sorted(runs, key=lambda v: (v != "base", v))
