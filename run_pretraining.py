@@ -63,7 +63,7 @@ def check_checkpoint_vocab(checkpoint, vocab_size, what):
 
 def is_optimizer_state(name):
     """The step counter and Adam's moments: a warm-started run starts them afresh."""
-    return name == "global_step" or name.endswith(("/adam_m", "/adam_v"))
+    return name == "global_step" or name.endswith(optimization.SLOT_SUFFIXES)
 
 
 def warm_start(init_checkpoint):

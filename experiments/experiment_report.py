@@ -11,11 +11,10 @@ holds every figure the report quotes.
 import json
 import os
 
+from model import modeling
 from scripts import char_statistics
 from util import report
 from util.io import atomic_write_json, format_duration
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The published Chinese ELECTRA-small pre-training (../shared/reference/seeds/
 # chinese-electra-README: 12 layers, hidden 256, batch 1024, max length 512, 1M steps).
@@ -27,10 +26,8 @@ CURVE_METRICS = ("masked_lm_loss", "masked_lm_accuracy", "disc_loss", "disc_auc"
 
 def discriminator_shape(pretrain_hparams):
     """(layers, hidden) of the run's discriminator: the size's config plus the overrides."""
-    path = os.path.join(REPO, "config", "%s_discriminator_config.json"
-                        % pretrain_hparams["model_size"])
-    with open(path, encoding="utf-8") as f:
-        config = dict(json.load(f), **pretrain_hparams.get("model_hparam_overrides", {}))
+    config = modeling.BertConfig.for_model_size(pretrain_hparams["model_size"]).to_dict()
+    config.update(pretrain_hparams.get("model_hparam_overrides", {}))
     return config["num_hidden_layers"], config["hidden_size"]
 
 
@@ -103,12 +100,12 @@ def verdict_rows(models):
     return rows
 
 
-def verdicts(models):
+def verdicts(rows):
     return ("| task | metric | pre-trained mean | random-init mean | gap | largest seed "
             "spread | gap > spread |\n|---|---|---|---|---|---|---|\n"
             + "\n".join("| %s | %s | %.1f | %.1f | %+.1f | %.1f | %s |" % (
                 r["task"], r["metric"], r["pretrained"], r["random_init"], r["gap"],
-                r["spread"], "yes" if r["helps"] else "no") for r in verdict_rows(models)))
+                r["spread"], "yes" if r["helps"] else "no") for r in rows))
 
 
 def conclusion(rows, history, bar, compute):
@@ -181,7 +178,7 @@ def write_report(args, plan, timings, pretrained, random_init):
             tfrecords["examples"], plan["pretrain"]["max_seq_length"], tfrecords["tokens"],
             json.dumps(plan["pretrain"]), json.dumps(plan["finetune"]),
             json.dumps(plan["tasks"]), timing_rows, curve_section(history, bar),
-            compute_section(compute), verdicts(models)))
+            compute_section(compute), verdicts(rows)))
     report.build_report(results_dirs, args.docs_dir,
                         title="Experiment: does pre-training help?", preamble=preamble)
     atomic_write_json(os.path.join(args.docs_dir, "results.json"), {

@@ -14,6 +14,9 @@ import tensorflow.compat.v1 as tf
 
 from util import distribute
 
+# Adam's two slots of a parameter are checkpointed as <param><suffix> (the official names).
+SLOT_SUFFIXES = ("/adam_m", "/adam_v")
+
 
 def learning_rate_schedule(learning_rate, num_train_steps, num_warmup_steps=0,
                            warmup_proportion=0.0, lr_decay_power=1.0):
@@ -197,7 +200,7 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
         return tuple(tf.get_variable(param_name + suffix, shape=param.shape.as_list(),
                                      dtype=tf.float32, trainable=False,
                                      initializer=tf.zeros_initializer())
-                     for suffix in ("/adam_m", "/adam_v"))
+                     for suffix in SLOT_SUFFIXES)
 
     def _updates(self, grad, param, param_name, m, v):
         """The assignments of one AdamW step for param and its slots."""

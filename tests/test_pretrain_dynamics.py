@@ -1,5 +1,5 @@
-"""experiments/pretrain_dynamics.py in miniature: a run, an eval of it with other masking,
-the ChnSentiCorp probe from it and from random weights, and the summary tables."""
+"""experiments/pretrain_dynamics.py in miniature: a run with each masking, the ChnSentiCorp
+probe from one of them and from random weights, and the summary tables."""
 
 import json
 
