@@ -25,6 +25,7 @@ score the whole dev set (1,200 reviews). Writes WORKDIR/downstream/<RUN>.json.
 
 import argparse
 import collections
+import copy
 import glob
 import json
 import math
@@ -71,7 +72,7 @@ RANDOM_RUN = "random"
 
 def hparams_for(args):
     """The issue's setting plus the switches given (model-shape ones go to the overrides)."""
-    model = json.loads(json.dumps(run_experiment.MODEL))  # a copy
+    model = copy.deepcopy(run_experiment.MODEL)
     warmup = 500 if args.steps == 2000 else max(1, args.steps // 4)
     hparams = dict(model, max_seq_length=MAX_SEQ_LENGTH, train_batch_size=32,
                    learning_rate=5e-4, num_warmup_steps=warmup, num_train_steps=args.steps,
@@ -203,7 +204,7 @@ def downstream(args):
                              "base_seed1) or %r" % (source, RANDOM_RUN))
         model_name, extra = args.downstream, {}
     write_downstream_data(data)
-    model = json.loads(json.dumps(run_experiment.MODEL))
+    model = copy.deepcopy(run_experiment.MODEL)
     if source:  # the fine-tuned encoder has the pre-trained one's shape (e.g. gelu_new)
         with open(source, encoding="utf-8") as f:
             model["model_hparam_overrides"] = json.load(f)["hparams"]["model_hparam_overrides"]
