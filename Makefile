@@ -23,7 +23,7 @@ demo: venv
 	$(PY) scripts/demo.py --demo-dir $(DEMO_DIR)
 
 # Pre-train a small ELECTRA on real text from ../shared/data and compare fine-tuning from it
-# with random initialisation (about 2 hours on 2 cores); writes docs/experiment/.
+# with random initialisation (about 1h35m on 2 cores); writes docs/experiment/.
 experiment: venv
 	$(PY) experiments/run_experiment.py
 
