@@ -17,7 +17,7 @@ $(VENV)/.installed: setup.py
 	touch $@
 
 test: venv
-	$(PY) -m pytest -q --durations=25 tests
+	$(PY) -m pytest -q -n auto --dist loadscope --durations=25 tests
 
 demo: venv
 	$(PY) scripts/demo.py --demo-dir $(DEMO_DIR)

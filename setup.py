@@ -23,5 +23,5 @@ setup(
         "jieba==0.42.1",  # --segmenter jieba: word boundaries and POS for whole-word masking / LERT (bundled dict, offline)
         "nltk==3.10.4",  # the CMRC 2018 metric's word tokenizer (finetune/cmrc_metric.py; no data needed)
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "pytest-xdist"]},
 )
