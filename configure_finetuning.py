@@ -52,6 +52,7 @@ class FinetuningConfig(object):
         self.layerwise_lr_decay = 0.8  # lr x decay^(depth from the top); <= 0 disables
         self.num_train_epochs = 3.0  # passes over the training set
         self.warmup_proportion = 0.1  # share of steps with linear warm-up
+        self.loss_reduction = "sum"  # "sum" of the per-example losses over the batch (official) or "mean" (not official)
         self.save_checkpoints_steps = 1000000  # checkpoint interval (and at the end)
         self.keep_checkpoint_max = 1  # newest checkpoints kept per trial
         self.iterations_per_loop = 1000  # TPU steps per host loop (TPU only)
@@ -165,6 +166,8 @@ class FinetuningConfig(object):
         need(self.num_train_epochs > 0, "num_train_epochs must be > 0")
         need(0 <= self.warmup_proportion < 1, "warmup_proportion must be in [0, 1)")
         need(self.predict_batch_size > 0, "predict_batch_size must be > 0")
+        need(self.loss_reduction in ("sum", "mean"), "loss_reduction must be \"sum\" "
+             "(official) or \"mean\", got %r" % (self.loss_reduction,))
         need(not self.model_dir or len(self.task_names) == 1 or "{" in self.model_dir,
              "model_dir %r is shared by the %d tasks: put {task} in it"
              % (self.model_dir, len(self.task_names)))

@@ -1,75 +1,70 @@
 """Task heads on top of the encoder, one per task type (the TF side of finetune/).
 
-Each head lives under `task_specific/<task name>/` (so layer-wise lr decay gives it the
-full learning rate) and returns (per-example loss [B], outputs), where outputs are the
-per-example tensors the task's Scorer reads (see finetune/task.py).
+The official ELECTRA heads, layer for layer: `tf.layers.dense` layers (kernel Glorot
+uniform, bias zeros) named in creation order `dense`, `dense_1`, ... under
+`task_specific/<task name>/` (so layer-wise lr decay gives them the full learning rate),
+dropout only where the official head has it (classification). Each head returns
+(per-example loss [B], outputs), where outputs are the per-example tensors the task's
+Scorer reads (see finetune/task.py); finetune/model_fn.py sums the losses over the batch.
 """
 
 import tensorflow.compat.v1 as tf
 
-from finetune.qa_head import joint_qa_head
+from finetune.qa_head import LayerNames, answer_mask_penalty, joint_qa_head
 from model import modeling
 
-HEAD_DROPOUT = 0.1  # dropout on the encoder output feeding each head, as in ELECTRA
-
-
-def _dense(x, units, bert_config, name="dense"):
-    return modeling.dense(x, units, name,
-                          kernel_initializer=modeling.create_initializer(
-                              bert_config.initializer_range))
+CLASSIFIER_DROPOUT = 0.1  # official: keep_prob 0.9 on the [CLS] vector while training
 
 
 def classification_head(task, bert_model, bert_config, features, is_training):
-    """[CLS] vector -> label logits [B, num_labels]; softmax cross-entropy."""
+    """[CLS] vector -> dropout -> dense(num_labels) `dense`; softmax cross-entropy."""
     num_labels = len(task.label_list)
     reprs = bert_model.get_pooled_output()  # [B, H]
     if is_training:
-        reprs = modeling.dropout(reprs, HEAD_DROPOUT)
-    logits = _dense(reprs, num_labels, bert_config)
+        reprs = modeling.dropout(reprs, CLASSIFIER_DROPOUT)
+    logits = modeling.dense(reprs, num_labels, "dense")  # [B, num_labels]
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=features["label_ids"], logits=logits)  # [B]
     return losses, {"logits": logits}
 
 
 def tagging_head(task, bert_model, bert_config, features, is_training):
-    """Every token -> label logits [B, L, num_labels]; loss over first sub-tokens only."""
+    """Every token -> dense(num_labels) `dense` (no dropout); the cross-entropy of the
+    labelled tokens (first sub-token of each word) summed per example, as the official
+    tagging head does (not averaged over them)."""
     num_labels = len(task.label_list)
     reprs = bert_model.get_sequence_output()  # [B, L, H]
-    if is_training:
-        reprs = modeling.dropout(reprs, HEAD_DROPOUT)
-    logits = _dense(reprs, num_labels, bert_config)
+    logits = modeling.dense(reprs, num_labels, "dense")  # [B, L, num_labels]
     weights = tf.cast(features["label_mask"], tf.float32)  # [B, L]
     token_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=features["label_ids"], logits=logits) * weights
-    losses = tf.reduce_sum(token_losses, -1) / (1e-6 + tf.reduce_sum(weights, -1))
-    return losses, {"logits": logits}
+        labels=features["label_ids"], logits=logits) * weights  # [B, L]
+    return tf.reduce_sum(token_losses, -1), {"logits": logits}
 
 
 def qa_head(task, bert_model, bert_config, features, is_training):
     """The official joint head (finetune/qa_head.py), or with joint_prediction false
-    the independent one."""
+    the official independent one."""
+    activation = modeling.get_activation(bert_config.hidden_act)
     if task.config.joint_prediction:
         return joint_qa_head(bert_model.get_sequence_output(), features, task.config,
-                             modeling.get_activation(bert_config.hidden_act), is_training)
-    return independent_qa_head(task, bert_model, bert_config, features, is_training)
+                             activation, is_training)
+    return independent_qa_head(bert_model.get_sequence_output(), features)
 
 
-def independent_qa_head(task, bert_model, bert_config, features, is_training):
-    """BERT's head (joint_prediction false): every token -> start and end logits [B, L];
-    mean of the two cross-entropies."""
-    reprs = bert_model.get_sequence_output()  # [B, L, H]
-    if is_training:
-        reprs = modeling.dropout(reprs, HEAD_DROPOUT)
-    logits = _dense(reprs, 2, bert_config)  # [B, L, 2]
-    # Padding can never hold an answer: push its logits far down.
-    padding = (1.0 - tf.cast(features["input_mask"], tf.float32)) * -10000.0
-    start_logits = logits[:, :, 0] + padding
-    end_logits = logits[:, :, 1] + padding
+def independent_qa_head(hidden, features):
+    """hidden [B, L, H] -> start logits (`dense`) and end logits (`dense_1`) [B, L], both
+    with the answer mask (-1000 outside the context and [CLS]), no dropout; the loss is
+    the mean of the two cross-entropies."""
+    hidden = tf.cast(hidden, tf.float32)
+    names = LayerNames()
+    penalty = answer_mask_penalty(features["input_mask"], features["segment_ids"])
+    start_logits = tf.squeeze(modeling.dense(hidden, 1, names.next()), -1) + penalty
+    end_logits = tf.squeeze(modeling.dense(hidden, 1, names.next()), -1) + penalty
     losses = 0.5 * (
         tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=features["start_positions"], logits=start_logits) +
         tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=features["end_positions"], logits=end_logits))
+            labels=features["end_positions"], logits=end_logits))  # [B]
     return losses, {"start_logits": start_logits, "end_logits": end_logits}
 
 

@@ -83,6 +83,22 @@ def report_restored(config, init_checkpoint, restored, fresh):
             len(encoder_fresh), ", ".join(encoder_fresh[:20])), flush=True)
 
 
+def batch_loss(losses, config):
+    """The loss the optimizer minimises, from the per-example losses [B] of this replica.
+
+    "sum" (official): the sum over the batch. Under a tf.distribute strategy each replica
+    sums its share and optimization.py sums the replicas' gradients before clipping, so
+    the global loss and gradient are the one-device ones. On a TPU each core sums its
+    share and CrossShardOptimizer sums the cores' (clipped) gradients, as the official
+    code does there. "mean": that sum divided by the global train_batch_size (training
+    batches are always full), the same quantity over the same replicas.
+    """
+    total = tf.reduce_sum(losses)
+    if config.loss_reduction == "mean":
+        return total / float(config.train_batch_size)
+    return total
+
+
 def model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps):
     """An Estimator model_fn (features, labels, mode, params) for task: PREDICT returns
     the head's outputs plus the per-example loss, TRAIN the AdamW step. In the TPU graph
@@ -100,15 +116,7 @@ def model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps
                 compute_dtype=precision.compute_dtype(config.mixed_precision),
                 **encoder_kwargs(config))
             losses, outputs = heads.build_head(task, bert, bert_config, features, is_training)
-            # The mean over the GLOBAL batch (training batches are always full): under a
-            # strategy each replica's loss is its share of the batch's, so the replicas'
-            # losses, and the gradients optimization.py sums over them, add up to the
-            # one-device ones. On one device this is the batch mean. On a TPU each core
-            # takes the mean of its share (params["batch_size"]): CrossShardOptimizer
-            # averages the cores' gradients.
-            batch_size = params.get("batch_size", config.train_batch_size) if tpu_graph \
-                else config.train_batch_size
-            loss = tf.reduce_sum(losses) / float(batch_size)
+            loss = batch_loss(losses, config)
         if mode == tf.estimator.ModeKeys.PREDICT:
             predictions = dict(outputs, loss=losses)
             if preprocessing.REAL_EXAMPLE in features:  # padded eval batches (TPU graph)
@@ -137,8 +145,10 @@ def model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps
             return tf.estimator.tpu.TPUEstimatorSpec(mode, loss=loss, train_op=train_op,
                                                      scaffold_fn=scaffold_fn,
                                                      training_hooks=[hook])
-        # The progress line shows the whole batch's loss: the sum of the replicas' shares.
-        hook = ProgressHook({"loss": cross_replica_sum(loss), "lr": lr}, num_train_steps,
+        # The progress line shows the mean per-example loss of the whole batch (whatever
+        # loss_reduction), from the sum of the replicas' per-example losses.
+        mean_loss = cross_replica_sum(tf.reduce_sum(losses)) / float(config.train_batch_size)
+        hook = ProgressHook({"loss": mean_loss, "lr": lr}, num_train_steps,
                             config.log_every_steps, config.train_batch_size)
         return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op,
                                           training_hooks=[hook])

@@ -3,14 +3,17 @@ DRCD unless `joint_prediction` is false.
 
 - Answer mask: context tokens (segment 1, input_mask 1) plus [CLS]; every other position
   gets -1000 added to its start and end logits.
-- Start logits: dense(1) over the final hidden states (no dropout, as in the official head).
-- End logits given a start s: dense(1) `qa_logits` over dense(512, gelu) `qa_hidden` of
-  [h_s ; h_j] for every position j. Training conditions on the gold start; prediction keeps
+- Start logits: dense(1) `dense` over the final hidden states (no dropout, as in the
+  official head).
+- End logits given a start s: dense(1) `dense_1` over dense(512, gelu) `qa_hidden` of
+  [h_s ; h_j] for every position j (the official graph calls the squeeze op `qa_logits`,
+  not the layer). Training conditions on the gold start; prediction keeps
   the `beam_size` best starts by log-softmax and, for each, the `beam_size` best ends.
 - Loss: mean of the start and end cross-entropies, plus `answerable_weight` x a sigmoid
   cross-entropy of an "is impossible" logit (`answerable_classifier`) from [CLS] (and, with
   `answerable_uses_start_logits`, the start-probability-weighted hidden vector through a
-  dense(512, gelu)). CMRC 2018 and DRCD have no unanswerable questions: its target is 0.
+  dense(512, gelu) `dense_2`) through dense(1) `dense_3` (`dense_2` without the start
+  logits). CMRC 2018 and DRCD have no unanswerable questions: its target is 0.
 
 `qa_hidden` is one [2H, 512] kernel as in the official code, applied as h_s W_top +
 h_j W_bottom (the same sum the concatenation gives) so that no [B, beam, L, 2H] tensor is
@@ -25,11 +28,29 @@ MASK_PENALTY = 1000.0  # added (negated) to the logits of positions outside the 
 HIDDEN_UNITS = 512  # width of qa_hidden and of the answerable classifier's hidden layer
 
 
+class LayerNames(object):
+    """The names tf.layers.dense gives unnamed layers of one scope in creation order:
+    dense, dense_1, dense_2, ... (layers with a name, like qa_hidden, do not count)."""
+
+    def __init__(self):
+        self._count = 0
+
+    def next(self):
+        name = "dense" if self._count == 0 else "dense_%d" % self._count
+        self._count += 1
+        return name
+
+
 def answer_mask(input_mask, segment_ids):
     """[B, L] float 1.0 where an answer may start or end: context tokens and [CLS]."""
     seq_length = modeling.get_shape_list(input_mask)[1]
     mask = tf.cast(input_mask, tf.float32) * tf.cast(segment_ids, tf.float32)
     return tf.minimum(mask + tf.one_hot(0, seq_length), 1.0)
+
+
+def answer_mask_penalty(input_mask, segment_ids):
+    """[B, L]: 0 where an answer may start or end, -1000 elsewhere (added to logits)."""
+    return MASK_PENALTY * (answer_mask(input_mask, segment_ids) - 1.0)
 
 
 def _cross_entropy(logits, positions):
@@ -38,9 +59,10 @@ def _cross_entropy(logits, positions):
 
 
 class _EndLayers(object):
-    """qa_hidden + qa_logits: end logits of every position for given start vectors."""
+    """qa_hidden + the end logits' dense(1) (end_name): end logits of every position for
+    given start vectors."""
 
-    def __init__(self, width, activation):
+    def __init__(self, width, activation, end_name):
         with tf.variable_scope("qa_hidden"):
             kernel = tf.get_variable("kernel", [2 * width, HIDDEN_UNITS],
                                      initializer=tf.glorot_uniform_initializer())
@@ -48,7 +70,7 @@ class _EndLayers(object):
                                          initializer=tf.zeros_initializer())
         self._start_kernel, self._end_kernel = kernel[:width], kernel[width:]
         self._activation = activation
-        self._out = None
+        self._end_name = end_name
 
     def __call__(self, start_vectors, hidden):
         """start_vectors [B, K, H], hidden [B, L, H] -> end logits [B, K, L]."""
@@ -56,7 +78,7 @@ class _EndLayers(object):
         from_end = tf.einsum("blh,hu->blu", hidden, self._end_kernel)
         x = self._activation(from_start[:, :, None, :] + from_end[:, None, :, :]
                              + self._bias)  # [B, K, L, 512]
-        with tf.variable_scope("qa_logits", reuse=tf.AUTO_REUSE):
+        with tf.variable_scope(self._end_name, reuse=tf.AUTO_REUSE):
             return tf.squeeze(_dense1(x), -1)
 
 
@@ -68,15 +90,15 @@ def _dense1(x):
     return tf.tensordot(x, kernel, axes=[[x.shape.ndims - 1], [0]]) + bias
 
 
-def _answerable_logit(hidden, start_logits, config, activation):
+def _answerable_logit(hidden, start_logits, config, activation, names):
     """[B] "is impossible" logit from [CLS] (+ the start-probability-weighted vector)."""
     features = hidden[:, 0]  # [B, H]
     if config.answerable_uses_start_logits:
         start_p = tf.nn.softmax(start_logits)  # [B, L]
         weighted = tf.einsum("bl,blh->bh", start_p, hidden)
         features = modeling.dense(tf.concat([features, weighted], -1), HIDDEN_UNITS,
-                                  "answerable_hidden", activation=activation)
-    return tf.squeeze(modeling.dense(features, 1, "answerable_logits"), -1)
+                                  names.next(), activation=activation)  # [B, 512]
+    return tf.squeeze(modeling.dense(features, 1, names.next()), -1)
 
 
 def joint_qa_head(hidden, features, config, activation, is_training):
@@ -89,10 +111,10 @@ def joint_qa_head(hidden, features, config, activation, is_training):
     """
     hidden = tf.cast(hidden, tf.float32)
     seq_length = modeling.get_shape_list(hidden)[1]
-    penalty = MASK_PENALTY * (answer_mask(features["input_mask"], features["segment_ids"])
-                              - 1.0)  # [B, L]: 0 or -1000
-    start_logits = tf.squeeze(modeling.dense(hidden, 1, "dense"), -1) + penalty  # [B, L]
-    end_layers = _EndLayers(hidden.shape[-1], activation)
+    penalty = answer_mask_penalty(features["input_mask"], features["segment_ids"])  # [B, L]
+    names = LayerNames()
+    start_logits = tf.squeeze(modeling.dense(hidden, 1, names.next()), -1) + penalty  # [B, L]
+    end_layers = _EndLayers(hidden.shape[-1], activation, names.next())
     start_positions = features["start_positions"]
     gold_start = tf.gather(hidden, start_positions[:, None], batch_dims=1)  # [B, 1, H]
     end_logits = end_layers(gold_start, hidden)[:, 0] + penalty  # [B, L]
@@ -100,7 +122,8 @@ def joint_qa_head(hidden, features, config, activation, is_training):
                     + _cross_entropy(end_logits, features["end_positions"]))
     answerable_logit = tf.zeros_like(losses)
     if config.answerable_classifier:
-        answerable_logit = _answerable_logit(hidden, start_logits, config, activation)
+        answerable_logit = _answerable_logit(hidden, start_logits, config, activation,
+                                             names)
         impossible = tf.zeros_like(answerable_logit)  # no unanswerable questions here
         losses += config.answerable_weight * tf.nn.sigmoid_cross_entropy_with_logits(
             labels=impossible, logits=answerable_logit)

@@ -35,15 +35,32 @@ def learning_rate_schedule(learning_rate, num_train_steps, num_warmup_steps=0,
 def layerwise_lr_multipliers(n_layers, layer_decay):
     """Ordered {name fragment: lr multiplier}: lower layers learn more slowly.
 
-    Depth 0 is the embeddings, depth i+1 encoder layer i, depth n_layers+2 the task head;
-    multiplier = layer_decay ** (n_layers + 2 - depth). The first matching fragment wins.
+    Depth 0 is the embeddings, depth i+1 encoder layer i, depth n_layers+2 the task head
+    (the official keys); multiplier = layer_decay ** (n_layers + 2 - depth). The pooler
+    of BERT-family encoders (model_type "bert"; the official ELECTRA encoder has none)
+    sits between the top layer and the head, at depth n_layers+1. A variable matching no
+    fragment is an error (check_layerwise_coverage), as in the official optimizer.
     """
     depths = collections.OrderedDict([
-        ("/embeddings/", 0), ("/embeddings_project/", 0), ("task_specific/", n_layers + 2)])
+        ("/embeddings/", 0), ("/embeddings_project/", 0), ("task_specific/", n_layers + 2),
+        ("/pooler/", n_layers + 1)])
     for layer in range(n_layers):
         depths["encoder/layer_%d/" % layer] = layer + 1
     return collections.OrderedDict(
         (key, layer_decay ** (n_layers + 2 - depth)) for key, depth in depths.items())
+
+
+def check_layerwise_coverage(tvars, multipliers):
+    """Every trainable variable must get a depth: the official optimizer raises
+    `ValueError: No learning rate specified for variable` rather than let a variable
+    outside the known scopes train at the full rate."""
+    for var in tvars:
+        name = _variable_name(var.name)
+        if not any(fragment in name for fragment in multipliers):
+            raise ValueError(
+                "No learning rate specified for variable %s: layer-wise lr decay knows "
+                "the scopes %s; put the variable under one of them or set "
+                "layerwise_lr_decay to 0" % (name, ", ".join(multipliers)))
 
 
 def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0,
@@ -74,6 +91,8 @@ def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0
     if use_tpu:
         optimizer = tf.tpu.CrossShardOptimizer(optimizer)
     tvars = variables if variables is not None else tf.trainable_variables()
+    if multipliers is not None:
+        check_layerwise_coverage(tvars, multipliers)
     loss_scale = DynamicLossScale() if loss_scaling else None
     if loss_scale is None:
         grads, all_finite = _sum_over_replicas(tf.gradients(loss, tvars)), None
@@ -225,10 +244,12 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
         return not any(re.search(r, param_name) for r in self.exclude_from_weight_decay)
 
     def _lr_for(self, param_name):
+        if not self.lr_multipliers:
+            return self.learning_rate
         for fragment, multiplier in self.lr_multipliers.items():
             if fragment in param_name:
                 return self.learning_rate * multiplier
-        return self.learning_rate
+        raise ValueError("No learning rate specified for variable %s" % param_name)
 
     # The base class's slot machinery is bypassed: apply_gradients does all the work.
     def _apply_dense(self, grad, var):

@@ -53,7 +53,7 @@ if n > 1:
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
 if script == "run_finetuning":  # the task head's dropout is a constant, not an hparam
     import finetune.heads
-    finetune.heads.HEAD_DROPOUT = 0.0
+    finetune.heads.CLASSIFIER_DROPOUT = 0.0
 sys.exit(importlib.import_module(script).main(sys.argv[3:]))
 """
 

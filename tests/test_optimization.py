@@ -1,6 +1,7 @@
 """AdamW update rule, learning-rate schedule and layer-wise decay (model/optimization.py)."""
 
 import numpy as np
+import pytest
 import tensorflow.compat.v1 as tf
 
 from model import optimization
@@ -71,7 +72,21 @@ def test_layerwise_multipliers_lower_layers_learn_slower():
     opt = optimization.AdamWeightDecayOptimizer(learning_rate=2.0, lr_multipliers=mult)
     assert opt._lr_for("electra/embeddings/word_embeddings") == 2.0 * 0.8 ** 4
     assert opt._lr_for("electra/encoder/layer_1/output/dense/kernel") == 2.0 * 0.8 ** 2
-    assert opt._lr_for("something_else/kernel") == 2.0
+    assert opt._lr_for("bert/pooler/dense/kernel") == 2.0 * 0.8
+    with pytest.raises(ValueError, match="No learning rate specified for variable"):
+        opt._lr_for("something_else/kernel")
+
+
+def test_layerwise_decay_refuses_a_variable_outside_the_known_scopes():
+    """As the official optimizer: an unmatched variable is an error, not the full rate."""
+    with tf.Graph().as_default():
+        with tf.variable_scope("electra/encoder/layer_0"):
+            w = tf.get_variable("w", initializer=np.ones([2], np.float32))
+        stray = tf.get_variable("stray", initializer=np.ones([2], np.float32))
+        loss = tf.reduce_sum(w * stray)
+        with pytest.raises(ValueError, match="No learning rate specified for variable stray"):
+            optimization.create_optimizer(loss, 1e-3, 10, layerwise_lr_decay_power=0.8,
+                                          n_transformer_layers=1)
 
 
 def test_create_optimizer_clips_and_steps_global_step():

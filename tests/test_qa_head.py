@@ -83,8 +83,8 @@ def exhaustive_best(hidden, variables, max_answer_length):
     for s in CONTEXT:
         pairs = np.concatenate([np.repeat(hidden[s][None], LENGTH, 0), hidden], -1)
         h = np_gelu(pairs @ variables["qa_hidden/kernel"] + variables["qa_hidden/bias"])
-        end_lp = log_softmax(h @ variables["qa_logits/kernel"][:, 0]
-                             + variables["qa_logits/bias"][0] + penalty)
+        end_lp = log_softmax(h @ variables["dense_1/kernel"][:, 0]
+                             + variables["dense_1/bias"][0] + penalty)
         for e in CONTEXT:
             if s <= e < s + max_answer_length:
                 score = start_lp[s] + end_lp[e]
