@@ -38,7 +38,7 @@ class FinetuningConfig(object):
         # model
         self.model_type = "electra"  # "bert" for BERT-wwm/RoBERTa-wwm-ext/MacBERT/LERT checkpoints
         self.model_size = "small"  # tiny, small, small_ex, base or large
-        self.task_names = ["chnsenticorp"]  # tasks to fine-tune, each its own model
+        self.task_names = ["chnsenticorp"]  # tasks to fine-tune; several: one multi-task model (one head each)
         self.model_hparam_overrides = {}  # changes to the transformer shape
         self.embedding_size = None  # None: the size config's embedding_size
         self.vocab_size = 21128  # must equal the vocab's line count
@@ -168,16 +168,14 @@ class FinetuningConfig(object):
         need(self.predict_batch_size > 0, "predict_batch_size must be > 0")
         need(self.loss_reduction in ("sum", "mean"), "loss_reduction must be \"sum\" "
              "(official) or \"mean\", got %r" % (self.loss_reduction,))
-        need(not self.model_dir or len(self.task_names) == 1 or "{" in self.model_dir,
-             "model_dir %r is shared by the %d tasks: put {task} in it"
-             % (self.model_dir, len(self.task_names)))
         need(self.beam_size >= 1, "beam_size must be >= 1")
         need(self.n_writes_test >= 0, "n_writes_test must be >= 0")
         need(self.doc_stride > 0 and self.max_query_length > 0, "doc_stride and "
              "max_query_length must be > 0")
 
     def trial_model_dir(self, task_name, trial):
-        """Fine-tuned checkpoints of one task and trial (1-based): <model_dir>_<trial>."""
+        """Fine-tuned checkpoints of one trial (1-based): <model_dir>_<trial>; task_name is
+        the task, or the tasks' names joined by "_" for a multi-task model."""
         pattern = self.model_dir or os.path.join(self.pretrained_model_dir,
                                                  "finetuning_models", "{task}_model")
         return fill_path(pattern, task_name) + "_%d" % trial

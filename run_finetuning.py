@@ -10,7 +10,6 @@ predictions to D/models/M/results/<task>_qa/<task>_<split>_preds.json.
 
 import argparse
 import json
-import math
 import os
 import sys
 
@@ -161,10 +160,16 @@ def prepare_trial_dir(config, model_dir, fingerprint):
     atomic_write_json(record, fingerprint)
 
 
-def trial_fingerprint(config, task, trial, init_checkpoint):
+def trial_fingerprint(config, tasks, trial, init_checkpoint):
     hparams = {k: v for k, v in config.to_dict().items() if k not in EVAL_ONLY_HPARAMS}
-    return json.loads(json.dumps(dict(hparams, task=task.name, trial=trial,
+    return json.loads(json.dumps(dict(hparams, task=run_name(tasks), trial=trial,
                                       init_checkpoint=init_checkpoint), default=str))
+
+
+def run_name(tasks):
+    """The name of the model trained on tasks: one model for all of them (the official
+    multi-task model when there are several), in <model_dir or <task>_model>_<trial>."""
+    return "_".join(task.name for task in tasks)
 
 
 def eval_splits(config, trial=1):
@@ -175,76 +180,94 @@ def eval_splits(config, trial=1):
         (["test"] if config.do_test or writes_test else [])
 
 
-def prepare_trial(config, task, bert_config, init_checkpoint, trial):
+def prepare_trial(config, tasks, bert_config, init_checkpoint, trial):
     """The trial dir, ready to train in (resumed or emptied) and self-describing."""
-    model_dir = config.trial_model_dir(task.name, trial)
-    prepare_trial_dir(config, model_dir, trial_fingerprint(config, task, trial, init_checkpoint))
-    # Label list, featurisation settings, model shape and vocab: what finetune.export and
-    # finetune.predict need, so the trial dir works without D/.
-    model_info.write_trial_info(model_dir, config, task, bert_config)
+    model_dir = config.trial_model_dir(run_name(tasks), trial)
+    prepare_trial_dir(config, model_dir, trial_fingerprint(config, tasks, trial,
+                                                           init_checkpoint))
+    # Label lists, featurisation settings, model shape and vocab: what finetune.export
+    # and finetune.predict need, so the trial dir works without D/.
+    model_info.write_trial_info(model_dir, config, tasks, bert_config)
 
 
-def run_trial(config, task, bert_config, init_checkpoint, trial, strategy=None, chief=True):
-    """strategy: the distribution's (None: one device); chief: False on the hosts of a
-    multi-host cluster that only train. Returns the trial's record (None off the chief)."""
+def train_trial(config, tasks, bert_config, init_checkpoint, trial, strategy):
+    """Trains one model on the training sets of tasks (from init_checkpoint)."""
     seed = config.seed + trial - 1
-    model_dir = config.trial_model_dir(task.name, trial)
+    model_dir = config.trial_model_dir(run_name(tasks), trial)
     multi_worker = config.distribution == "multi_worker_mirrored"
+    if not multi_worker:  # (a cluster's chief prepared every trial dir up front)
+        prepare_trial(config, tasks, bert_config, init_checkpoint, trial)
+    path, num_records = preprocessing.training_tfrecord(  # cached unless inputs changed
+        tasks, config, lambda task: featurize_split(config, task, "train", True))
+    # As the official code counts: the padded training set, num_train_epochs times.
+    num_train_steps = max(1, int(num_records * config.num_train_epochs
+                                 / config.train_batch_size))
+    print("%s trial %d/%d (seed %d): %d training features (padded to whole batches), "
+          "%d steps of %d" % (run_name(tasks), trial, config.num_trials, seed, num_records,
+                              num_train_steps, config.train_batch_size), flush=True)
+    model_fn = model_fn_builder(config, tasks, bert_config, init_checkpoint, num_train_steps)
+    estimator = build_estimator(config, model_fn, model_dir, seed, strategy)
+    input_fn = preprocessing.get_input_fn(path, preprocessing.training_specs(tasks), True,
+                                          config.train_batch_size, seed=seed)
+    if multi_worker:
+        distribute.train_on_cluster(estimator, input_fn, num_train_steps)
+    else:
+        estimator.train(input_fn=input_fn, max_steps=num_train_steps)
+
+
+def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None, chief=True):
+    """strategy: the distribution's (None: one device); chief: False on the hosts of a
+    multi-host cluster that only train. Returns {task name: the trial's record} (None
+    off the chief)."""
+    seed = config.seed + trial - 1
+    model_dir = config.trial_model_dir(run_name(tasks), trial)
     if config.do_train:
-        if not multi_worker:  # (a cluster's chief prepared every trial dir up front)
-            prepare_trial(config, task, bert_config, init_checkpoint, trial)
-        path, num_features = preprocessing.featurized_tfrecord(  # cached unless inputs changed
-            task, "train", config, lambda: featurize_split(config, task, "train", True))
-        num_train_steps = max(1, int(math.ceil(
-            num_features * config.num_train_epochs / config.train_batch_size)))
-        print("%s trial %d/%d (seed %d): %d training features, %d steps of %d" % (
-            task.name, trial, config.num_trials, seed, num_features, num_train_steps,
-            config.train_batch_size), flush=True)
-        model_fn = model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps)
-        estimator = build_estimator(config, model_fn, model_dir, seed, strategy)
-        input_fn = preprocessing.get_input_fn(path, task.feature_specs(), True,
-                                              config.train_batch_size, seed=seed)
-        if multi_worker:
-            distribute.train_on_cluster(estimator, input_fn, num_train_steps)
-        else:
-            estimator.train(input_fn=input_fn, max_steps=num_train_steps)
-    if multi_worker:  # the chief predicts alone, on one device
-        model_fn = model_fn_builder(config, task, bert_config, None, num_train_steps=1)
-        estimator = distribute.estimator_on_chief(
-            chief, lambda: build_estimator(config, model_fn, model_dir, seed),
-            "%s trial %d: the chief predicts %s with the final checkpoint"
-            % (task.name, trial, " and ".join(eval_splits(config, trial)))
-            if eval_splits(config, trial) else None)
-        if estimator is None:
-            return None
-    elif not config.do_train:  # evaluate an earlier run's checkpoint
-        model_fn = model_fn_builder(config, task, bert_config, None, num_train_steps=1)
-        estimator = build_estimator(config, model_fn, model_dir, seed)
+        train_trial(config, tasks, bert_config, init_checkpoint, trial, strategy)
+    splits = eval_splits(config, trial)
+    if config.distribution == "multi_worker_mirrored" and not chief:
+        if splits:  # the chief predicts alone, on one device
+            print("%s trial %d: the chief predicts %s with the final checkpoint"
+                  % (run_name(tasks), trial, " and ".join(splits)), flush=True)
+        return None
     if not tf.train.latest_checkpoint(model_dir):
         raise InputError("no fine-tuned checkpoint in %s to evaluate: set \"do_train\": true"
                          % model_dir)
-    trial_results = {}
-    for split in eval_splits(config, trial):
-        results = evaluate_split(config, task, estimator, split, trial)
-        if split != "test" or config.do_test:  # write_test_outputs alone: predictions only
-            trial_results[split] = results
-            print(results_lib.format_line(task.name, results), flush=True)
-    return {"trial": trial, "seed": seed, "model_dir": model_dir, "results": trial_results}
+    records = {}
+    for task in tasks:  # each task's splits through its own head of the model
+        model_fn = model_fn_builder(config, [task], bert_config, None, num_train_steps=1)
+        if config.distribution == "multi_worker_mirrored":  # the chief, as one device
+            estimator = distribute.estimator_on_chief(
+                True, lambda: build_estimator(config, model_fn, model_dir, seed), None)
+        else:
+            estimator = build_estimator(config, model_fn, model_dir, seed)
+        trial_results = {}
+        for split in splits:
+            results = evaluate_split(config, task, estimator, split, trial)
+            if split != "test" or config.do_test:  # write_test_outputs alone: predictions only
+                trial_results[split] = results
+                print(results_lib.format_line(task.name, results), flush=True)
+        records[task.name] = {"trial": trial, "seed": seed, "model_dir": model_dir,
+                              "results": trial_results}
+    return records
 
 
-def run_task(config, task, bert_config, init_checkpoint, strategy=None, chief=True):
-    trials = []
+def run_trials(config, tasks, bert_config, init_checkpoint, strategy=None, chief=True):
+    """num_trials models on tasks; {task name: [trial records]}, results written per task
+    after every trial."""
+    trials = {task.name: [] for task in tasks}
     for trial in range(1, config.num_trials + 1):
-        record = run_trial(config, task, bert_config, init_checkpoint, trial, strategy, chief)
+        records = run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy,
+                            chief)
         if not chief:  # a cluster's other hosts only train: the chief writes the results
             continue
-        trials.append(record)
-        results_lib.write_task_results(config, task, trials)
-        atomic_write_text(config.results_txt_file(task.name), "".join(
-            "trial %d %s %s\n" % (t["trial"], split, results_lib.format_line(task.name, r))
-            for t in trials for split, r in t["results"].items()))
+        for task in tasks:
+            trials[task.name].append(records[task.name])
+            results_lib.write_task_results(config, task, trials[task.name])
+            atomic_write_text(config.results_txt_file(task.name), "".join(
+                "trial %d %s %s\n" % (t["trial"], split, results_lib.format_line(task.name, r))
+                for t in trials[task.name] for split, r in t["results"].items()))
         if not config.keep_all_models and trial < config.num_trials:
-            fs.rmtree(config.trial_model_dir(task.name, trial))
+            fs.rmtree(config.trial_model_dir(run_name(tasks), trial))
     return trials
 
 
@@ -273,14 +296,12 @@ def run(config):
         # them): the others write into a trial dir (tmp_worker_<i>/) as soon as they start
         # its training, maybe while the chief still predicts the previous trial, so the
         # chief must not empty or create it then.
-        for task in tasks:
-            for trial in range(1, config.num_trials + 1):
-                prepare_trial(config, task, bert_config, init_checkpoint, trial)
+        for trial in range(1, config.num_trials + 1):
+            prepare_trial(config, tasks, bert_config, init_checkpoint, trial)
     # Built once, for every task and trial; only training is distributed.
     strategy = distribute.build_checked_strategy(
         config, {"train_batch_size": config.train_batch_size}) if config.do_train else None
-    return {task.name: run_task(config, task, bert_config, init_checkpoint, strategy, chief)
-            for task in tasks}
+    return run_trials(config, tasks, bert_config, init_checkpoint, strategy, chief)
 
 
 def parse_args(argv):

@@ -109,7 +109,7 @@ def run_variant(args, task, variant):
     task_obj = task_builder.get_task(config, config.task_names[0], tokenizer)
     arrays = synthetic_features(config, task_obj, tokenizer.vocab)
     model_fn = model_fn_builder(
-        config, task_obj, get_discriminator_config(config), None, num_train_steps=1000000)
+        config, [task_obj], get_discriminator_config(config), None, num_train_steps=1000000)
     step_common.time_model_fn(model_fn, arrays, precision.session_config(config.use_xla),
                               args.warmup_steps, args.steps)
 

@@ -86,7 +86,7 @@ def serving_outputs(model, inputs):
         if spec.name not in features:
             features[spec.name] = (tf.zeros_like(ids) if spec.shape
                                    else tf.zeros(tf.shape(ids)[:1], tf.int32))
-    model_fn = model_fn_builder(model.config, task, model.bert_config,
+    model_fn = model_fn_builder(model.config, [task], model.bert_config,
                                 init_checkpoint=None, num_train_steps=1)
     predictions = model_fn(features, None, tf.estimator.ModeKeys.PREDICT, {}).predictions
     if task.task_type == "qa":

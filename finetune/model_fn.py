@@ -99,9 +99,28 @@ def batch_loss(losses, config):
     return total
 
 
-def model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps):
-    """An Estimator model_fn (features, labels, mode, params) for task: PREDICT returns
-    the head's outputs plus the per-example loss, TRAIN the AdamW step. In the TPU graph
+def multitask_losses(tasks, bert, bert_config, features, is_training):
+    """Per-example losses [B] of a training batch: one head per task on the shared
+    encoder, each example's loss from its own task's head (its task_id, as in the
+    official model); padding records (task_id len(tasks)) add nothing. Batches without
+    task_id (bench/finetune_step.py's) are all of the one task."""
+    per_task = []
+    for task in tasks:
+        task_features = dict(features, **{
+            spec.name: features[preprocessing.task_feature_name(tasks, task, spec.name)]
+            for spec in task.feature_specs()})
+        losses, _ = heads.build_head(task, bert, bert_config, task_features, is_training)
+        per_task.append(losses)  # [B] each
+    if preprocessing.TASK_ID not in features:
+        return per_task[0]
+    owner = tf.one_hot(features[preprocessing.TASK_ID], len(tasks))  # [B, T]
+    return tf.reduce_sum(tf.stack(per_task, -1) * owner, -1)
+
+
+def model_fn_builder(config, tasks, bert_config, init_checkpoint, num_train_steps):
+    """An Estimator model_fn (features, labels, mode, params) for tasks (a list): TRAIN
+    the AdamW step of the (multi-task) model, PREDICT (one task) the head's outputs plus
+    the per-example loss. In the TPU graph
     (util/tpu.py: use_tpu, use_tpu_estimator) it returns TPUEstimatorSpecs, looks the
     embeddings up one-hot, restores the checkpoint in a scaffold_fn and reports progress
     without the loss (LoopProgressHook)."""
@@ -115,7 +134,13 @@ def model_fn_builder(config, task, bert_config, init_checkpoint, num_train_steps
                 features["segment_ids"], use_one_hot_embeddings=tpu_graph,
                 compute_dtype=precision.compute_dtype(config.mixed_precision),
                 **encoder_kwargs(config))
-            losses, outputs = heads.build_head(task, bert, bert_config, features, is_training)
+            if is_training:
+                losses = multitask_losses(tasks, bert, bert_config, features, True)
+            else:
+                if len(tasks) != 1:
+                    raise ValueError("predictions are made one task at a time")
+                losses, outputs = heads.build_head(tasks[0], bert, bert_config, features,
+                                                   False)
             loss = batch_loss(losses, config)
         if mode == tf.estimator.ModeKeys.PREDICT:
             predictions = dict(outputs, loss=losses)

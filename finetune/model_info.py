@@ -80,9 +80,14 @@ def write(model_dir, info, vocab_path):
     atomic_write_json(fs.join(model_dir, INFO_FILE), info)
 
 
-def write_trial_info(model_dir, config, task, bert_config):
-    """model_info.json + vocab for a trial dir (called by run_finetuning.py)."""
-    write(model_dir, describe(config, task, bert_config), vocab_source(config))
+def write_trial_info(model_dir, config, tasks, bert_config):
+    """model_info.json + vocab for a trial dir (called by run_finetuning.py). A model
+    trained on several tasks is described as its first task's model, with every task's
+    description under "tasks" (load picks one by name)."""
+    info = describe(config, tasks[0], bert_config)
+    if len(tasks) > 1:
+        info["tasks"] = {task.name: describe(config, task, bert_config) for task in tasks}
+    write(model_dir, info, vocab_source(config))
 
 
 class LoadedModel(object):
@@ -110,7 +115,7 @@ def load(model_dir, task_name=None):
                          % model_dir)
     info_path = fs.join(model_dir, INFO_FILE)
     if fs.exists(info_path):
-        model = _load_info(model_dir, info_path)
+        model = _load_info(model_dir, info_path, task_name)
     elif fs.exists(fs.join(model_dir, TRIAL_HPARAMS_FILE)):
         model = _load_trial_hparams(model_dir)
     else:
@@ -135,8 +140,13 @@ def _read_json(path):
     return parse_json(text, path)  # errors name the file, line and column
 
 
-def _load_info(model_dir, info_path):
+def _load_info(model_dir, info_path, task_name=None):
     info = _read_json(info_path)
+    if task_name is not None and _canonical(task_name) in {
+            _canonical(name): name for name in info.get("tasks", {})}:
+        # A multi-task model: the named task's head and labels.
+        by_canonical = {_canonical(name): name for name in info["tasks"]}
+        info = info["tasks"][by_canonical[_canonical(task_name)]]
     missing = [key for key in ("task", "task_type", "label_list", "hparams", "bert_config")
                if key not in info]
     if missing or info.get("format_version") != FORMAT_VERSION:

@@ -3,13 +3,22 @@
 Featurising a large training set (tokenising, windowing) takes minutes, so the tfrecords
 are kept in <model dir>/finetuning_tfrecords/ and reused while the settings and the source
 file they came from are unchanged (`use_tfrecords_if_existing`).
+
+The training set is built as the official code builds it: the features of every task in
+task_names in one file (one multi-task model), shuffled once, padded with features of
+task id len(task_names) (they add nothing to the loss) to whole batches, and read
+repeated through a shuffle buffer of 100. Each record carries its `task_id`; with several
+tasks, the task-specific keys are prefixed with the task name (`<task>_label_ids`), as the
+tasks' labels differ in shape. Dev and test sets stay one file per task.
 """
 
 import hashlib
 import json
+import random
 
 import tensorflow.compat.v1 as tf
 
+from finetune.task import FeatureSpec
 from util import distribute
 from util import fs
 from util.io import atomic_write, atomic_write_json
@@ -66,6 +75,58 @@ def featurized_tfrecord(task, split, config, make_features):
     return path, len(features)
 
 
+TASK_ID = "task_id"  # training records: the task whose head scores it; len(tasks) = padding
+SHARED_FEATURES = ("input_ids", "input_mask", "segment_ids")  # the encoder's inputs
+TRAIN_SHUFFLE_BUFFER = 100  # the official input_fn's buffer (after the one full shuffle)
+
+
+def task_feature_name(tasks, task, name):
+    """A task's key in the training records: prefixed with the task's name when several
+    tasks share them."""
+    if len(tasks) == 1 or name in SHARED_FEATURES:
+        return name
+    return "%s_%s" % (task.name, name)
+
+
+def training_specs(tasks):
+    """The FeatureSpecs of the training records of tasks."""
+    specs = {TASK_ID: FeatureSpec(TASK_ID, [])}
+    for task in tasks:
+        for spec in task.feature_specs():
+            name = task_feature_name(tasks, task, spec.name)
+            specs[name] = FeatureSpec(name, spec.shape)
+    return list(specs.values())
+
+
+def training_tfrecord(tasks, config, featurize):
+    """(path, number of records with the padding) of the training set of tasks, written
+    unless a cached one made from the same inputs exists. featurize(task) -> features."""
+    keys = [cache_key(task, "train", config) for task in tasks]
+    key = hashlib.sha1(json.dumps([keys, config.seed, config.train_batch_size]).encode())
+    base = fs.join(config.preprocessed_data_dir, "%s_train" % "_".join(t.name for t in tasks))
+    path, meta_path = base + ".tfrecord", base + ".meta.json"
+    if config.use_tfrecords_if_existing and fs.exists(path) and fs.exists(meta_path):
+        meta = json.loads(fs.read_text(meta_path))
+        if meta.get("key") == key.hexdigest():
+            return path, meta["num_records"]
+    specs = training_specs(tasks)
+    blank = {spec.name: [0] * spec.shape[0] if spec.shape else 0 for spec in specs}
+    records = []
+    for task_id, task in enumerate(tasks):
+        for feature in featurize(task):
+            record = dict(blank, **{task_feature_name(tasks, task, spec.name): feature[spec.name]
+                                    for spec in task.feature_specs()})
+            record[TASK_ID] = task_id
+            records.append(record)
+    random.Random(config.seed).shuffle(records)  # once, as the official code does
+    padding = num_padding(len(records), config.train_batch_size)
+    records += [dict(blank, **{TASK_ID: len(tasks)})] * padding
+    write_tfrecord(path, records, specs)
+    atomic_write_json(meta_path, {"key": key.hexdigest(), "num_records": len(records),
+                                  "num_padding": padding})
+    return path, len(records)
+
+
 REAL_EXAMPLE = "is_real_example"  # 1 for a real feature, 0 for padding (TPU eval batches)
 
 
@@ -96,7 +157,7 @@ def get_input_fn(path, specs, is_training, batch_size, seed=None, padding=None):
     def input_fn(params, input_context=None):
         d = tf.data.TFRecordDataset(path)
         if is_training:
-            d = d.repeat().shuffle(buffer_size=1000, seed=seed)
+            d = d.repeat().shuffle(buffer_size=TRAIN_SHUFFLE_BUFFER, seed=seed)
         d = distribute.shard_for_input_context(d, input_context)
         d = d.map(decode, num_parallel_calls=tf.data.experimental.AUTOTUNE)
         if padding is not None:

@@ -14,6 +14,7 @@ import random
 from contextlib import redirect_stdout
 
 import pytest
+import tensorflow.compat.v1 as tf
 
 import run_finetuning
 from tests.conftest import SAMPLE_VOCAB, shared_file
@@ -153,3 +154,30 @@ def test_real_chnsenticorp_beats_the_majority_class(data_dir):
 
 
 MARGIN = 10.0
+
+
+def test_several_tasks_train_one_model_with_a_head_each(data_dir):
+    """task_names with two tasks: one encoder, one head per task, each example's loss
+    from its own task's head; both rules are learned by the one model."""
+    rng = random.Random(3)
+    write_task(data_dir, "chnsenticorp", {"train.tsv": sentiment_rows(rng, 480),
+                                          "dev.tsv": sentiment_rows(rng, 200)})
+    write_task(data_dir, "msra-ner", {"train.ner": ner_sentences(rng, 400),
+                                      "dev.ner": ner_sentences(rng, 150)})
+    config = run_finetuning.configure_finetuning.FinetuningConfig(
+        "tiny", str(data_dir), **dict(TINY, task_names=["chnsenticorp", "msra-ner"],
+                                      learning_rate=1e-3, num_train_epochs=3))
+    with redirect_stdout(io.StringIO()):
+        results = run_finetuning.run(config)
+    assert results["chnsenticorp"][0]["results"]["dev"]["accuracy"] >= 95.0, results
+    assert results["msra-ner"][0]["results"]["dev"]["f1"] >= 90.0, results
+    model_dir = config.trial_model_dir("chnsenticorp_msra-ner", 1)
+    assert results["chnsenticorp"][0]["model_dir"] == results["msra-ner"][0]["model_dir"] \
+        == model_dir
+    names = {name for name, _ in tf.train.list_variables(model_dir)
+             if not name.endswith(("adam_m", "adam_v")) and name != "global_step"}
+    heads = {name for name in names if name.startswith("task_specific/")}
+    assert heads == {"task_specific/%s/dense/%s" % (task, v) for task in
+                     ("chnsenticorp", "msra-ner") for v in ("kernel", "bias")}
+    encoder = names - heads  # one encoder: 16 variables per layer, 5 of embeddings
+    assert all(name.startswith("electra/") for name in encoder) and len(encoder) == 2 * 16 + 5

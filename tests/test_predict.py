@@ -83,11 +83,13 @@ def trained(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("predict_data")
     shutil.copy(SAMPLE_VOCAB, data_dir / "vocab.txt")
     write_task_data(data_dir)
-    out = io.StringIO()
-    with redirect_stdout(out):
-        status = run_finetuning.main(["--data-dir", str(data_dir), "--model-name", "tiny",
-                                      "--hparams", json.dumps(HPARAMS)])
-    assert status == 0, out.getvalue()
+    for task in HPARAMS["task_names"]:  # (several task_names would train one model)
+        out = io.StringIO()
+        with redirect_stdout(out):
+            status = run_finetuning.main(["--data-dir", str(data_dir), "--model-name", "tiny",
+                                          "--hparams", json.dumps(dict(HPARAMS,
+                                                                       task_names=[task]))])
+        assert status == 0, out.getvalue()
     return data_dir
 
 
@@ -146,7 +148,7 @@ def test_saved_model_signature_matches_estimator_predictions(trained, exports, t
                    for name in names}
         return tf.data.Dataset.from_tensor_slices(columns).batch(4)
 
-    model_fn = model_fn_lib.model_fn_builder(model.config, model.task, model.bert_config,
+    model_fn = model_fn_lib.model_fn_builder(model.config, [model.task], model.bert_config,
                                              None, 1)
     estimator = run_finetuning.build_estimator(model.config, model_fn,
                                                str(trial_dir(trained, task)), seed=1)

@@ -263,9 +263,10 @@ def test_official_path_placeholders_and_defaults(tmp_path):
             config.qa_na_threshold, config.n_writes_test) == (True, 20, 0.5, -2.75, 5)
     assert run_finetuning.eval_splits(configure_finetuning.FinetuningConfig(
         "m", str(tmp_path), write_test_outputs=True, n_writes_test=1), trial=2) == ["dev"]
-    with pytest.raises(InputError, match=r"put \{task\} in it"):
-        configure_finetuning.FinetuningConfig("m", str(tmp_path), model_dir="/x/ft",
-                                              task_names=["cmrc2018", "drcd"])
+    # several tasks train one model: its trials share model_dir, named by the tasks
+    assert configure_finetuning.FinetuningConfig(
+        "m", str(tmp_path), model_dir="/x/{task}",
+        task_names=["cmrc2018", "drcd"]).trial_model_dir("cmrc2018_drcd", 2) == "/x/cmrc2018_drcd_2"
     # pre-training's official results_pkl key is accepted too (results stay JSON)
     assert configure_pretraining.PretrainingConfig("m", str(tmp_path),
                                                    results_pkl="r.pkl").results_pkl == "r.pkl"
