@@ -38,3 +38,11 @@ def sample_data_dir(tmp_path_factory):
         "--num-out-files", "2", "--seed", "7"])
     assert status == 0
     return data_dir
+
+
+def tsv_accuracy(preds, tsv_text, label_column=0):
+    """Accuracy (%) of a classification preds file ({row index: label}) against the
+    labels of a TSV with a header line, read here independently of the task reader."""
+    labels = [row.split("\t")[label_column] for row in tsv_text.splitlines()[1:] if row]
+    assert sorted(preds, key=int) == [str(i) for i in range(len(labels))]
+    return 100.0 * sum(preds[str(i)] == label for i, label in enumerate(labels)) / len(labels)

@@ -21,7 +21,7 @@ import build_pretraining_dataset
 import run_finetuning
 import run_pretraining
 from finetune import export, predict
-from tests.conftest import REPO, SAMPLE_CORPUS, SAMPLE_VOCAB
+from tests.conftest import REPO, SAMPLE_CORPUS, SAMPLE_VOCAB, tsv_accuracy
 from util import fs, io as util_io
 
 BUCKET = "ram://cloud-paths-test"
@@ -129,7 +129,10 @@ def test_finetuning_writes_results_export_and_predictions_in_the_bucket(bucket_r
     assert runs["finetune"][0] == 0, runs["finetune"][1]
     results = json.loads(fs.read_text(MODEL + "/results/chnsenticorp_results.json"))
     assert results["task"] == "chnsenticorp" and len(results["trials"]) == 1
-    assert 0 <= results["summary"]["dev"]["accuracy"]["max"] <= 100
+    preds = json.loads(fs.read_text(MODEL + "/results/chnsenticorp_dev_preds.json"))
+    dev_tsv = fs.read_text(DATA + "/finetuning_data/chnsenticorp/dev.tsv")
+    assert results["summary"]["dev"]["accuracy"]["max"] == pytest.approx(
+        tsv_accuracy(preds, dev_tsv))
     table = fs.read_text(MODEL + "/results/chnsenticorp_results.md")
     assert "| Model | Development Set | Trials |" in table
     preds = fs.glob(MODEL + "/results/chnsenticorp_dev_preds*")

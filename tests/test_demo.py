@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from scripts import demo
-from tests.conftest import REPO
+from tests.conftest import REPO, tsv_accuracy
 
 TASK_LABELS = {"0", "1"}
 
@@ -60,7 +60,11 @@ def test_results_json_and_table(mini_demo):
     summary = json.loads((results / "chnsenticorp_results.json").read_text(encoding="utf-8"))
     assert len(summary["trials"]) == 2
     accuracies = [t["results"]["dev"]["accuracy"] for t in summary["trials"]]
-    assert all(0 <= a <= 100 for a in accuracies)
+    dev_tsv = (out / "finetuning_data" / "chnsenticorp" / "dev.tsv").read_text(encoding="utf-8")
+    for trial, preds_file in enumerate(["chnsenticorp_dev_preds.json",
+                                        "chnsenticorp_dev_preds_trial2.json"]):
+        preds = json.loads((results / preds_file).read_text(encoding="utf-8"))
+        assert accuracies[trial] == pytest.approx(tsv_accuracy(preds, dev_tsv))
     assert [t["seed"] for t in summary["trials"]] == [1, 2]
     assert summary["summary"]["dev"]["accuracy"]["max"] == max(accuracies)
     table = (results / "chnsenticorp_results.md").read_text(encoding="utf-8")

@@ -43,9 +43,7 @@ def finetune(data_dir, hparams):
         "tiny", str(data_dir), **dict(TINY, **hparams))
     with redirect_stdout(io.StringIO()):
         results = run_finetuning.run(config)
-    dev = results[hparams["task_names"][0]][0]["results"]["dev"]
-    print("DEV", hparams["task_names"], dev)
-    return dev
+    return results[hparams["task_names"][0]][0]["results"]["dev"]
 
 
 @pytest.fixture()
@@ -146,14 +144,17 @@ def test_real_chnsenticorp_beats_the_majority_class(data_dir):
     dev = dev[:1 + 400]
     write_task(data_dir, "chnsenticorp", {"train.tsv": "\n".join(train[:1 + 1200]) + "\n",
                                           "dev.tsv": "\n".join(dev) + "\n"})
-    labels = [row.split("\t")[0] for row in dev[1:]]
+    column = dev[0].split("\t").index("label")  # dev.tsv is qid<TAB>label<TAB>text_a
+    labels = [row.split("\t")[column] for row in dev[1:]]
     majority = 100.0 * max(labels.count(x) for x in set(labels)) / len(labels)
     got = finetune(data_dir, {"task_names": ["chnsenticorp"], "learning_rate": 1e-3,
                               "num_train_epochs": 3, "max_seq_length": 64})
     assert got["accuracy"] >= majority + MARGIN, (got, majority)
 
 
-MARGIN = 10.0
+# This setting scored 72.8, 74.3, 73.5, 77.5, 75.0 with seeds 1-5 (majority class 54.75%):
+# the margin leaves about 3 standard deviations (1.8) below the lowest.
+MARGIN = 12.0
 
 
 def test_several_tasks_train_one_model_with_a_head_each(data_dir):

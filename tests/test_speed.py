@@ -160,7 +160,7 @@ def test_bf16_finetuning_runs_and_writes_metrics(fp32_and_bf16):
     results = json.loads((data_dir / "models" / "speed_bf16" / "results" /
                           "cail2018_results.json").read_text())
     dev = results["trials"][0]["results"]["dev"]
-    assert 0.0 <= dev["accuracy"] <= 100.0 and dev["loss"] > 0
+    assert set(dev) == {"accuracy", "macro_f1", "loss"}  # what learns: test_finetune_learning
     losses = [float(x) for x in re.findall(r"\| loss ([\d.]+) \|", out.getvalue())]
     assert losses and all(0 < x < 10 for x in losses)
 
