@@ -163,8 +163,10 @@ def finetuning_campaign(work, kills, rng, log=print):
                              "chnsenticorp_model_1")
     report = kill_and_resume(command("run_finetuning.py", work, "faulty", hparams),
                              model_dir, kills, rng, log)
-    report["target_step"] = -(-300 * int(hparams["num_train_epochs"])
-                              // hparams["train_batch_size"])
+    # 300 reviews padded to whole batches, num_train_epochs times (the official count)
+    batch = hparams["train_batch_size"]
+    padded = -(-300 // batch) * batch
+    report["target_step"] = int(padded * hparams["num_train_epochs"] / batch)
     results = os.path.join(work, "models", "faulty", "results")
     report["corrupt"] += json_files_complete(results)
     if not os.path.exists(os.path.join(results, "chnsenticorp_results.json")):

@@ -17,6 +17,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import run_finetuning
+from finetune import model_info
 from tests.conftest import SAMPLE_VOCAB, shared_file
 
 # Characters that carry no label (none of the ones the rules below key on).
@@ -182,3 +183,8 @@ def test_several_tasks_train_one_model_with_a_head_each(data_dir):
                      ("chnsenticorp", "msra-ner") for v in ("kernel", "bias")}
     encoder = names - heads  # one encoder: 16 variables per layer, 5 of embeddings
     assert all(name.startswith("electra/") for name in encoder) and len(encoder) == 2 * 16 + 5
+    # Either task's head can be loaded (and exported) from the one trial dir.
+    for task in ("chnsenticorp", "msra-ner"):
+        loaded = model_info.load(model_dir, task)
+        assert (loaded.task.name, loaded.info["task"]) == (task, task)
+    assert model_info.load(model_dir).task.name == "chnsenticorp"
