@@ -79,24 +79,30 @@ def build_estimator(config, model_fn, model_dir, seed, strategy=None):
         lambda features, labels, mode: model_fn(features, labels, mode, {}), config=run_config)
 
 
-def featurize_split(config, task, split, is_training):
-    """All features of a split; with log_examples, shows the first few as tokens."""
-    features = [f for ex in task.get_examples(split) for f in task.featurize(ex, is_training)]
-    if config.log_examples:
-        for feature in features[:3]:
-            n = sum(feature["input_mask"])
-            tokens = task.tokenizer.convert_ids_to_tokens(feature["input_ids"][:n])
-            scalars = {spec.name: feature[spec.name] for spec in task.feature_specs()
-                       if not spec.shape}  # labels, answer positions, ids
-            print("%s %s example: %s %s" % (task.name, split, " ".join(tokens), scalars))
+def featurize_split(config, task, split):
+    """All features of a dev/test split; with log_examples, shows the first few."""
+    features = [f for ex in task.get_examples(split) for f in task.featurize(ex, False)]
+    log_features(config, task, split, features)
     return features
+
+
+def log_features(config, task, split, features):
+    """With log_examples: the first three features as tokens and their scalars."""
+    if not config.log_examples:
+        return
+    for feature in features[:3]:
+        n = sum(feature["input_mask"])
+        tokens = task.tokenizer.convert_ids_to_tokens(feature["input_ids"][:n])
+        scalars = {spec.name: feature[spec.name] for spec in task.feature_specs()
+                   if not spec.shape}  # labels, answer positions, ids
+        print("%s %s example: %s %s" % (task.name, split, " ".join(tokens), scalars))
 
 
 def evaluate_split(config, task, estimator, split, trial):
     """Predicts every feature of split, feeds the task's scorer, writes the predictions
     and returns the scorer's results. In the TPU graph the split is padded to whole
     batches; the padding's predictions are dropped here, before any scorer sees them."""
-    features = featurize_split(config, task, split, is_training=False)
+    features = featurize_split(config, task, split)
     path, _ = preprocessing.featurized_tfrecord(task, split, config, lambda: features)
     padding = None
     if tpu.tpu_graph(config):
@@ -198,10 +204,10 @@ def train_trial(config, tasks, bert_config, init_checkpoint, trial, strategy):
     if not multi_worker:  # (a cluster's chief prepared every trial dir up front)
         prepare_trial(config, tasks, bert_config, init_checkpoint, trial)
     path, num_records = preprocessing.training_tfrecord(  # cached unless inputs changed
-        tasks, config, lambda task: featurize_split(config, task, "train", True))
+        tasks, config, lambda task, features: log_features(config, task, "train", features))
     # As the official code counts: the padded training set, num_train_epochs times.
-    num_train_steps = max(1, int(num_records * config.num_train_epochs
-                                 / config.train_batch_size))
+    num_train_steps = max(1, int(num_records // config.train_batch_size
+                                 * config.num_train_epochs))
     print("%s trial %d/%d (seed %d): %d training features (padded to whole batches), "
           "%d steps of %d" % (run_name(tasks), trial, config.num_trials, seed, num_records,
                               num_train_steps, config.train_batch_size), flush=True)

@@ -51,7 +51,7 @@ OUTPUTS = {
         "tag_ids": ("int32", "[batch, seq]"),  # read them at each character's first token
         "tags": ("string", "[batch, seq]"),
     },
-    "qa": {  # joint_prediction false; padding positions are pushed down by -10000
+    "qa": {  # joint_prediction false; -1000 outside the context and [CLS] (the answer mask)
         "start_logits": ("float32", "[batch, seq]"),
         "end_logits": ("float32", "[batch, seq]"),
     },

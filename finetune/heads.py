@@ -10,7 +10,7 @@ Scorer reads (see finetune/task.py); finetune/model_fn.py sums the losses over t
 
 import tensorflow.compat.v1 as tf
 
-from finetune.qa_head import LayerNames, answer_mask_penalty, joint_qa_head
+from finetune.qa_head import independent_qa_head, joint_qa_head
 from model import modeling
 
 CLASSIFIER_DROPOUT = 0.1  # official: keep_prob 0.9 on the [CLS] vector while training
@@ -45,27 +45,10 @@ def qa_head(task, bert_model, bert_config, features, is_training):
     """The official joint head (finetune/qa_head.py), or with joint_prediction false
     the official independent one."""
     activation = modeling.get_activation(bert_config.hidden_act)
+    hidden = bert_model.get_sequence_output()  # [B, L, H]
     if task.config.joint_prediction:
-        return joint_qa_head(bert_model.get_sequence_output(), features, task.config,
-                             activation, is_training)
-    return independent_qa_head(bert_model.get_sequence_output(), features)
-
-
-def independent_qa_head(hidden, features):
-    """hidden [B, L, H] -> start logits (`dense`) and end logits (`dense_1`) [B, L], both
-    with the answer mask (-1000 outside the context and [CLS]), no dropout; the loss is
-    the mean of the two cross-entropies."""
-    hidden = tf.cast(hidden, tf.float32)
-    names = LayerNames()
-    penalty = answer_mask_penalty(features["input_mask"], features["segment_ids"])
-    start_logits = tf.squeeze(modeling.dense(hidden, 1, names.next()), -1) + penalty
-    end_logits = tf.squeeze(modeling.dense(hidden, 1, names.next()), -1) + penalty
-    losses = 0.5 * (
-        tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=features["start_positions"], logits=start_logits) +
-        tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=features["end_positions"], logits=end_logits))  # [B]
-    return losses, {"start_logits": start_logits, "end_logits": end_logits}
+        return joint_qa_head(hidden, features, task.config, activation, is_training)
+    return independent_qa_head(hidden, features, task.config, activation)
 
 
 HEADS = {"classification": classification_head, "tagging": tagging_head, "qa": qa_head}

@@ -1,7 +1,8 @@
 """What a fine-tuned model needs besides its weights, so it can be exported and used alone.
 
 run_finetuning.py writes `model_info.json` (and a copy of the vocab) into every trial dir
-(D/models/M/finetuning_models/<task>_model_<i>/); finetune/export.py copies both into the
+(D/models/M/finetuning_models/<task>_model_<i>/, or <task1>_<task2>_model_<i>/ for a
+multi-task model); finetune/export.py copies both into the
 SavedModel dir. With them a trial dir or an export can be moved anywhere: the task's label
 list, the featurisation settings and the model shape no longer depend on D/. Trial dirs
 written before model_info.json existed are described from their trial_hparams.json and the
@@ -17,6 +18,8 @@ model_info.json:
     bert_config     the encoder's BertConfig
     vocab_file      file name (in the same dir) of the WordPiece vocab, or null
     spm_model_file  file name (in the same dir) of the SentencePiece model, or null
+    tasks           multi-task models only: {task name: the keys above for that task};
+                    the top-level keys describe the first task
 """
 
 
@@ -142,11 +145,12 @@ def _read_json(path):
 
 def _load_info(model_dir, info_path, task_name=None):
     info = _read_json(info_path)
-    if task_name is not None and _canonical(task_name) in {
-            _canonical(name): name for name in info.get("tasks", {})}:
-        # A multi-task model: the named task's head and labels.
+    if "tasks" in info:  # a multi-task model: one task's head and labels (default: the first)
         by_canonical = {_canonical(name): name for name in info["tasks"]}
-        info = info["tasks"][by_canonical[_canonical(task_name)]]
+        if task_name is not None and _canonical(task_name) not in by_canonical:
+            raise InputError("%s holds a model fine-tuned on %s, not %s" % (
+                model_dir, " and ".join(info["tasks"]), task_name))
+        info = info["tasks"][by_canonical[_canonical(task_name or info["task"])]]
     missing = [key for key in ("task", "task_type", "label_list", "hparams", "bert_config")
                if key not in info]
     if missing or info.get("format_version") != FORMAT_VERSION:

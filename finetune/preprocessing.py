@@ -52,11 +52,19 @@ def cache_key(task, split, config):
     settings = {
         "task": task.name, "split": split, "files": files,
         "vocab": fs.abspath(config.spm_model_file or config.vocab_file),
-        "lower": config.do_lower_case, "max_seq_length": config.max_seq_length,
+        "vocab_file": _file_state(config.spm_model_file or config.vocab_file),
+        "lower": config.do_lower_case, "strip_accents": config.strip_accents,
+        "max_seq_length": config.max_seq_length,
         "max_query_length": config.max_query_length, "doc_stride": config.doc_stride,
         "double_unordered": config.double_unordered,
     }
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def _file_state(path):
+    """[size, mtime] of a file: a cache made with another vocab of the same path is stale."""
+    stat = fs.stat(path)
+    return [stat.length, stat.mtime_nsec / 1e9]
 
 
 def featurized_tfrecord(task, split, config, make_features):
@@ -98,9 +106,10 @@ def training_specs(tasks):
     return list(specs.values())
 
 
-def training_tfrecord(tasks, config, featurize):
+def training_tfrecord(tasks, config, log_features=None):
     """(path, number of records with the padding) of the training set of tasks, written
-    unless a cached one made from the same inputs exists. featurize(task) -> features."""
+    unless a cached one made from the same inputs exists. log_features(task, features):
+    called with each task's first features (to show them)."""
     keys = [cache_key(task, "train", config) for task in tasks]
     key = hashlib.sha1(json.dumps([keys, config.seed, config.train_batch_size]).encode())
     base = fs.join(config.preprocessed_data_dir, "%s_train" % "_".join(t.name for t in tasks))
@@ -111,14 +120,24 @@ def training_tfrecord(tasks, config, featurize):
             return path, meta["num_records"]
     specs = training_specs(tasks)
     blank = {spec.name: [0] * spec.shape[0] if spec.shape else 0 for spec in specs}
-    records = []
-    for task_id, task in enumerate(tasks):
-        for feature in featurize(task):
+    # The examples (not their features: a QA question's windows stay together) shuffled
+    # once, as the official code does, then featurised in that order.
+    examples = [(task_id, example) for task_id, task in enumerate(tasks)
+                for example in task.get_examples("train")]
+    random.Random(config.seed).shuffle(examples)
+    records, shown = [], {task.name: [] for task in tasks}
+    for task_id, example in examples:
+        task = tasks[task_id]
+        for feature in task.featurize(example, True):
+            if len(shown[task.name]) < 3:
+                shown[task.name].append(feature)
             record = dict(blank, **{task_feature_name(tasks, task, spec.name): feature[spec.name]
                                     for spec in task.feature_specs()})
             record[TASK_ID] = task_id
             records.append(record)
-    random.Random(config.seed).shuffle(records)  # once, as the official code does
+    if log_features:
+        for task in tasks:
+            log_features(task, shown[task.name])
     padding = num_padding(len(records), config.train_batch_size)
     records += [dict(blank, **{TASK_ID: len(tasks)})] * padding
     write_tfrecord(path, records, specs)

@@ -1,5 +1,5 @@
-"""The official ELECTRA span-QA head (joint start/end prediction), used for CMRC 2018 and
-DRCD unless `joint_prediction` is false.
+"""The official ELECTRA span-QA heads: the joint one (end given the start), used for CMRC
+2018 and DRCD unless `joint_prediction` is false, and the independent one.
 
 - Answer mask: context tokens (segment 1, input_mask 1) plus [CLS]; every other position
   gets -1000 added to its start and end logits.
@@ -101,6 +101,35 @@ def _answerable_logit(hidden, start_logits, config, activation, names):
     return tf.squeeze(modeling.dense(features, 1, names.next()), -1)
 
 
+def _answerable_term(hidden, start_logits, config, activation, names):
+    """(answerable_weight x its sigmoid cross-entropy [B], the "is impossible" logit [B]),
+    zeros without `answerable_classifier`. Both official QA heads have it."""
+    if not config.answerable_classifier:
+        zeros = tf.zeros_like(start_logits[:, 0])
+        return zeros, zeros
+    logit = _answerable_logit(hidden, start_logits, config, activation, names)
+    impossible = tf.zeros_like(logit)  # CMRC 2018 and DRCD have no unanswerable questions
+    return config.answerable_weight * tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=impossible, logits=logit), logit
+
+
+def independent_qa_head(hidden, features, config, activation):
+    """joint_prediction false: hidden [B, L, H] -> start logits (`dense`) and end logits
+    (`dense_1`) [B, L], both with the answer mask, no dropout; the loss is the mean of the
+    two cross-entropies plus the answerable classifier's term (`dense_2`, `dense_3`)."""
+    hidden = tf.cast(hidden, tf.float32)
+    names = LayerNames()
+    penalty = answer_mask_penalty(features["input_mask"], features["segment_ids"])
+    start_logits = tf.squeeze(modeling.dense(hidden, 1, names.next()), -1) + penalty
+    end_logits = tf.squeeze(modeling.dense(hidden, 1, names.next()), -1) + penalty
+    losses = 0.5 * (_cross_entropy(start_logits, features["start_positions"]) +
+                    _cross_entropy(end_logits, features["end_positions"]))  # [B]
+    answerable_loss, answerable_logit = _answerable_term(hidden, start_logits, config,
+                                                         activation, names)
+    return losses + answerable_loss, {"start_logits": start_logits, "end_logits": end_logits,
+                                      "answerable_logit": answerable_logit}
+
+
 def joint_qa_head(hidden, features, config, activation, is_training):
     """hidden [B, L, H] (the encoder's final states) -> (per-example loss [B], outputs).
 
@@ -120,13 +149,9 @@ def joint_qa_head(hidden, features, config, activation, is_training):
     end_logits = end_layers(gold_start, hidden)[:, 0] + penalty  # [B, L]
     losses = 0.5 * (_cross_entropy(start_logits, start_positions)
                     + _cross_entropy(end_logits, features["end_positions"]))
-    answerable_logit = tf.zeros_like(losses)
-    if config.answerable_classifier:
-        answerable_logit = _answerable_logit(hidden, start_logits, config, activation,
-                                             names)
-        impossible = tf.zeros_like(answerable_logit)  # no unanswerable questions here
-        losses += config.answerable_weight * tf.nn.sigmoid_cross_entropy_with_logits(
-            labels=impossible, logits=answerable_logit)
+    answerable_loss, answerable_logit = _answerable_term(hidden, start_logits, config,
+                                                         activation, names)
+    losses += answerable_loss
     outputs = {"answerable_logit": answerable_logit}
     if is_training:
         return losses, outputs

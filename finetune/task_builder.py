@@ -33,5 +33,13 @@ def get_task(config, name, tokenizer):
 
 
 def get_tasks(config, tokenizer):
-    """The Tasks of config.task_names, in order."""
+    """The Tasks of config.task_names, in order (several: one multi-task model, so each
+    task at most once)."""
+    seen = {}
+    for name in config.task_names:
+        canonical = ALIASES.get(name, name)
+        if canonical in seen:
+            raise InputError("task_names lists %s twice (%r and %r): each task gets one head "
+                             "of the multi-task model" % (canonical, seen[canonical], name))
+        seen[canonical] = name
     return [get_task(config, name, tokenizer) for name in config.task_names]

@@ -165,8 +165,7 @@ def finetuning_campaign(work, kills, rng, log=print):
                              model_dir, kills, rng, log)
     # 300 reviews padded to whole batches, num_train_epochs times (the official count)
     batch = hparams["train_batch_size"]
-    padded = -(-300 // batch) * batch
-    report["target_step"] = int(padded * hparams["num_train_epochs"] / batch)
+    report["target_step"] = int(-(-300 // batch) * hparams["num_train_epochs"])
     results = os.path.join(work, "models", "faulty", "results")
     report["corrupt"] += json_files_complete(results)
     if not os.path.exists(os.path.join(results, "chnsenticorp_results.json")):

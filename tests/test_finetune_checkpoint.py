@@ -63,13 +63,18 @@ def test_qa_checkpoint_has_the_official_variables(tmp_path):
     assert_same_variables(ours, reference)
 
 
-def test_independent_qa_head_names_start_and_end_layers_dense_and_dense_1(tmp_path):
+def test_independent_qa_head_names_its_layers_in_the_official_order(tmp_path):
     ours = one_step_checkpoint(
         tmp_path, "drcd", {"train.json": json.dumps(SQUAD, ensure_ascii=False)},
         model_size="tiny", max_seq_length=48, max_query_length=16, doc_stride=16,
         joint_prediction=False)
     heads = {name: shape for name, shape in ours.items() if name.startswith("task_specific")}
+    # start, end, then (as in the joint head) the answerable classifier's two layers
     assert heads == {"task_specific/drcd/dense/kernel": [64, 1],
                      "task_specific/drcd/dense/bias": [1],
                      "task_specific/drcd/dense_1/kernel": [64, 1],
-                     "task_specific/drcd/dense_1/bias": [1]}
+                     "task_specific/drcd/dense_1/bias": [1],
+                     "task_specific/drcd/dense_2/kernel": [128, 512],
+                     "task_specific/drcd/dense_2/bias": [512],
+                     "task_specific/drcd/dense_3/kernel": [512, 1],
+                     "task_specific/drcd/dense_3/bias": [1]}

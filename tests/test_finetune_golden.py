@@ -169,20 +169,25 @@ def np_joint_qa_loss(v, hidden):
     end_logits = end_hidden @ v["dense_1/kernel"][:, 0] + v["dense_1/bias"][0] + pen
     losses = 0.5 * (np_cross_entropy(start_logits, QA_FEATURES["start_positions"]) +
                     np_cross_entropy(end_logits, QA_FEATURES["end_positions"]))
+    return (losses + np_answerable_term(v, h, start_logits)).sum()
+
+
+def np_answerable_term(v, h, start_logits):
+    """0.5 x the sigmoid cross-entropy (label 0) of the answerable logit, per example."""
     weighted = np.einsum("bl,blh->bh", np_softmax(start_logits), h)
     answerable_hidden = np_gelu(np.concatenate([h[:, 0], weighted], -1) @ v["dense_2/kernel"]
                                 + v["dense_2/bias"])
     logit = answerable_hidden @ v["dense_3/kernel"][:, 0] + v["dense_3/bias"][0]
-    impossible_ce = np.log1p(np.exp(logit))  # sigmoid cross-entropy with label 0
-    return (losses + 0.5 * impossible_ce).sum()
+    return 0.5 * np.log1p(np.exp(logit))
 
 
 def np_independent_qa_loss(v, hidden):
     h, pen = hidden.astype(np.float64), np_penalty()
     start_logits = h @ v["dense/kernel"][:, 0] + v["dense/bias"][0] + pen
     end_logits = h @ v["dense_1/kernel"][:, 0] + v["dense_1/bias"][0] + pen
-    return (0.5 * (np_cross_entropy(start_logits, QA_FEATURES["start_positions"]) +
-                   np_cross_entropy(end_logits, QA_FEATURES["end_positions"]))).sum()
+    losses = 0.5 * (np_cross_entropy(start_logits, QA_FEATURES["start_positions"]) +
+                    np_cross_entropy(end_logits, QA_FEATURES["end_positions"]))
+    return (losses + np_answerable_term(v, h, start_logits)).sum()
 
 
 def finite_difference_check(np_loss, values, hidden, grads, coords_per_variable=40):
@@ -228,10 +233,12 @@ def test_joint_qa_head_is_the_official_one_with_its_variable_names():
 
 def test_independent_qa_head_is_the_official_one():
     hidden = hidden_states(7)
-    values = random_values({"dense/kernel": [H, 1], "dense/bias": [1],
-                            "dense_1/kernel": [H, 1], "dense_1/bias": [1]}, seed=8)
-    loss, grads = head_graph(task("drcd", "qa", joint_prediction=False), hidden, QA_FEATURES,
-                             True, values)
+    values = qa_values(8)
+    del values["qa_hidden/kernel"], values["qa_hidden/bias"]
+    values["dense_1/kernel"] = values["dense_1/kernel"][:H] * 10.0  # [H, 1] here
+    config = dict(joint_prediction=False, answerable_classifier=True,
+                  answerable_uses_start_logits=True, answerable_weight=0.5)
+    loss, grads = head_graph(task("drcd", "qa", **config), hidden, QA_FEATURES, True, values)
     np.testing.assert_allclose(loss, np_independent_qa_loss(values, hidden), rtol=1e-5,
                                atol=1e-5)
     finite_difference_check(np_independent_qa_loss, values, hidden, grads)

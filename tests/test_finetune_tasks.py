@@ -681,6 +681,9 @@ def test_builder_aliases_and_task_types(tmp_path, tokenizer):
         ("msra_ner", "tagging"), ("peoples_daily_ner", "tagging"),
         ("xnli", "classification"), ("cail2018", "classification")]
     assert tasks[0].label_list == MSRA_LABELS
+    twice = FinetuningConfig("m", str(tmp_path), task_names=["msra-ner", "msra_ner"])
+    with pytest.raises(InputError, match="task_names lists msra-ner twice"):
+        get_tasks(twice, tokenizer)
 
 
 def test_builder_constructs_qa_tasks_from_finetune_qa(tmp_path, tokenizer, monkeypatch):

@@ -2,6 +2,7 @@
 
 import io
 import json
+import math
 import re
 import shutil
 from contextlib import redirect_stdout
@@ -142,7 +143,7 @@ def test_each_task_finetunes_and_writes_metrics(pretrained, task):
         correct = sum(preds[str(ex.eid)] in ex.gold_labels for ex in examples)
         assert dev["accuracy"] == pytest.approx(100.0 * correct / len(examples))
         assert "%s: accuracy: %.1f - " % (task, dev["accuracy"]) in output
-        assert "loss: %.2f\n" % dev["loss"] in output
+        assert math.isfinite(dev["loss"]), dev
     elif task in TAGGING:
         assert {"precision", "recall", "f1"} <= set(dev)
         preds = json.loads((pretrained / "models" / "tiny" / "results" /

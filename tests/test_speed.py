@@ -13,6 +13,7 @@ six times the measured differences.
 
 import io
 import json
+import math
 import re
 from contextlib import redirect_stdout
 
@@ -161,6 +162,7 @@ def test_bf16_finetuning_runs_and_writes_metrics(fp32_and_bf16):
                           "cail2018_results.json").read_text())
     dev = results["trials"][0]["results"]["dev"]
     assert set(dev) == {"accuracy", "macro_f1", "loss"}  # what learns: test_finetune_learning
+    assert all(math.isfinite(value) for value in dev.values()), dev  # no NaN under bf16
     losses = [float(x) for x in re.findall(r"\| loss ([\d.]+) \|", out.getvalue())]
     assert losses and all(0 < x < 10 for x in losses)
 
