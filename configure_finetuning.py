@@ -75,7 +75,7 @@ class FinetuningConfig(object):
         self.max_answer_length = 30  # longest answer, in tokens
         self.joint_prediction = True  # the official head: end logits given the start; False: independent start/end
         self.beam_size = 20  # joint_prediction: best starts kept, and best ends per start
-        self.answerable_classifier = True  # joint head: an "is impossible" classifier in the loss
+        self.answerable_classifier = True  # both QA heads: an "is impossible" classifier in the loss
         self.answerable_uses_start_logits = True  # it also reads the start-probability-weighted vector
         self.answerable_weight = 0.5  # its weight in the loss
         self.qa_na_threshold = -2.75  # "no answer" above it (SQuAD 2.0-style sets; CMRC 2018 and DRCD have none)
