@@ -9,6 +9,7 @@ predictions to D/models/M/results/<task>_qa/<task>_<split>_preds.json.
 """
 
 import argparse
+import collections
 import json
 import os
 import sys
@@ -166,10 +167,18 @@ def prepare_trial_dir(config, model_dir, fingerprint):
     atomic_write_json(record, fingerprint)
 
 
-def trial_fingerprint(config, tasks, trial, init_checkpoint):
+def trial_fingerprint(config, tasks, trial, init_checkpoint, train_set):
+    """What shapes a trial's weights: the hparams, the tasks, the starting checkpoint and
+    the training data (train_set.key changes with any training file)."""
     hparams = {k: v for k, v in config.to_dict().items() if k not in EVAL_ONLY_HPARAMS}
     return json.loads(json.dumps(dict(hparams, task=run_name(tasks), trial=trial,
-                                      init_checkpoint=init_checkpoint), default=str))
+                                      init_checkpoint=init_checkpoint,
+                                      train_data=train_set.key), default=str))
+
+
+# The featurised training set of a run: its tfrecord, record count (padding included) and
+# the key of the inputs it was made from (preprocessing.training_tfrecord).
+TrainingSet = collections.namedtuple("TrainingSet", ["path", "num_records", "key"])
 
 
 def run_name(tasks):
@@ -186,31 +195,39 @@ def eval_splits(config, trial=1):
         (["test"] if config.do_test or writes_test else [])
 
 
-def prepare_trial(config, tasks, bert_config, init_checkpoint, trial):
+def prepare_trial(config, tasks, bert_config, init_checkpoint, trial, train_set):
     """The trial dir, ready to train in (resumed or emptied) and self-describing."""
     model_dir = config.trial_model_dir(run_name(tasks), trial)
     prepare_trial_dir(config, model_dir, trial_fingerprint(config, tasks, trial,
-                                                           init_checkpoint))
+                                                           init_checkpoint, train_set))
     # Label lists, featurisation settings, model shape and vocab: what finetune.export
     # and finetune.predict need, so the trial dir works without D/.
     model_info.write_trial_info(model_dir, config, tasks, bert_config)
 
 
-def train_trial(config, tasks, bert_config, init_checkpoint, trial, strategy):
+def build_training_set(config, tasks):
+    """The featurised training set of tasks (cached unless its inputs changed), built
+    before any trial dir is touched: a bad training row stops the run with finished
+    trials intact."""
+    return TrainingSet(*preprocessing.training_tfrecord(
+        tasks, config, lambda task, features: log_features(config, task, "train", features)))
+
+
+def train_trial(config, tasks, bert_config, init_checkpoint, trial, strategy, train_set):
     """Trains one model on the training sets of tasks (from init_checkpoint)."""
     seed = config.seed + trial - 1
     model_dir = config.trial_model_dir(run_name(tasks), trial)
     multi_worker = config.distribution == "multi_worker_mirrored"
     if not multi_worker:  # (a cluster's chief prepared every trial dir up front)
-        prepare_trial(config, tasks, bert_config, init_checkpoint, trial)
-    path, num_records = preprocessing.training_tfrecord(  # cached unless inputs changed
-        tasks, config, lambda task, features: log_features(config, task, "train", features))
+        prepare_trial(config, tasks, bert_config, init_checkpoint, trial, train_set)
     # As the official code counts: the padded training set, num_train_epochs times.
-    num_train_steps = max(1, int(num_records // config.train_batch_size
+    num_train_steps = max(1, int(train_set.num_records // config.train_batch_size
                                  * config.num_train_epochs))
     print("%s trial %d/%d (seed %d): %d training features (padded to whole batches), "
-          "%d steps of %d" % (run_name(tasks), trial, config.num_trials, seed, num_records,
-                              num_train_steps, config.train_batch_size), flush=True)
+          "%d steps of %d" % (run_name(tasks), trial, config.num_trials, seed,
+                              train_set.num_records, num_train_steps,
+                              config.train_batch_size), flush=True)
+    path = train_set.path
     model_fn = model_fn_builder(config, tasks, bert_config, init_checkpoint, num_train_steps)
     estimator = build_estimator(config, model_fn, model_dir, seed, strategy)
     input_fn = preprocessing.get_input_fn(path, preprocessing.training_specs(tasks), True,
@@ -221,14 +238,15 @@ def train_trial(config, tasks, bert_config, init_checkpoint, trial, strategy):
         estimator.train(input_fn=input_fn, max_steps=num_train_steps)
 
 
-def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None, chief=True):
+def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None, chief=True,
+              train_set=None):
     """strategy: the distribution's (None: one device); chief: False on the hosts of a
-    multi-host cluster that only train. Returns {task name: the trial's record} (None
-    off the chief)."""
+    multi-host cluster that only train; train_set: the TrainingSet (do_train). Returns
+    {task name: the trial's record} (None off the chief)."""
     seed = config.seed + trial - 1
     model_dir = config.trial_model_dir(run_name(tasks), trial)
     if config.do_train:
-        train_trial(config, tasks, bert_config, init_checkpoint, trial, strategy)
+        train_trial(config, tasks, bert_config, init_checkpoint, trial, strategy, train_set)
     splits = eval_splits(config, trial)
     if config.distribution == "multi_worker_mirrored" and not chief:
         if splits:  # the chief predicts alone, on one device
@@ -257,13 +275,14 @@ def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None,
     return records
 
 
-def run_trials(config, tasks, bert_config, init_checkpoint, strategy=None, chief=True):
+def run_trials(config, tasks, bert_config, init_checkpoint, strategy=None, chief=True,
+               train_set=None):
     """num_trials models on tasks; {task name: [trial records]}, results written per task
     after every trial."""
     trials = {task.name: [] for task in tasks}
     for trial in range(1, config.num_trials + 1):
         records = run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy,
-                            chief)
+                            chief, train_set)
         if not chief:  # a cluster's other hosts only train: the chief writes the results
             continue
         for task in tasks:
@@ -292,10 +311,17 @@ def run(config):
         check_checkpoint(init_checkpoint, bert_config, config)
     check_writable_dir(config.pretrained_model_dir, "model dir (results and fine-tuned "
                        "models go there)")
+    if config.max_seq_length > bert_config.max_position_embeddings:
+        raise InputError("fine-tuning hparams: max_seq_length %d is longer than the model's "
+                         "%d position embeddings: use at most %d"
+                         % (config.max_seq_length, bert_config.max_position_embeddings,
+                            bert_config.max_position_embeddings))
     tasks = task_builder.get_tasks(config, tokenizer)
     for task in tasks:  # fail on a missing or malformed eval file now, not after training
         for split in eval_splits(config):
             task.get_examples(split)
+    # ... and on a bad training row before any trial dir is emptied.
+    train_set = build_training_set(config, tasks) if config.do_train else None
     chief = distribute.is_chief(config)
     if config.do_train and config.distribution == "multi_worker_mirrored" and chief:
         # Every trial dir now, before the hosts meet (building the strategy waits for
@@ -303,11 +329,12 @@ def run(config):
         # its training, maybe while the chief still predicts the previous trial, so the
         # chief must not empty or create it then.
         for trial in range(1, config.num_trials + 1):
-            prepare_trial(config, tasks, bert_config, init_checkpoint, trial)
+            prepare_trial(config, tasks, bert_config, init_checkpoint, trial, train_set)
     # Built once, for every task and trial; only training is distributed.
     strategy = distribute.build_checked_strategy(
         config, {"train_batch_size": config.train_batch_size}) if config.do_train else None
-    return run_trials(config, tasks, bert_config, init_checkpoint, strategy, chief)
+    return run_trials(config, tasks, bert_config, init_checkpoint, strategy, chief,
+                      train_set)
 
 
 def parse_args(argv):

@@ -107,8 +107,9 @@ def training_specs(tasks):
 
 
 def training_tfrecord(tasks, config, log_features=None):
-    """(path, number of records with the padding) of the training set of tasks, written
-    unless a cached one made from the same inputs exists. log_features(task, features):
+    """(path, number of records with the padding, key) of the training set of tasks,
+    written unless a cached one made from the same inputs exists; key identifies those
+    inputs (the data files' states and the settings). log_features(task, features):
     called with each task's first features (to show them)."""
     keys = [cache_key(task, "train", config) for task in tasks]
     key = hashlib.sha1(json.dumps([keys, config.seed, config.train_batch_size]).encode())
@@ -117,7 +118,7 @@ def training_tfrecord(tasks, config, log_features=None):
     if config.use_tfrecords_if_existing and fs.exists(path) and fs.exists(meta_path):
         meta = json.loads(fs.read_text(meta_path))
         if meta.get("key") == key.hexdigest():
-            return path, meta["num_records"]
+            return path, meta["num_records"], key.hexdigest()
     specs = training_specs(tasks)
     blank = {spec.name: [0] * spec.shape[0] if spec.shape else 0 for spec in specs}
     # The examples (not their features: a QA question's windows stay together) shuffled
@@ -143,7 +144,7 @@ def training_tfrecord(tasks, config, log_features=None):
     write_tfrecord(path, records, specs)
     atomic_write_json(meta_path, {"key": key.hexdigest(), "num_records": len(records),
                                   "num_padding": padding})
-    return path, len(records)
+    return path, len(records), key.hexdigest()
 
 
 REAL_EXAMPLE = "is_real_example"  # 1 for a real feature, 0 for padding (TPU eval batches)

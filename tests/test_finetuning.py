@@ -173,6 +173,34 @@ def test_test_outputs_and_rerun_reuses_the_finished_trial(pretrained):
     # Same settings again: the finished trial is reused, not retrained.
     status, again = finetune(pretrained, hparams)
     assert status == 0 and "resuming from" in again and "step 1/" not in again
+
+
+def test_rerun_validates_before_touching_a_finished_trial_and_sees_new_data(pretrained,
+                                                                             capsys):
+    """A changed hparam with a bad training row (or a too long max_seq_length) stops the
+    rerun before the finished trial's checkpoint is touched; changed training data (same
+    hparams) trains the trial again instead of reusing the old model."""
+    task_dir = pretrained / "finetuning_data" / "lcqmc"
+    make_task_data("lcqmc", task_dir)
+    hparams = dict(TINY, task_names=["lcqmc"], max_seq_length=64)
+    status, output = finetune(pretrained, hparams)
+    assert status == 0, output
+    trial_dir = pretrained / "models" / "tiny" / "finetuning_models" / "lcqmc_model_1"
+    before = sorted(p.name for p in trial_dir.iterdir())
+    good = (task_dir / "train.tsv").read_text(encoding="utf-8")
+    (task_dir / "train.tsv").write_text(good + "only one column\n", encoding="utf-8")
+    status, output = finetune(pretrained, dict(hparams, learning_rate=5e-4))
+    assert status == 2 and "train.tsv:49" in capsys.readouterr().err
+    status, output = finetune(pretrained, dict(hparams, max_seq_length=600))
+    assert status == 2 and "max_seq_length 600" in capsys.readouterr().err
+    assert sorted(p.name for p in trial_dir.iterdir()) == before  # nothing touched
+    # New training data, same hparams: trained again, not "resuming".
+    rows = good.splitlines(True)
+    (task_dir / "train.tsv").write_text("".join(rows[:40]), encoding="utf-8")
+    status, output = finetune(pretrained, hparams)
+    assert status == 0, output
+    assert "resuming from" not in output and "training it again" in output
+    assert "40 training features" in output
     # A changed training hparam trains afresh.
     status, changed = finetune(pretrained, dict(hparams, learning_rate=5e-4))
     assert status == 0 and "settings changed" in changed and "step 1/" in changed
