@@ -23,6 +23,7 @@ from finetune import model_info  # noqa: E402
 from finetune.model_fn import check_checkpoint, model_fn_builder  # noqa: E402
 from finetune import preprocessing  # noqa: E402
 from finetune import task_builder  # noqa: E402
+from model import modeling  # noqa: E402
 from model import precision  # noqa: E402
 from pretrain.objective import get_discriminator_config  # noqa: E402
 from util import distribute  # noqa: E402
@@ -227,11 +228,10 @@ def train_trial(config, tasks, bert_config, init_checkpoint, trial, strategy, tr
           "%d steps of %d" % (run_name(tasks), trial, config.num_trials, seed,
                               train_set.num_records, num_train_steps,
                               config.train_batch_size), flush=True)
-    path = train_set.path
     model_fn = model_fn_builder(config, tasks, bert_config, init_checkpoint, num_train_steps)
     estimator = build_estimator(config, model_fn, model_dir, seed, strategy)
-    input_fn = preprocessing.get_input_fn(path, preprocessing.training_specs(tasks), True,
-                                          config.train_batch_size, seed=seed)
+    input_fn = preprocessing.get_input_fn(train_set.path, preprocessing.training_specs(tasks),
+                                          True, config.train_batch_size, seed=seed)
     if multi_worker:
         distribute.train_on_cluster(estimator, input_fn, num_train_steps)
     else:
@@ -311,11 +311,10 @@ def run(config):
         check_checkpoint(init_checkpoint, bert_config, config)
     check_writable_dir(config.pretrained_model_dir, "model dir (results and fine-tuned "
                        "models go there)")
-    if config.max_seq_length > bert_config.max_position_embeddings:
-        raise InputError("fine-tuning hparams: max_seq_length %d is longer than the model's "
-                         "%d position embeddings: use at most %d"
-                         % (config.max_seq_length, bert_config.max_position_embeddings,
-                            bert_config.max_position_embeddings))
+    # Before anything is written (the graph checks it too, but only once a trial dir is
+    # prepared).
+    modeling.check_sequence_length(bert_config, config.max_seq_length,
+                                   "fine-tuning hparams: max_seq_length")
     tasks = task_builder.get_tasks(config, tokenizer)
     for task in tasks:  # fail on a missing or malformed eval file now, not after training
         for split in eval_splits(config):

@@ -45,10 +45,8 @@ def write_tfrecord(path, features, specs):
 def cache_key(task, split, config):
     """Identifies what a cached tfrecord was made from: the settings that shape features
     and the state (name, size, mtime) of every file in the task's data directory."""
-    files = []
-    for name in fs.listdir(task.data_dir()):
-        stat = fs.stat(fs.join(task.data_dir(), name))
-        files.append([name, stat.length, stat.mtime_nsec / 1e9])
+    files = [[name] + _file_state(fs.join(task.data_dir(), name))
+             for name in fs.listdir(task.data_dir())]
     settings = {
         "task": task.name, "split": split, "files": files,
         "vocab": fs.abspath(config.spm_model_file or config.vocab_file),

@@ -295,12 +295,17 @@ class BertModel(object):
         return self.embedding_table
 
 
-def _type_and_position_embeddings(config, token_type_ids, seq_length, width):
-    """Segment + absolute position embeddings, [B, L, width] (position broadcast over B)."""
+def check_sequence_length(config, seq_length, what="sequence length"):
+    """InputError if seq_length tokens need more position embeddings than config has."""
     if config.max_position_embeddings and isinstance(seq_length, int) \
             and seq_length > config.max_position_embeddings:
-        raise InputError("sequence length %d exceeds max_position_embeddings %d"
-                         % (seq_length, config.max_position_embeddings))
+        raise InputError("%s %d exceeds max_position_embeddings %d"
+                         % (what, seq_length, config.max_position_embeddings))
+
+
+def _type_and_position_embeddings(config, token_type_ids, seq_length, width):
+    """Segment + absolute position embeddings, [B, L, width] (position broadcast over B)."""
+    check_sequence_length(config, seq_length)
     init = create_initializer(config.initializer_range)
     type_table = tf.get_variable("token_type_embeddings", [config.type_vocab_size, width],
                                  initializer=init)

@@ -39,7 +39,7 @@ def layerwise_lr_multipliers(n_layers, layer_decay):
     (the official keys); multiplier = layer_decay ** (n_layers + 2 - depth). The pooler
     of BERT-family encoders (model_type "bert"; the official ELECTRA encoder has none)
     sits between the top layer and the head, at depth n_layers+1. A variable matching no
-    fragment is an error (check_layerwise_coverage), as in the official optimizer.
+    fragment is an error (AdamWeightDecayOptimizer._lr_for), as in the official optimizer.
     """
     depths = collections.OrderedDict([
         ("/embeddings/", 0), ("/embeddings_project/", 0), ("task_specific/", n_layers + 2),
@@ -48,19 +48,6 @@ def layerwise_lr_multipliers(n_layers, layer_decay):
         depths["encoder/layer_%d/" % layer] = layer + 1
     return collections.OrderedDict(
         (key, layer_decay ** (n_layers + 2 - depth)) for key, depth in depths.items())
-
-
-def check_layerwise_coverage(tvars, multipliers):
-    """Every trainable variable must get a depth: the official optimizer raises
-    `ValueError: No learning rate specified for variable` rather than let a variable
-    outside the known scopes train at the full rate."""
-    for var in tvars:
-        name = _variable_name(var.name)
-        if not any(fragment in name for fragment in multipliers):
-            raise ValueError(
-                "No learning rate specified for variable %s: layer-wise lr decay knows "
-                "the scopes %s; put the variable under one of them or set "
-                "layerwise_lr_decay to 0" % (name, ", ".join(multipliers)))
 
 
 def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0,
@@ -91,8 +78,6 @@ def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0
     if use_tpu:
         optimizer = tf.tpu.CrossShardOptimizer(optimizer)
     tvars = variables if variables is not None else tf.trainable_variables()
-    if multipliers is not None:
-        check_layerwise_coverage(tvars, multipliers)
     loss_scale = DynamicLossScale() if loss_scaling else None
     if loss_scale is None:
         grads, all_finite = _sum_over_replicas(tf.gradients(loss, tvars)), None
@@ -244,12 +229,17 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
         return not any(re.search(r, param_name) for r in self.exclude_from_weight_decay)
 
     def _lr_for(self, param_name):
+        """The variable's rate; with layer-wise decay, a variable of no known depth is an
+        error (the official optimizer raises it rather than train it at the full rate)."""
         if not self.lr_multipliers:
             return self.learning_rate
         for fragment, multiplier in self.lr_multipliers.items():
             if fragment in param_name:
                 return self.learning_rate * multiplier
-        raise ValueError("No learning rate specified for variable %s" % param_name)
+        raise ValueError(
+            "No learning rate specified for variable %s: layer-wise lr decay knows the "
+            "scopes %s; put the variable under one of them or set layerwise_lr_decay to 0"
+            % (param_name, ", ".join(self.lr_multipliers)))
 
     # The base class's slot machinery is bypassed: apply_gradients does all the work.
     def _apply_dense(self, grad, var):
