@@ -136,6 +136,9 @@ def build_parser():
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing pretrain_data.tfrecord* files "
                              "in --output-dir")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse a corpus with bytes that are not UTF-8 (naming the "
+                             "file and line) instead of replacing and counting them")
     return parser
 
 

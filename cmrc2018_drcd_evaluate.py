@@ -120,6 +120,9 @@ def main(argv=None):
     """Run the evaluator; return the process exit status."""
     args = _parse_args(argv)
     try:
+        if args.output and fs.isdir(args.output):  # before the scores are printed
+            raise InputError("--output %s is a directory; give the path of a file to write "
+                             "the scores to" % args.output)
         result = _evaluate_files(args)
     except InputError as err:
         print("error: %s" % err, file=sys.stderr)
@@ -129,9 +132,9 @@ def main(argv=None):
     if args.output:
         try:
             atomic_write_text(args.output, line + "\n")
-        except OSError as err:
+        except fs.errors() as err:
             print("error: cannot write %s: %s"
-                  % (args.output, err.strerror or err), file=sys.stderr)
+                  % (args.output, fs.error_text(err)), file=sys.stderr)
             return 2
     return 0
 

@@ -58,6 +58,7 @@ class FinetuningConfig(object):
         self.iterations_per_loop = 1000  # TPU steps per host loop (TPU only)
         self.log_every_steps = 100  # steps between progress lines
         self.use_tfrecords_if_existing = True  # reuse featurised tfrecords of an earlier run
+        self.strict_input = False  # refuse data a reader would repair (a QA answer_start missing its answer, an answer not in its context)
         self.init_checkpoint = None  # None: the newest checkpoint in <data_dir>/models/<model_name>
         self.random_init = False  # True: no pre-trained weights (the from-scratch baseline)
 

@@ -10,9 +10,12 @@ predictions to D/models/M/results/<task>_qa/<task>_<split>_preds.json.
 
 import argparse
 import collections
+import contextlib
+import hashlib
 import json
 import os
 import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TF loads: no C++ start-up chatter
 
@@ -28,13 +31,17 @@ from model import precision  # noqa: E402
 from pretrain.objective import get_discriminator_config  # noqa: E402
 from util import distribute  # noqa: E402
 from util import fs  # noqa: E402
+from util import lock  # noqa: E402
+from util import tfrecords  # noqa: E402
 from util import results as results_lib  # noqa: E402
 from util import tpu  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
 from util.hparams import load_hparams  # noqa: E402
-from util.io import atomic_write_json, atomic_write_text, check_writable_dir  # noqa: E402
+from util.io import atomic_write_json  # noqa: E402
 from util.training_utils import quiet_tensorflow  # noqa: E402
 
+DAMAGED_CACHE_REMEDY = ("delete it and rerun: it is a cache, rebuilt from the task's data "
+                        "(finished trials are kept)")
 PARAMS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "params")
 
 
@@ -81,9 +88,9 @@ def build_estimator(config, model_fn, model_dir, seed, strategy=None):
         lambda features, labels, mode: model_fn(features, labels, mode, {}), config=run_config)
 
 
-def featurize_split(config, task, split):
-    """All features of a dev/test split; with log_examples, shows the first few."""
-    features = [f for ex in task.get_examples(split) for f in task.featurize(ex, False)]
+def featurize_split(config, task, split, examples):
+    """All features of a dev/test split's examples; with log_examples, shows the first few."""
+    features = [f for ex in examples for f in task.featurize(ex, False)]
     log_features(config, task, split, features)
     return features
 
@@ -102,9 +109,11 @@ def log_features(config, task, split, features):
 
 def evaluate_split(config, task, estimator, split, trial):
     """Predicts every feature of split, feeds the task's scorer, writes the predictions
-    and returns the scorer's results. In the TPU graph the split is padded to whole
+    and returns the scorer's results (None for a split without labels: not scored). In the TPU graph the split is padded to whole
     batches; the padding's predictions are dropped here, before any scorer sees them."""
-    features = featurize_split(config, task, split)
+    examples = task.get_examples(split)
+    labelled = task.check_split(split, examples, need_labels=split == "dev")
+    features = featurize_split(config, task, split, examples)
     path, _ = preprocessing.featurized_tfrecord(task, split, config, lambda: features)
     padding = None
     if tpu.tpu_graph(config):
@@ -115,12 +124,13 @@ def evaluate_split(config, task, estimator, split, trial):
                                           config.predict_batch_size, padding=padding)
     scorer = task.get_scorer(split)
     real = 0
-    for outputs in estimator.predict(input_fn, yield_single_examples=True):
-        if not outputs.pop(preprocessing.REAL_EXAMPLE, 1):
-            continue  # padding: it follows the real features and is never scored
-        if real < len(features):
-            scorer.update(features[real], outputs)
-        real += 1
+    with tfrecords.name_damaged_file([path], DAMAGED_CACHE_REMEDY):
+        for outputs in estimator.predict(input_fn, yield_single_examples=True):
+            if not outputs.pop(preprocessing.REAL_EXAMPLE, 1):
+                continue  # padding: it follows the real features and is never scored
+            if real < len(features):
+                scorer.update(features[real], outputs)
+            real += 1
     if real != len(features):
         raise RuntimeError("%s %s: %d predictions for %d features" % (
             task.name, split, real, len(features)))
@@ -130,6 +140,13 @@ def evaluate_split(config, task, estimator, split, trial):
     if task.task_type == "qa" and config.joint_prediction and config.answerable_classifier:
         na_file = config.qa_file(config.qa_na_file, "null_odds", task.name, split, trial)
         atomic_write_json(na_file, scorer.null_odds())
+    if not labelled:  # an unlabelled test set: predictions only, never a metric
+        print("%s %s: not scored (%s has no labels); predictions in %s"
+              % (task.name, split, task.split_path(split), preds_file), flush=True)
+        return None
+    if labelled < len(examples):
+        print("%s %s: scored on the %d of %d examples that have labels"
+              % (task.name, split, labelled, len(examples)), flush=True)
     results = scorer.get_results()
     if task.task_type == "qa" and (split != "test" or config.do_test):
         atomic_write_json(config.qa_file(config.qa_eval_file, "eval", task.name, split,
@@ -161,8 +178,11 @@ def prepare_trial_dir(config, model_dir, fingerprint):
         if previous == fingerprint and tf.train.latest_checkpoint(model_dir):
             print("resuming from %s" % tf.train.latest_checkpoint(model_dir), flush=True)
             return
-        print("settings changed since %s was written: training it again" % model_dir,
-              flush=True)
+        changed = sorted(k for k in set(previous or {}) | set(fingerprint)
+                         if (previous or {}).get(k) != fingerprint.get(k))
+        print("settings changed since %s was written (%s): training it again; the earlier "
+              "run's results stay in %s" % (model_dir, ", ".join(changed) or "no checkpoint",
+                                            config.results_dir), flush=True)
         fs.rmtree(model_dir)
     fs.makedirs(model_dir)
     atomic_write_json(record, fingerprint)
@@ -174,7 +194,8 @@ def trial_fingerprint(config, tasks, trial, init_checkpoint, train_set):
     hparams = {k: v for k, v in config.to_dict().items() if k not in EVAL_ONLY_HPARAMS}
     return json.loads(json.dumps(dict(hparams, task=run_name(tasks), trial=trial,
                                       init_checkpoint=init_checkpoint,
-                                      train_data=train_set.key), default=str))
+                                      train_data=train_set and train_set.key),
+                                 default=str))
 
 
 # The featurised training set of a run: its tfrecord, record count (padding included) and
@@ -232,10 +253,11 @@ def train_trial(config, tasks, bert_config, init_checkpoint, trial, strategy, tr
     estimator = build_estimator(config, model_fn, model_dir, seed, strategy)
     input_fn = preprocessing.get_input_fn(train_set.path, preprocessing.training_specs(tasks),
                                           True, config.train_batch_size, seed=seed)
-    if multi_worker:
-        distribute.train_on_cluster(estimator, input_fn, num_train_steps)
-    else:
-        estimator.train(input_fn=input_fn, max_steps=num_train_steps)
+    with tfrecords.name_damaged_file([train_set.path], DAMAGED_CACHE_REMEDY):
+        if multi_worker:
+            distribute.train_on_cluster(estimator, input_fn, num_train_steps)
+        else:
+            estimator.train(input_fn=input_fn, max_steps=num_train_steps)
 
 
 def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None, chief=True,
@@ -267,7 +289,8 @@ def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None,
         trial_results = {}
         for split in splits:
             results = evaluate_split(config, task, estimator, split, trial)
-            if split != "test" or config.do_test:  # write_test_outputs alone: predictions only
+            # write_test_outputs alone, or a test set without labels: predictions only.
+            if results is not None and (split != "test" or config.do_test):
                 trial_results[split] = results
                 print(results_lib.format_line(task.name, results), flush=True)
         records[task.name] = {"trial": trial, "seed": seed, "model_dir": model_dir,
@@ -278,7 +301,11 @@ def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None,
 def run_trials(config, tasks, bert_config, init_checkpoint, strategy=None, chief=True,
                train_set=None):
     """num_trials models on tasks; {task name: [trial records]}, results written per task
-    after every trial."""
+    after every trial, beside the results of earlier runs with other settings."""
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    # What the trained models depend on: a rerun with the same replaces its results.
+    settings = hashlib.sha1(json.dumps(trial_fingerprint(
+        config, tasks, 0, init_checkpoint, train_set), sort_keys=True).encode()).hexdigest()
     trials = {task.name: [] for task in tasks}
     for trial in range(1, config.num_trials + 1):
         records = run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy,
@@ -287,10 +314,9 @@ def run_trials(config, tasks, bert_config, init_checkpoint, strategy=None, chief
             continue
         for task in tasks:
             trials[task.name].append(records[task.name])
-            results_lib.write_task_results(config, task, trials[task.name])
-            atomic_write_text(config.results_txt_file(task.name), "".join(
-                "trial %d %s %s\n" % (t["trial"], split, results_lib.format_line(task.name, r))
-                for t in trials[task.name] for split, r in t["results"].items()))
+            if any(t["results"] for t in trials[task.name]):  # (a run that scores nothing
+                results_lib.write_task_results(  # leaves earlier results as they were)
+                    config, task, trials[task.name], settings, started)
         if not config.keep_all_models and trial < config.num_trials:
             fs.rmtree(config.trial_model_dir(run_name(tasks), trial))
     return trials
@@ -309,19 +335,27 @@ def run(config):
     init_checkpoint = find_pretrained_checkpoint(config) if config.do_train else None
     if init_checkpoint:
         check_checkpoint(init_checkpoint, bert_config, config)
-    check_writable_dir(config.pretrained_model_dir, "model dir (results and fine-tuned "
-                       "models go there)")
     # Before anything is written (the graph checks it too, but only once a trial dir is
     # prepared).
     modeling.check_sequence_length(bert_config, config.max_seq_length,
                                    "fine-tuning hparams: max_seq_length")
     tasks = task_builder.get_tasks(config, tokenizer)
-    for task in tasks:  # fail on a missing or malformed eval file now, not after training
-        for split in eval_splits(config):
-            task.get_examples(split)
+    chief = distribute.is_chief(config)
+    # One run per task (set) and model dir at a time: two would train the same trial dirs
+    # and write the same results. The chief holds the lock; a cluster's other hosts only train.
+    held = lock.hold(config.pretrained_model_dir, "%s fine-tuning in the model dir"
+                     % run_name(tasks), name=".finetune_%s.lock" % run_name(tasks)) \
+        if chief else contextlib.nullcontext()
+    with held:
+        return validate_and_run(config, tasks, bert_config, init_checkpoint, chief)
+
+
+def validate_and_run(config, tasks, bert_config, init_checkpoint, chief):
+    for task in tasks:  # fail on a missing, malformed or empty eval file now, not after
+        for split in eval_splits(config):  # training (an unlabelled test set is predicted)
+            task.check_split(split, task.get_examples(split), need_labels=split == "dev")
     # ... and on a bad training row before any trial dir is emptied.
     train_set = build_training_set(config, tasks) if config.do_train else None
-    chief = distribute.is_chief(config)
     if config.do_train and config.distribution == "multi_worker_mirrored" and chief:
         # Every trial dir now, before the hosts meet (building the strategy waits for
         # them): the others write into a trial dir (tmp_worker_<i>/) as soon as they start
@@ -332,8 +366,19 @@ def run(config):
     # Built once, for every task and trial; only training is distributed.
     strategy = distribute.build_checked_strategy(
         config, {"train_batch_size": config.train_batch_size}) if config.do_train else None
-    return run_trials(config, tasks, bert_config, init_checkpoint, strategy, chief,
-                      train_set)
+    trials = run_trials(config, tasks, bert_config, init_checkpoint, strategy, chief,
+                        train_set)
+    report_repairs(tasks)
+    return trials
+
+
+def report_repairs(tasks):
+    """Repeats, at the end where it is seen, what the readers repaired in the data."""
+    for task in tasks:
+        for split in ("train", "dev", "test"):
+            for note in task.repairs(split):
+                print("WARNING: %s %s: %s (\"strict_input\": true refuses such data)"
+                      % (task.name, split, note), flush=True)
 
 
 def parse_args(argv):

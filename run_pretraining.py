@@ -20,19 +20,25 @@ import configure_pretraining
 from model import optimization
 from model import precision
 from model import tokenization
+from pretrain import model_dir
 from pretrain import objective
 from pretrain import pretrain_data
 from util import distribute
 from util import checkpoints
 from util import fs
+from util import lock
+from util import tfrecords
 from util import tpu
 from util.distribute import cross_replica_sum, is_first_replica
 from util.errors import InputError, run_cli
 from util.hparams import load_hparams
-from util.io import atomic_copy, atomic_write_json, check_writable_dir
+from util.io import atomic_write_json
 from util.training_utils import (CheckpointLogger, LoopProgressHook, ProgressHook,
                                  quiet_tensorflow)
 
+DAMAGED_TFRECORD_REMEDY = (
+    "rebuild the tfrecords (build_pretraining_dataset.py ... --overwrite) or leave the file "
+    "out of pretrain_tfrecords; the checkpoints written so far are kept and a rerun resumes")
 EMBEDDING_VARIABLES = ("electra/embeddings/word_embeddings", "bert/embeddings/word_embeddings")
 
 
@@ -157,37 +163,6 @@ def build_estimator(config, special_ids, warm_start_from, strategy=None):
                              session_config=precision.session_config(config.use_xla))
 
 
-def write_model_files(config):
-    """Makes D/models/M self-describing: vocab, HF-style configs and all hparams.
-
-    A model dir that already holds a different vocab is refused: mixing vocabs would
-    silently scramble the embeddings.
-    """
-    fs.makedirs(config.model_dir)
-    vocab_source = config.spm_model_file or config.vocab_file
-    vocab_copy = fs.join(config.model_dir, fs.basename(vocab_source))
-    if fs.exists(vocab_copy):
-        if not fs.same_bytes(vocab_copy, vocab_source):
-            raise InputError("%s differs from %s: this model was trained with another vocab; "
-                             "use a new model_name" % (vocab_copy, vocab_source))
-    else:
-        atomic_copy(vocab_source, vocab_copy)
-    disc = objective.get_discriminator_config(config)
-    disc.embedding_size = disc.embedding_size or disc.hidden_size
-    if config.electra_objective and config.untied_generator:
-        gen = objective.get_generator_config(config, disc)
-        if config.untied_generator_embeddings:  # its own table, as wide as its hidden
-            gen.embedding_size = gen.hidden_size
-    else:  # BERT MLM (or tied weights): the masked-LM model is the full-size one
-        gen = disc
-    # The BERT objective's checkpoint is a Google-BERT-named one (bert/, cls/predictions).
-    model_type = "electra" if config.electra_objective else "bert"
-    for name, bert_config in (("discriminator.json", disc), ("generator.json", gen)):
-        atomic_write_json(os.path.join(config.model_dir, name),
-                          dict(bert_config.to_dict(), model_type=model_type))
-    atomic_write_json(os.path.join(config.model_dir, "pretrain_hparams.json"), config.to_dict())
-
-
 def run_eval(estimator, config, eval_files, checkpoint_path=None):
     """Evaluates a checkpoint (default: the newest); prints and appends the metrics."""
     print("evaluating %d batches of %d from %s" % (
@@ -195,8 +170,9 @@ def run_eval(estimator, config, eval_files, checkpoint_path=None):
     input_fn = pretrain_data.get_input_fn(eval_files, config.max_seq_length, is_training=False,
                                           batch_size=config.eval_batch_size,
                                           extra_features=extra_features(config))
-    results = estimator.evaluate(input_fn=input_fn, steps=config.num_eval_steps,
-                                 checkpoint_path=checkpoint_path)
+    with tfrecords.name_damaged_file(eval_files, DAMAGED_TFRECORD_REMEDY):
+        results = estimator.evaluate(input_fn=input_fn, steps=config.num_eval_steps,
+                                     checkpoint_path=checkpoint_path)
     results = {k: float(v) for k, v in results.items()}
     lines = ["%s: %.4f" % (k, v) for k, v in sorted(results.items())]
     print("eval results at step %d:\n  %s" % (results["global_step"], "\n  ".join(lines)),
@@ -225,6 +201,18 @@ class EvalEachCheckpoint(tf.estimator.CheckpointSaverListener):
         self.evaluated_steps.add(global_step_value)
 
 
+def graph_variable_shapes(config, special_ids):
+    """{name: shape} of every variable the training graph holds (weights, optimizer
+    slots, global_step), built on dummy features in a throwaway graph."""
+    with tf.Graph().as_default():
+        features = {name: tf.zeros([1, config.max_seq_length], tf.int32)
+                    for name in pretrain_data.FEATURE_NAMES + extra_features(config)}
+        tf.train.get_or_create_global_step()
+        model_fn_builder(config, special_ids, None)(features, None,
+                                                    tf.estimator.ModeKeys.TRAIN, {})
+        return {v.op.name: v.shape.as_list() for v in tf.global_variables()}
+
+
 def extra_features(config):
     """Features beyond input_ids/input_mask/segment_ids that the objective reads."""
     names = []
@@ -247,16 +235,10 @@ def check_extra_features(config, files):
 
 
 def train_and_eval(config):
+    """Checks the inputs, then (holding the model dir's lock on the chief: a second run on
+    it stops, naming this one) the model dir, then trains and/or evaluates."""
     precision.check_supported(config.mixed_precision, config.use_tpu, "pre-training hparams")
     special_ids = load_special_ids(config)
-    latest = tf.train.latest_checkpoint(config.model_dir) if fs.isdir(config.model_dir) \
-        else None
-    if latest:
-        check_checkpoint_vocab(latest, config.vocab_size, "checkpoint")
-    if config.init_checkpoint and not latest:
-        if not tf.train.checkpoint_exists(config.init_checkpoint):
-            raise InputError("init_checkpoint %s not found" % config.init_checkpoint)
-        check_checkpoint_vocab(config.init_checkpoint, config.vocab_size, "init_checkpoint")
     train_files = eval_files = None
     if config.do_train:
         train_files = pretrain_data.find_tfrecords(config.pretrain_tfrecords)
@@ -267,10 +249,27 @@ def train_and_eval(config):
                                                   or config.pretrain_tfrecords)
         pretrain_data.check_seq_length(eval_files, config.max_seq_length)
         check_extra_features(config, eval_files)
-    check_writable_dir(config.model_dir, "model dir")
+    if not distribute.is_chief(config):
+        return train_and_eval_in_model_dir(config, special_ids, train_files, eval_files)
+    with lock.hold(config.model_dir, "model dir"):
+        return train_and_eval_in_model_dir(config, special_ids, train_files, eval_files)
+
+
+def train_and_eval_in_model_dir(config, special_ids, train_files, eval_files):
+    latest = tf.train.latest_checkpoint(config.model_dir) if fs.isdir(config.model_dir) \
+        else None
+    if latest:
+        check_checkpoint_vocab(latest, config.vocab_size, "checkpoint")
+    if config.init_checkpoint and not latest:
+        if not tf.train.checkpoint_exists(config.init_checkpoint):
+            raise InputError("init_checkpoint %s not found" % config.init_checkpoint)
+        check_checkpoint_vocab(config.init_checkpoint, config.vocab_size, "init_checkpoint")
+    if latest:  # a resume: the same run, or nothing is touched
+        model_dir.check_resume(config, train_files)
+        model_dir.check_checkpoint_shapes(latest, graph_variable_shapes(config, special_ids))
     chief = distribute.is_chief(config)
     if chief:  # the other hosts of a cluster only train
-        write_model_files(config)
+        model_dir.write_model_files(config, train_files)
 
     batches = {"train_batch_size": config.train_batch_size}
     if config.distribution == "mirrored" and config.do_eval:
@@ -298,8 +297,9 @@ def train_and_eval(config):
         listeners = [CheckpointLogger()]
         if config.do_eval and config.eval_each_checkpoint:
             listeners.append(EvalEachCheckpoint(estimator, config, eval_files))
-        estimator.train(input_fn=input_fn, max_steps=config.num_train_steps,
-                        saving_listeners=listeners)
+        with tfrecords.name_damaged_file(train_files, DAMAGED_TFRECORD_REMEDY):
+            estimator.train(input_fn=input_fn, max_steps=config.num_train_steps,
+                            saving_listeners=listeners)
         final_step = estimator.get_variable_value("global_step")
         if len(listeners) > 1 and final_step in listeners[1].evaluated_steps:
             return None  # the last checkpoint has been evaluated already

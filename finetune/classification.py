@@ -140,7 +140,6 @@ class ClassificationTask(Task):
 
     task_type = "classification"
     label_list = None
-    split_files = ()
     sentence_pair = False  # examples are (text_a, text_b) pairs, not single texts
     unordered_pair = False  # (a, b) means the same as (b, a): double_unordered applies
     label_aliases = {}  # other spellings of a label in some releases of the data
@@ -148,15 +147,11 @@ class ClassificationTask(Task):
     _label_ids = None  # label -> index, built on first use
 
     def get_examples(self, split):
-        path = self.split_file(split, self.files_for(split))
+        path = self.split_path(split)
         examples = [Example(eid, self.name, **fields)
                     for eid, fields in enumerate(self._read(split, path))]
         logger.info("%s %s: %d examples from %s", self.name, split, len(examples), path)
         return examples
-
-    def files_for(self, split):
-        """Candidate file names of split (relative to the task dir, '{split}' filled in)."""
-        return self.split_files
 
     def _read(self, split, path):
         """Yield the fields of each example of split read from path (see the class doc)."""
@@ -167,6 +162,9 @@ class ClassificationTask(Task):
         if self._label_ids is None:
             self._label_ids = {name: i for i, name in enumerate(self.label_list)}
         return self._label_ids[label]
+
+    def is_labelled(self, example):
+        return bool(example.gold_labels)
 
     def check_label(self, path, lineno, label):
         """The canonical spelling of a label read at path:lineno; InputError if unknown."""
@@ -249,11 +247,11 @@ class ClassificationScorer(Scorer):
         self._predictions = {}  # eid -> predicted label
 
     def update(self, feature, outputs):
-        super().update(feature, outputs)
         pred = int(np.argmax(outputs["logits"]))
         self._predictions[feature["eid"]] = self._label_list[pred]
         gold = feature["_gold_ids"]
-        if gold:  # unlabelled test rows only get a prediction
+        if gold:  # unlabelled test rows only get a prediction (their loss is against label 0)
+            super().update(feature, outputs)
             self._true.append(pred if pred in gold else gold[0])
             self._pred.append(pred)
 

@@ -44,9 +44,10 @@ def write_tfrecord(path, features, specs):
 
 def cache_key(task, split, config):
     """Identifies what a cached tfrecord was made from: the settings that shape features
-    and the state (name, size, mtime) of every file in the task's data directory."""
+    and the content (name, size, SHA-256) of every file in the task's data directory."""
     files = [[name] + _file_state(fs.join(task.data_dir(), name))
-             for name in fs.listdir(task.data_dir())]
+             for name in sorted(fs.listdir(task.data_dir()))
+             if not fs.isdir(fs.join(task.data_dir(), name))]
     settings = {
         "task": task.name, "split": split, "files": files,
         "vocab": fs.abspath(config.spm_model_file or config.vocab_file),
@@ -55,14 +56,15 @@ def cache_key(task, split, config):
         "max_seq_length": config.max_seq_length,
         "max_query_length": config.max_query_length, "doc_stride": config.doc_stride,
         "double_unordered": config.double_unordered,
+        "strict_input": config.strict_input,  # a strict run reads the data again
     }
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
 def _file_state(path):
-    """[size, mtime] of a file: a cache made with another vocab of the same path is stale."""
-    stat = fs.stat(path)
-    return [stat.length, stat.mtime_nsec / 1e9]
+    """[size, SHA-256] of a file: a cache (and a trial) made from other content of the same
+    path is stale, whatever its modification time says."""
+    return [fs.getsize(path), fs.digest(path)]
 
 
 def featurized_tfrecord(task, split, config, make_features):
@@ -121,8 +123,11 @@ def training_tfrecord(tasks, config, log_features=None):
     blank = {spec.name: [0] * spec.shape[0] if spec.shape else 0 for spec in specs}
     # The examples (not their features: a QA question's windows stay together) shuffled
     # once, as the official code does, then featurised in that order.
-    examples = [(task_id, example) for task_id, task in enumerate(tasks)
-                for example in task.get_examples("train")]
+    examples = []
+    for task_id, task in enumerate(tasks):
+        task_examples = task.get_examples("train")
+        task.check_split("train", task_examples, need_labels=True)
+        examples += [(task_id, example) for example in task_examples]
     random.Random(config.seed).shuffle(examples)
     records, shown = [], {task.name: [] for task in tasks}
     for task_id, example in examples:

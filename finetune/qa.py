@@ -347,12 +347,19 @@ class QATask(Task):
 
     # -- files --------------------------------------------------------------
 
-    def split_path(self, split):
-        """The data file of split, from the names this task accepts."""
+    def files_for(self, split):
+        """The file names this task accepts for split."""
         candidates = list(_SPLIT_FILES.get(self.name, ["{split}.json",
                                                        self.name + "_{split}.json"]))
-        candidates += _EXTRA_SPLIT_FILES.get((self.name, split), [])
-        return self.split_file(split, candidates)
+        return candidates + _EXTRA_SPLIT_FILES.get((self.name, split), [])
+
+    def is_labelled(self, example):
+        return bool(example.answers)
+
+    def unusable_note(self, split):
+        skipped = self.skipped_questions[split]
+        return (" (%d question(s) skipped: their answer text is not in the context)"
+                % skipped if skipped else "")
 
     def load_dataset(self, split):
         """(path, parsed JSON) of split's original file (what the evaluator scores)."""
@@ -382,8 +389,13 @@ class QATask(Task):
                                  "unique: predictions are keyed by id)"
                                  % (path, where, qid, seen[qid]))
             seen[qid] = where
-            span = self._locate_first(context, answers, split)
+            span = self._locate_first(context, answers, split, "%s: %s (id %s)"
+                                      % (path, where, qid))
             if is_train and span is None:
+                if self.config.strict_input:
+                    raise InputError("%s: %s (id %s): no answer text is in the context; "
+                                     "strict_input refuses it (false: skip the question)"
+                                     % (path, where, qid))
                 skipped.append(qid)
                 continue
             examples.append(Example(len(examples), self.name, qid=qid,
@@ -391,19 +403,35 @@ class QATask(Task):
                                     answers=answers, answer_span=span))
         if skipped:
             self._warn_skipped(split, skipped, "whose answer text is not in the context")
-        if self.relocated_answers[split]:
-            logger.info("%s %s: %d answer(s) had an answer_start not pointing at their "
-                        "text; used the nearest occurrence instead", self.name, split,
-                        self.relocated_answers[split])
+        for note in self.repairs(split):
+            logger.warning("%s %s: %s", self.name, split, note)
         return examples
 
-    def _locate_first(self, context, answers, split):
-        """Char span of the first answer found in context (None if none is)."""
+    def repairs(self, split):
+        """What reading split changed or dropped, in words ([] if nothing)."""
+        notes = []
+        if self.relocated_answers[split]:
+            notes.append("%d answer(s) had an answer_start not pointing at their text; the "
+                         "nearest occurrence was used" % self.relocated_answers[split])
+        if self.skipped_questions[split]:
+            notes.append("%d question(s) skipped: their answer text is not in the context"
+                         % self.skipped_questions[split])
+        return notes
+
+    def _locate_first(self, context, answers, split, where):
+        """Char span of the first answer found in context (None if none is). An
+        answer_start that misses its text is moved to the nearest occurrence (counted), or
+        refused with strict_input."""
         for answer in answers:
             span = locate_answer(context, answer["text"], answer["answer_start"])
             if span is None:
                 continue
-            if span[0] != answer["answer_start"]:
+            if answer["answer_start"] >= 0 and span[0] != answer["answer_start"]:
+                if self.config.strict_input:
+                    raise InputError(
+                        "%s: answer_start %d does not point at its answer %r (it is at %d); "
+                        "strict_input refuses it (false: use the nearest occurrence)"
+                        % (where, answer["answer_start"], answer["text"], span[0]))
                 self.relocated_answers[split] += 1
             return span
         return None

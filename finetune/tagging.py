@@ -36,7 +36,6 @@ class TaggingTask(Task):
 
     task_type = "tagging"
     default_labels = ()
-    split_files = ()
     _label_ids = None
 
     def __init__(self, config, name, tokenizer):
@@ -68,7 +67,7 @@ class TaggingTask(Task):
         return self._label_ids[label]
 
     def get_examples(self, split):
-        path = self.split_file(split, self.split_files)
+        path = self.split_path(split)
         examples = [Example(eid, self.name, chars=chars, labels=labels)
                     for eid, (chars, labels) in enumerate(self._read_sentences(path))]
         logger.info("%s %s: %d sentences from %s", self.name, split, len(examples), path)

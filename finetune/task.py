@@ -66,9 +66,46 @@ class Task(object):
         raise InputError("%s: no %s file found; looked for %s"
                          % (self.name, split, ", ".join(tried)))
 
+    split_files = ()  # candidate file names of a split, '{split}' filled in
+
+    def files_for(self, split):
+        """Candidate file names of split (relative to the task dir)."""
+        return self.split_files
+
+    def split_path(self, split):
+        """The data file of split: the first of files_for(split) that exists."""
+        return self.split_file(split, self.files_for(split))
+
     def get_examples(self, split):
         """All examples of split ("train", "dev" or "test")."""
         raise NotImplementedError()
+
+    def is_labelled(self, example):
+        """False for an example without a gold answer (an unlabelled test row)."""
+        return True
+
+    def repairs(self, split):
+        """What reading split repaired or dropped, in words (reported at the end of a run)."""
+        return []
+
+    def unusable_note(self, split):
+        """Why examples of split were dropped while reading, or "" (QA: answers not found)."""
+        return ""
+
+    def check_split(self, split, examples, need_labels):
+        """InputError if split gives nothing to train on (or, need_labels, to score):
+        an empty or header-only file must not turn into a metric or a trained-on-nothing
+        model. Returns the number of labelled examples."""
+        labelled = sum(1 for example in examples if self.is_labelled(example))
+        path = self.split_path(split)
+        if not examples:
+            raise InputError("%s: %s holds no usable %s examples%s; check the file"
+                             % (self.name, path, split, self.unusable_note(split)))
+        if need_labels and not labelled:
+            raise InputError("%s: %s has no labels, so the %s split cannot be %s; give a "
+                             "labelled file" % (self.name, path, split,
+                                                "trained on" if split == "train" else "scored"))
+        return labelled
 
     def featurize(self, example, is_training):
         """List of feature dicts for one example (QA may give several: doc stride)."""

@@ -79,7 +79,32 @@ class BertConfig(object):
         if "vocab_size" not in params:
             raise InputError("%s: missing required key 'vocab_size'" % source)
         check_activation(params.get("hidden_act", "gelu"), source)
-        return cls(**params)
+        config = cls(**params)
+        config.check_shape(source)
+        return config
+
+    def check_shape(self, source):
+        """A degenerate shape (no layers, heads that do not divide the width, a dropout of
+        1) fails here, at hparam time, not as a reshape error deep in the graph."""
+        def need(cond, what):
+            if not cond:
+                raise InputError("%s: %s" % (source, what))
+        for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                    "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+            value = getattr(self, key)
+            need(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                 "%s must be a whole number >= 1, got %r" % (key, value))
+        need(self.embedding_size is None or (isinstance(self.embedding_size, int)
+                                             and self.embedding_size >= 1),
+             "embedding_size must be a whole number >= 1 or null, got %r"
+             % (self.embedding_size,))
+        need(self.hidden_size % self.num_attention_heads == 0,
+             "hidden_size %d does not divide into num_attention_heads %d: use a multiple"
+             % (self.hidden_size, self.num_attention_heads))
+        for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            value = getattr(self, key)
+            need(isinstance(value, (int, float)) and 0 <= value < 1,
+                 "%s must be in [0, 1), got %r" % (key, value))
 
     @classmethod
     def from_json_file(cls, path):

@@ -95,6 +95,26 @@ def iter_lines(path, start, end, first_line):
                          % (path, fs.error_text(err))) from err
 
 
+def check_decodable(corpus_dir, corpus_files):
+    """--strict: InputError naming the first line with bytes that are not UTF-8 (which the
+    build would otherwise replace, count and warn about), before any output is touched."""
+    for name in corpus_files:
+        path = fs.join(corpus_dir, name)
+        try:
+            with open_binary(path) as reader:
+                for number, raw in enumerate(reader, 1):
+                    _, bad = decode_line(raw)
+                    if bad:
+                        raise InputError(
+                            "%s:%d: %d undecodable byte sequence(s) (not UTF-8); --strict "
+                            "refuses them: convert the file to UTF-8 (e.g. iconv -f GB18030 "
+                            "-t UTF-8), or drop --strict to have them replaced and counted"
+                            % (path, number, bad))
+        except read_errors(path) as err:
+            raise InputError("cannot read corpus file %s: %s"
+                             % (path, fs.error_text(err))) from err
+
+
 def open_binary(path):
     """A local file with Python's open (job processes stay TensorFlow-free), any other
     (gs://, ram://, read by the parent only) through util.fs."""

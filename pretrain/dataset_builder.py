@@ -169,7 +169,7 @@ def print_summary(args, stats, elapsed):
                  format_count(stats.boundary_mismatches),
                  format_count(stats.unaligned_tokens)), flush=True)
     if stats.bad_by_file:
-        print("warning: " + stats.bad_bytes_message(), flush=True)
+        print("warning: %s (--strict refuses them)" % stats.bad_bytes_message(), flush=True)
     else:
         print("undecodable byte sequences: 0", flush=True)
     print("wrote %d files %s-*-of-%d and %s to %s"
@@ -190,6 +190,8 @@ def build(args):
     corpus_files, total_bytes = corpus.check_corpus(args.corpus_dir)
     corpus.check_annotation_files(args.corpus_dir, corpus_files, args.ref_file,
                                   args.dep_file)
+    if args.strict:
+        corpus.check_decodable(args.corpus_dir, corpus_files)
     if args.num_out_files is None:
         args.num_out_files = default_num_out_files(total_bytes, args.num_processes)
     work_dir = local_inputs.make_work_dir() if local_inputs.needs_work_dir(args) else None

@@ -69,6 +69,10 @@ def get_generator_config(config, disc_config):
     gen.num_hidden_layers = int(round(disc_config.num_hidden_layers * config.generator_layers))
     gen.intermediate_size = 4 * gen.hidden_size
     gen.num_attention_heads = max(1, gen.hidden_size // 64)
+    gen.check_shape("pre-training hparams: the generator (generator_hidden_size %s and "
+                    "generator_layers %s of the discriminator's %d x %d)"
+                    % (config.generator_hidden_size, config.generator_layers,
+                       disc_config.num_hidden_layers, disc_config.hidden_size))
     return gen
 
 

@@ -652,3 +652,21 @@ def test_a_job_never_imports_tensorflow(tmp_path, vocab_file, multi_file_corpus)
     assert result.returncode == 0, result.stderr
     assert "tensorflow imported: False" in result.stdout
     assert os.listdir(out) == ["pretrain_data.tfrecord-0-of-1.tmp"]
+
+
+def test_strict_refuses_undecodable_bytes_before_touching_old_output(tmp_path, vocab_file,
+                                                                     capsys):
+    good = write_corpus(tmp_path / "good", {"a.txt": "你好。\n今天天气很好。\n".encode("utf-8")})
+    out = tmp_path / "out"
+    assert run_build(good, vocab_file, out) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    bad = write_corpus(tmp_path / "bad", {"ok.txt": "好。\n".encode("utf-8"),
+                                          "gbk.txt": "你好\n".encode("utf-8")
+                                          + "天气\n".encode("gb18030")})
+    capsys.readouterr()
+    assert run_build(bad, vocab_file, out, "--overwrite", "--strict") == 2
+    err = capsys.readouterr().err
+    replaced = "天气".encode("gb18030").decode("utf-8", errors="replace").count("\ufffd")
+    assert "%s:2: %d undecodable byte sequence(s) (not UTF-8); --strict refuses them" % (
+        os.path.join(bad, "gbk.txt"), replaced) in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -3,6 +3,7 @@
 import io
 import json
 import math
+import os
 import re
 import shutil
 from contextlib import redirect_stdout
@@ -358,3 +359,103 @@ def test_tpu_estimator_finetuning_scores_exactly_as_the_estimator(pretrained, ta
                      for qa in p["qas"]}
         assert set(preds) == questions
         assert abs(cmrc2018_drcd_evaluate.evaluate(dataset, preds)["F1"] - dev["f1"]) < 1e-6
+
+
+def test_empty_or_unlabelled_splits_give_no_number(pretrained, tmp_path, capsys):
+    """A header-only train or dev file is refused before training (no untrained head's
+    accuracy, no `loss: 0.00`); an unlabelled test set is predicted but not scored; a QA
+    training set whose every answer is missing from its context trains on nothing, so it
+    is refused."""
+    shutil.copytree(pretrained / "models" / "tiny", tmp_path / "models" / "tiny",
+                    ignore=shutil.ignore_patterns("results", "finetuning_*"))
+    task_dir = tmp_path / "finetuning_data" / "chnsenticorp"
+    make_task_data("chnsenticorp", task_dir)
+    good_train = (task_dir / "train.tsv").read_text(encoding="utf-8")
+    header = good_train.splitlines(True)[0]
+    hparams = dict(TINY, task_names=["chnsenticorp"], max_seq_length=32)
+    (task_dir / "train.tsv").write_text(header, encoding="utf-8")
+    status, output = finetune(tmp_path, hparams)
+    assert status == 2 and "training features" not in output
+    assert "train.tsv holds no usable train examples" in capsys.readouterr().err
+    (task_dir / "train.tsv").write_text(good_train, encoding="utf-8")
+    good_dev = (task_dir / "dev.tsv").read_text(encoding="utf-8")
+    (task_dir / "dev.tsv").write_text(good_dev.splitlines(True)[0], encoding="utf-8")
+    status, output = finetune(tmp_path, hparams)
+    assert status == 2 and "training features" not in output
+    assert "dev.tsv holds no usable dev examples" in capsys.readouterr().err
+    results = tmp_path / "models" / "tiny" / "results"
+    assert not (results / "chnsenticorp_results.json").exists()
+
+    # An unlabelled test file (ChnSentiCorp's public test.tsv layout: qid, text_a).
+    (task_dir / "dev.tsv").write_text(good_dev, encoding="utf-8")
+    rows = [line.split("\t") for line in good_dev.splitlines()[1:]]
+    (task_dir / "test.tsv").write_text("qid\ttext_a\n" + "".join(
+        "%d\t%s\n" % (i, row[-1]) for i, row in enumerate(rows)), encoding="utf-8")
+    status, output = finetune(tmp_path, dict(hparams, do_test=True))
+    assert status == 0, output
+    assert "chnsenticorp test: not scored" in output
+    assert "chnsenticorp: accuracy" in output  # the dev line, still scored
+    record = json.loads((results / "chnsenticorp_results.json").read_text())
+    assert [list(t["results"]) for t in record["trials"]] == [["dev"]]
+    assert len(json.loads((results / "chnsenticorp_test_preds.json").read_text())) == len(rows)
+
+    # QA: every training answer absent from its context.
+    qa_dir = tmp_path / "finetuning_data" / "cmrc2018"
+    make_task_data("cmrc2018", qa_dir)
+    train = json.loads((qa_dir / "train.json").read_text(encoding="utf-8"))
+    for article in train["data"]:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                for answer in qa["answers"]:
+                    answer["text"] = "不在文中的答案"
+    (qa_dir / "train.json").write_text(json.dumps(train, ensure_ascii=False), encoding="utf-8")
+    status, output = finetune(tmp_path, dict(TINY, task_names=["cmrc2018"], max_seq_length=128))
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "train.json holds no usable train examples" in err and "skipped" in err
+
+
+def test_a_second_finetuning_run_of_the_same_task_is_refused(pretrained, tmp_path, capsys):
+    import socket
+    shutil.copytree(pretrained / "models" / "tiny", tmp_path / "models" / "tiny",
+                    ignore=shutil.ignore_patterns("results", "finetuning_*"))
+    make_task_data("chnsenticorp", tmp_path / "finetuning_data" / "chnsenticorp")
+    lock = tmp_path / "models" / "tiny" / ".finetune_chnsenticorp.lock"
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid(),
+                                "started": "earlier", "command": "run_finetuning.py",
+                                "token": "x"}))
+    status, output = finetune(tmp_path, dict(TINY, task_names=["chnsenticorp"],
+                                             max_seq_length=32))
+    assert status == 2 and "training features" not in output
+    assert "the chnsenticorp fine-tuning in the model dir %s is in use by another run" % (
+        tmp_path / "models" / "tiny") in capsys.readouterr().err
+    assert not (tmp_path / "models" / "tiny" / "finetuning_models").exists()
+
+
+def test_results_of_every_setting_are_kept_newest_first(pretrained, tmp_path):
+    """Two settings on one model name: both runs' results stay (JSON, table, text), the
+    newest first; rerunning a setting replaces its own record instead of adding one."""
+    shutil.copytree(pretrained / "models" / "tiny", tmp_path / "models" / "tiny",
+                    ignore=shutil.ignore_patterns("results", "finetuning_*"))
+    make_task_data("chnsenticorp", tmp_path / "finetuning_data" / "chnsenticorp")
+    first = dict(TINY, task_names=["chnsenticorp"], max_seq_length=32)
+    second = dict(first, learning_rate=5e-4)
+    outputs = []
+    for hparams in (first, second, second):
+        status, output = finetune(tmp_path, hparams)
+        assert status == 0, output
+        outputs.append(output)
+    results = tmp_path / "models" / "tiny" / "results"
+    record = json.loads((results / "chnsenticorp_results.json").read_text())
+    assert record["hparams"]["learning_rate"] == 5e-4
+    assert [run["hparams"]["learning_rate"] for run in record["earlier_runs"]] == [1e-3]
+    dev = [re.search(r"chnsenticorp: accuracy: ([\d.]+)", out).group(1) for out in outputs]
+    table = (results / "chnsenticorp_results.md").read_text().splitlines()
+    rows = [line for line in table if line.startswith("| tiny |")]
+    assert len(rows) == 2
+    assert rows[0].startswith("| tiny | %s (%s) | 1 |" % (dev[2], dev[2]))
+    assert rows[0].endswith("| newest |")
+    assert rows[1].startswith("| tiny | %s (%s) | 1 |" % (dev[0], dev[0]))
+    assert rows[1].endswith("| learning_rate 0.001 |")
+    text = (results / "chnsenticorp_results.txt").read_text()
+    assert text.count("run ") == 2 and "(learning_rate 0.001)" in text

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -240,3 +241,23 @@ def test_count_parameters_matches_the_graph(size):
         modeling.BertModel(config, False, tf.zeros([1, 8], tf.int32))
         in_graph = sum(v.shape.num_elements() for v in tf.global_variables())
     assert modeling.count_parameters(config) == in_graph
+
+
+def test_degenerate_shapes_are_refused_at_hparam_time():
+    import configure_finetuning
+    cases = [({"num_hidden_layers": 0}, "num_hidden_layers must be a whole number >= 1, got 0"),
+             ({"hidden_size": 100, "num_attention_heads": 3},
+              "hidden_size 100 does not divide into num_attention_heads 3"),
+             ({"hidden_dropout_prob": 1.0}, "hidden_dropout_prob must be in [0, 1), got 1.0")]
+    for overrides, message in cases:
+        with pytest.raises(InputError, match=re.escape(message)):
+            configure_pretraining.PretrainingConfig(
+                "m", "/tmp/d", model_size="tiny", model_hparam_overrides=overrides)
+    with pytest.raises(InputError, match="the generator .*num_hidden_layers must be a whole "
+                                         "number >= 1, got 0"):
+        configure_pretraining.PretrainingConfig("m", "/tmp/d", model_size="tiny",
+                                                generator_layers=0.1)
+    config = configure_finetuning.FinetuningConfig(
+        "m", "/tmp/d", model_size="tiny", model_hparam_overrides={"num_hidden_layers": 0})
+    with pytest.raises(InputError, match="num_hidden_layers must be a whole number"):
+        objective.get_discriminator_config(config)

@@ -356,3 +356,142 @@ def test_official_disc_auc_counts_padding_as_originals():
     assert abs(values["disc_auc_real_tokens"] - 0.5) < 0.01
     # ... and both padding positions (0 after masking): 3 of 4 negatives.
     assert abs(values["disc_auc"] - 0.75) < 0.01
+
+
+def test_rerun_with_another_shape_or_data_leaves_the_model_dir_byte_identical(
+        sample_data_dir, tmp_path, capsys):
+    """A finished model dir is resumed only by its own run: another model size, other
+    hparams or replaced training tfrecords are refused before anything in it is rewritten."""
+    data = tmp_path / "d"
+    shutil.copytree(sample_data_dir, data)
+    assert run(data, "m", train_batch_size=4, num_train_steps=2, **TINY) == 0
+    model_dir = data / "models" / "m"
+    before = snapshot(model_dir)
+    capsys.readouterr()
+
+    assert run(data, "m", train_batch_size=4, num_train_steps=4,
+               **dict(TINY, model_size="small")) == 2
+    err = capsys.readouterr().err
+    assert "holds a checkpoint of another run" in err and "model_size: 'tiny' -> 'small'" in err
+    assert snapshot(model_dir) == before
+
+    assert run(data, "m", train_batch_size=4, num_train_steps=4,
+               **dict(TINY, model_hparam_overrides={"hidden_size": 64})) == 2
+    assert "model_hparam_overrides" in capsys.readouterr().err
+    assert snapshot(model_dir) == before
+
+    # Replaced tfrecords (same names, other examples): the data record notices.
+    shutil.rmtree(data / "pretrain_tfrecords")
+    import build_pretraining_dataset
+    assert build_pretraining_dataset.main([
+        "--corpus-dir", str(REPO / "sample_data" / "corpus"), "--vocab-file",
+        str(data / "vocab.txt"), "--output-dir", str(data / "pretrain_tfrecords"),
+        "--max-seq-length", "128", "--num-out-files", "2", "--seed", "8"]) == 0
+    capsys.readouterr()
+    assert run(data, "m", train_batch_size=4, num_train_steps=4, **TINY) == 2
+    err = capsys.readouterr().err
+    assert "training data changed (pretrain_data.tfrecord-0-of-2: other content" in err
+    assert snapshot(model_dir) == before
+
+
+def test_a_checkpoint_without_this_runs_variables_is_refused_before_training(
+        sample_data_dir, tmp_path, capsys):
+    """A model dir holding weights only (a released checkpoint unzipped there, no Adam
+    slots) is not resumed into TensorFlow's NotFoundError: the message points to
+    init_checkpoint. The check builds the real graph, so it also catches shapes the
+    hparams record cannot (a dir without pretrain_hparams.json)."""
+    data = tmp_path / "d"
+    shutil.copytree(sample_data_dir, data)
+    assert run(data, "m", train_batch_size=4, num_train_steps=2, **TINY) == 0
+    model_dir = data / "models" / "m"
+    released = tmp_path / "released"
+    with tf.Graph().as_default():
+        reader = tf.train.load_checkpoint(str(tf.train.latest_checkpoint(str(model_dir))))
+        weights = [tf.Variable(reader.get_tensor(name), name=name)
+                   for name in reader.get_variable_to_shape_map()
+                   if not name.endswith(("adam_m", "adam_v")) and name != "global_step"]
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            tf.train.Saver(weights).save(session, str(released / "model.ckpt"))
+    for name in os.listdir(model_dir):
+        if name.startswith(("model.ckpt", "checkpoint", "pretrain_hparams", "train_data")):
+            os.remove(model_dir / name)
+    for name in os.listdir(released):
+        shutil.copy(released / name, model_dir / name)
+    before = snapshot(model_dir)
+    capsys.readouterr()
+    assert run(data, "m", train_batch_size=4, num_train_steps=4, **TINY) == 2
+    err = capsys.readouterr().err
+    assert "lacks" in err and "adam_m" in err and '"init_checkpoint"' in err
+    assert snapshot(model_dir) == before
+
+
+def test_a_second_run_on_a_model_dir_is_refused_and_a_dead_runs_lock_is_broken(
+        sample_data_dir, tmp_path, capsys):
+    import socket
+    data = tmp_path / "d"
+    shutil.copytree(sample_data_dir, data)
+    model_dir = data / "models" / "m"
+    model_dir.mkdir(parents=True)
+    lock = {"host": socket.gethostname(), "pid": os.getppid(), "started": "earlier",
+            "command": "run_pretraining.py --model-name m", "token": "x"}
+    (model_dir / ".lock").write_text(json.dumps(lock))
+    assert run(data, "m", train_batch_size=4, num_train_steps=2, **TINY) == 2
+    err = capsys.readouterr().err
+    assert "model dir %s is in use by another run (host %s, pid %d" % (
+        model_dir, socket.gethostname(), os.getppid()) in err
+    assert "rm %s" % (model_dir / ".lock") in err
+    assert os.listdir(model_dir) == [".lock"]
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (model_dir / ".lock").write_text(json.dumps(dict(lock, pid=dead.pid)))
+    assert run(data, "m", train_batch_size=4, num_train_steps=2, **TINY) == 0
+    assert "breaking a stale lock" in capsys.readouterr().out
+    assert not (model_dir / ".lock").exists() and tf.train.latest_checkpoint(str(model_dir))
+
+
+def test_a_full_disk_mid_run_names_the_path_and_what_is_free(sample_data_dir, tmp_path,
+                                                             monkeypatch, capsys):
+    """ENOSPC at a checkpoint (as Python's OSError or in TensorFlow's error text) is one
+    message naming the file and the free space, not a traceback."""
+    import errno
+    from util import training_utils
+    data = tmp_path / "d"
+    shutil.copytree(sample_data_dir, data)
+    target = data / "models" / "m" / "model.ckpt-2.index"
+    for error in (OSError(errno.ENOSPC, "No space left on device", str(target)),
+                  tf.errors.ResourceExhaustedError(
+                      None, None, "%s; No space left on device" % target)):
+        def full(self, session, step, error=error):
+            raise error
+        monkeypatch.setattr(training_utils.CheckpointLogger, "after_save", full)
+        assert run(data, "m", train_batch_size=4, num_train_steps=2, **TINY) == 3
+        err = capsys.readouterr().err
+        assert re.search(r"^error: the disk is full: writing %s failed \(\d+ MB free on the "
+                         r"disk of %s\)\. Free some space and rerun" % (
+                             re.escape(str(target)), re.escape(str(target.parent))), err,
+                         re.M), err
+
+
+def test_a_truncated_or_corrupted_tfrecord_is_named_with_its_offset(sample_data_dir, tmp_path,
+                                                                   capsys):
+    """TensorFlow's DataLossError names no file; the run names the damaged one and how many
+    records precede the damage (counted here independently of the code under test)."""
+    data = tmp_path / "d"
+    shutil.copytree(sample_data_dir, data)
+    shard = data / "pretrain_tfrecords" / "pretrain_data.tfrecord-1-of-2"
+    raw = shard.read_bytes()
+    offsets, position = [], 0  # TFRecord framing: u64 length, u32 crc, data, u32 crc
+    while position < len(raw):
+        offsets.append(position)
+        position += 16 + int.from_bytes(raw[position:position + 8], "little")
+    cut = offsets[len(offsets) // 2] + 20  # inside the middle record
+    for name, damaged in (("truncated", raw[:cut]),
+                          ("corrupted", raw[:cut] + bytes([raw[cut] ^ 0xFF]) + raw[cut + 1:])):
+        shard.write_bytes(damaged)
+        assert run(data, "m_" + name, train_batch_size=8, num_train_steps=60,
+                   shuffle_buffer_size=1, **TINY) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith("error: %s is damaged after its first %d records (%s record at"
+                              % (shard, len(offsets) // 2, name)), err

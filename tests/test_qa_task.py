@@ -493,3 +493,27 @@ def test_duplicate_question_ids_are_rejected(tmp_path, tokenizer):
 def test_query_longer_than_sequence_is_an_input_error(tmp_path, tokenizer):
     with pytest.raises(InputError, match="max_seq_length"):
         make_task(tmp_path, tokenizer, max_seq_length=16, max_query_length=16)
+
+
+def test_repairs_are_warnings_and_strict_input_refuses_them(tmp_path, tokenizer, caplog):
+    """A moved answer_start and a skipped question are WARNINGs (with counts); with
+    strict_input each is an error naming the file, the question and what is wrong."""
+    task = make_task(tmp_path, tokenizer, max_seq_length=48, max_query_length=8)
+    moved = squad([("北京是中国的首都。", [("q1", "首都？", [("首都", 2)])])])  # at 6
+    absent = squad([("北京是中国的首都。", [("q2", "哪国？", [("美国", 3)])])])
+    path = write_split(task, "train", moved)
+    with caplog.at_level(logging.WARNING, logger="finetune.qa"):
+        task.get_examples("train")
+    assert "1 answer(s) had an answer_start not pointing at their text" in caplog.text
+    assert task.repairs("train") == [
+        "1 answer(s) had an answer_start not pointing at their text; the nearest "
+        "occurrence was used"]
+    task.config.strict_input = True
+    with pytest.raises(InputError) as err:
+        task.get_examples("train")
+    assert str(err.value).startswith("%s: data[0].paragraphs[0].qas[0] (id q1): answer_start "
+                                     "2 does not point at its answer '首都' (it is at 6)" % path)
+    write_split(task, "train", absent)
+    with pytest.raises(InputError) as err:
+        task.get_examples("train")
+    assert "(id q2): no answer text is in the context; strict_input refuses it" in str(err.value)

@@ -1,0 +1,162 @@
+"""What a pre-training model dir holds, and whether a run may resume it.
+
+D/models/M describes itself: the vocab, discriminator.json and generator.json (HF-style
+shapes), pretrain_hparams.json (every hparam of the run) and train_data.json (the identity
+of each training tfrecord). A rerun on a dir with a checkpoint resumes that model, so it
+must be the same run: the same hparams (except those in RESUMABLE_HPARAMS), the same
+training data and variables of the same shapes. Anything else is refused, naming each
+difference, before a byte of the dir is rewritten.
+"""
+
+import json
+import os
+
+from pretrain import objective
+from util import fs
+from util.errors import InputError
+from util.io import atomic_copy, atomic_write_json
+
+# Hparams a resumed run may change: where files are and how the run is watched, the
+# devices it runs on (train_batch_size stays the global batch), and num_train_steps
+# (continuing a finished run further; the learning-rate schedule then spans the new total).
+RESUMABLE_HPARAMS = frozenset([
+    "model_name", "model_dir", "debug", "do_train", "do_eval", "eval_each_checkpoint",
+    "iterations_per_loop", "save_checkpoints_steps", "keep_checkpoint_max",
+    "num_train_steps", "num_eval_steps", "log_every_steps", "eval_batch_size",
+    "eval_tfrecords", "pretrain_tfrecords", "vocab_file", "spm_model_file", "results_txt",
+    "results_json", "results_pkl", "use_xla", "distribution", "num_gpus", "mirrored_devices",
+    "use_tpu", "use_tpu_estimator", "num_tpu_cores", "tpu_job_name", "tpu_name", "tpu_zone",
+    "gcp_project"])
+TFRECORD_SAMPLE_BYTES = 2 ** 20  # train_data.json hashes each tfrecord's first and last MiB
+
+
+def model_configs(config):
+    """{file name: content} of discriminator.json and generator.json for config."""
+    disc = objective.get_discriminator_config(config)
+    disc.embedding_size = disc.embedding_size or disc.hidden_size
+    if config.electra_objective and config.untied_generator:
+        gen = objective.get_generator_config(config, disc)
+        if config.untied_generator_embeddings:  # its own table, as wide as its hidden
+            gen.embedding_size = gen.hidden_size
+    else:  # BERT MLM (or tied weights): the masked-LM model is the full-size one
+        gen = disc
+    # The BERT objective's checkpoint is a Google-BERT-named one (bert/, cls/predictions).
+    model_type = "electra" if config.electra_objective else "bert"
+    return {name: dict(bert_config.to_dict(), model_type=model_type)
+            for name, bert_config in (("discriminator.json", disc), ("generator.json", gen))}
+
+
+def data_record(files):
+    """[[file name, bytes, sampled SHA-256], ...] of the training tfrecords, by name: the
+    same data moved to another directory (or a bucket) is the same data."""
+    return sorted([fs.basename(path), fs.getsize(path),
+                   fs.digest(path, TFRECORD_SAMPLE_BYTES)] for path in files)
+
+
+def _read_json(path):
+    try:
+        return json.loads(fs.read_text(path)) if fs.exists(path) else None
+    except ValueError:
+        raise InputError("%s is not valid JSON: the model dir is damaged; restore the file "
+                         "or use a new model_name" % path)
+
+
+def _normalised(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def hparam_changes(previous, config):
+    """['key: old -> new', ...] for recorded hparams that a resumed run may not change."""
+    current = _normalised(config.to_dict())
+    return ["%s: %r -> %r" % (key, previous[key], current[key])
+            for key in sorted(current)
+            if key in previous and key not in RESUMABLE_HPARAMS
+            and previous[key] != current[key]]
+
+
+def data_changes(previous, current):
+    """['name: what changed', ...] between two data_record lists."""
+    before = {name: (size, digest) for name, size, digest in previous}
+    after = {name: (size, digest) for name, size, digest in current}
+    changes = ["%s: gone" % name for name in sorted(set(before) - set(after))]
+    changes += ["%s: new" % name for name in sorted(set(after) - set(before))]
+    for name in sorted(set(before) & set(after)):
+        if before[name] != after[name]:
+            changes.append("%s: other content (%d -> %d bytes)"
+                           % (name, before[name][0], after[name][0]))
+    return changes
+
+
+def check_resume(config, train_files):
+    """Refuses to resume the checkpoint in config.model_dir with other hparams or data.
+
+    Called only when the dir holds a checkpoint. Prints the resumable changes it accepts
+    (e.g. a longer num_train_steps).
+    """
+    previous = _read_json(fs.join(config.model_dir, "pretrain_hparams.json")) or {}
+    problems = hparam_changes(previous, config)
+    recorded_data = _read_json(fs.join(config.model_dir, "train_data.json"))
+    if train_files is not None and recorded_data is not None:
+        changes = data_changes(recorded_data, data_record(train_files))
+        if changes:
+            problems.append("training data changed (%s)" % "; ".join(changes[:5]))
+    if problems:
+        raise InputError(
+            "%s holds a checkpoint of another run, which these settings would change: %s. "
+            "Use a new --model-name (add \"init_checkpoint\": \"%s\" to start from this "
+            "model's weights), or rerun with the recorded settings (%s); nothing in the "
+            "model dir was changed"
+            % (config.model_dir, "; ".join(problems), config.model_dir,
+               fs.join(config.model_dir, "pretrain_hparams.json")))
+    old_steps = previous.get("num_train_steps")
+    if old_steps is not None and old_steps != config.num_train_steps:
+        print("num_train_steps %d -> %d: the learning rate now decays over %d steps"
+              % (old_steps, config.num_train_steps, config.num_train_steps), flush=True)
+
+
+def check_checkpoint_shapes(checkpoint, graph_shapes):
+    """Every variable of the graph must be in the checkpoint being resumed, same shape.
+
+    graph_shapes: {name: shape list} of the training graph (weights, optimizer slots,
+    global_step). A released checkpoint (weights only) or another model size fails here
+    with the first differences, instead of TensorFlow's NotFoundError mid-restore.
+    """
+    import tensorflow.compat.v1 as tf
+    ckpt_shapes = dict(tf.train.list_variables(fs.tf_checkpoint_path(checkpoint)))
+    wrong = ["%s %s (the model needs %s)" % (name, list(ckpt_shapes[name]), shape)
+             for name, shape in sorted(graph_shapes.items())
+             if name in ckpt_shapes and list(ckpt_shapes[name]) != shape]
+    missing = sorted(set(graph_shapes) - set(ckpt_shapes))
+    if wrong:
+        raise InputError("checkpoint %s is not of this model: %s; set the model_size and "
+                         "model_hparam_overrides it was trained with, or use a new "
+                         "--model-name" % (checkpoint, ", ".join(wrong[:3])))
+    if missing:
+        raise InputError(
+            "checkpoint %s lacks %d of the variables this run trains (e.g. %s): it was not "
+            "written by this pre-training (a released checkpoint has no optimizer slots). "
+            "To continue from its weights, use a new --model-name with \"init_checkpoint\": "
+            "\"%s\"" % (checkpoint, len(missing), ", ".join(missing[:3]), checkpoint))
+
+
+def write_model_files(config, train_files):
+    """Makes the model dir self-describing: vocab, HF-style configs, hparams, data record.
+
+    A model dir that already holds a different vocab is refused: mixing vocabs would
+    silently scramble the embeddings.
+    """
+    fs.makedirs(config.model_dir)
+    vocab_source = config.spm_model_file or config.vocab_file
+    vocab_copy = fs.join(config.model_dir, fs.basename(vocab_source))
+    if fs.exists(vocab_copy):
+        if not fs.same_bytes(vocab_copy, vocab_source):
+            raise InputError("%s differs from %s: this model was trained with another vocab; "
+                             "use a new model_name" % (vocab_copy, vocab_source))
+    else:
+        atomic_copy(vocab_source, vocab_copy)
+    for name, content in model_configs(config).items():
+        atomic_write_json(fs.join(config.model_dir, name), content)
+    atomic_write_json(fs.join(config.model_dir, "pretrain_hparams.json"), config.to_dict())
+    if train_files is not None:
+        atomic_write_json(fs.join(config.model_dir, "train_data.json"),
+                          data_record(train_files))
