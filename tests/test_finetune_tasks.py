@@ -504,7 +504,8 @@ def test_accuracy_loss_and_predictions():
                                                           "loss": loss})
     results = scorer.get_results()
     assert results["accuracy"] == 75.0
-    assert results["loss"] == pytest.approx(0.6)
+    # The loss of the labelled rows only: an unlabelled row's is against a placeholder label.
+    assert results["loss"] == pytest.approx((0.2 + 0.4 + 0.6 + 0.8) / 4)
     assert "macro_f1" not in results
     assert scorer.get_predictions() == {0: "a", 1: "b", 2: "a", 3: "b", 4: "c"}
 

@@ -187,14 +187,19 @@ def test_rerun_validates_before_touching_a_finished_trial_and_sees_new_data(pret
     status, output = finetune(pretrained, hparams)
     assert status == 0, output
     trial_dir = pretrained / "models" / "tiny" / "finetuning_models" / "lcqmc_model_1"
-    before = sorted(p.name for p in trial_dir.iterdir())
+    results_dir = pretrained / "models" / "tiny" / "results"
+
+    def snapshot():  # every byte of the finished trial and of the results
+        return {p: p.read_bytes() for d in (trial_dir, results_dir) for p in d.rglob("*")
+                if p.is_file()}
+    before = snapshot()
     good = (task_dir / "train.tsv").read_text(encoding="utf-8")
     (task_dir / "train.tsv").write_text(good + "only one column\n", encoding="utf-8")
     status, output = finetune(pretrained, dict(hparams, learning_rate=5e-4))
     assert status == 2 and "train.tsv:49" in capsys.readouterr().err
     status, output = finetune(pretrained, dict(hparams, max_seq_length=600))
     assert status == 2 and "max_seq_length 600" in capsys.readouterr().err
-    assert sorted(p.name for p in trial_dir.iterdir()) == before  # nothing touched
+    assert snapshot() == before  # nothing touched
     # New training data, same hparams: trained again, not "resuming".
     rows = good.splitlines(True)
     (task_dir / "train.tsv").write_text("".join(rows[:40]), encoding="utf-8")

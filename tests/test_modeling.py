@@ -98,8 +98,8 @@ def test_unknown_model_size_is_rejected():
 
 def test_config_reads_hf_json_and_rejects_unknown_keys(tmp_path):
     path = tmp_path / "cfg.json"
-    path.write_text(json.dumps({"vocab_size": 10, "hidden_size": 8, "architectures": ["X"],
-                                "model_type": "electra"}))
+    path.write_text(json.dumps({"vocab_size": 10, "hidden_size": 8, "num_attention_heads": 2,
+                                "architectures": ["X"], "model_type": "electra"}))
     assert modeling.BertConfig.from_json_file(str(path)).hidden_size == 8
     path.write_text(json.dumps({"vocab_size": 10, "hiden_size": 8}))
     with pytest.raises(InputError, match="hiden_size.*hidden_size"):

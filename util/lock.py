@@ -48,13 +48,19 @@ def _read(path):
 
 
 def _process_alive(pid):
+    """True if pid is a running process of this host (a zombie, killed but not yet reaped
+    by its parent, is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, someone else's
         return True
-    return True
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (macOS): trust kill
+        return True
 
 
 def is_stale(record):
