@@ -1,10 +1,14 @@
 """Every fine-tuning hparam, with its default and what it does.
 
-Override with `--hparams` (inline JSON, a JSON file, or a bare name found in params/).
+Override with `--hparams` (inline JSON, a JSON file, or a bare name found in params/; several
+are merged in order). A model pre-trained here lends its shape (model_size,
+model_hparam_overrides, embedding_size, vocab_size) from D/models/M/pretrain_hparams.json to
+the keys the hparams leave unset.
 Defaults follow the official ELECTRA fine-tuning code and the Chinese ELECTRA README:
 lr 1e-4 (3e-4 for small), layer-wise lr decay 0.8, 3 epochs (2 and seq 512 for QA).
 """
 
+import json
 import os
 
 from model.precision import MIXED_PRECISION_CHOICES, choice_error
@@ -113,7 +117,33 @@ class FinetuningConfig(object):
         self.qa_na_file = None  # QA answerable logits per question; None: <results>/{task}_qa/{task}_{split}_null_odds.json
         self.test_predictions = None  # test-set predictions; None: the split's preds file
 
-        self._apply(kwargs)
+        inherited = self._pretrained_shape(kwargs)
+        self._apply(dict(inherited, **kwargs))
+        self.inherited_shape = inherited  # (not an hparam) what came from pretrain_hparams.json
+
+    def _pretrained_shape(self, kwargs):
+        """The shape keys that D/models/M/pretrain_hparams.json (written by our pre-training)
+        records and kwargs leave unset: fine-tuning a model pre-trained with overrides
+        needs no copy of them. A model_size other than the recorded one is the user's
+        choice of another shape: then nothing is taken (the checkpoint check judges it)."""
+        path = os.path.join(self.data_dir, "models", self.model_name, "pretrain_hparams.json")
+        if not fs.exists(path):
+            return {}
+        try:
+            recorded = json.loads(fs.read_text(path))
+        except ValueError:
+            raise InputError("%s is not valid JSON: restore it, or set model_size, "
+                             "model_hparam_overrides and vocab_size explicitly" % path)
+        size = recorded.get("model_size")
+        if "model_size" in kwargs and str(kwargs["model_size"]).replace("-", "_") != size:
+            return {}
+        shape = {key: recorded[key] for key in ("model_size", "model_hparam_overrides",
+                                                "embedding_size", "vocab_size")
+                 if key in recorded}
+        if recorded.get("electra_objective") is False:
+            shape["model_type"] = "bert"  # the BERT MLM objective's checkpoint names
+        return {key: value for key, value in shape.items()
+                if key not in kwargs and value != getattr(self, key)}
 
     def _apply(self, kwargs):
         self.update(kwargs)

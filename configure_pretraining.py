@@ -119,6 +119,7 @@ class PretrainingConfig(object):
         if self.debug:
             self.train_batch_size = 8
             self.num_train_steps = 20
+            self.num_warmup_steps = 2
             self.eval_batch_size = 4
             self.iterations_per_loop = 1
             self.num_eval_steps = 2
@@ -150,6 +151,7 @@ class PretrainingConfig(object):
         need(self.save_checkpoints_steps > 0, "save_checkpoints_steps must be > 0")
         need(self.log_every_steps > 0, "log_every_steps must be > 0")
         need(self.learning_rate > 0, "learning_rate must be > 0")
+        need(self.num_warmup_steps >= 0, "num_warmup_steps must be >= 0")
         need(0 < self.generator_hidden_size <= 1 and 0 < self.generator_layers <= 1,
              "generator_hidden_size and generator_layers are fractions in (0, 1]")
         need(self.temperature > 0, "temperature must be > 0")

@@ -17,7 +17,8 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TF loads: no C++ start-up chatter
+from util.quiet_tf import import_tensorflow  # noqa: E402
+import_tensorflow()  # first: TF's start-up noise kept off stderr
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
@@ -35,6 +36,7 @@ from util import lock  # noqa: E402
 from util import tfrecords  # noqa: E402
 from util import results as results_lib  # noqa: E402
 from util import tpu  # noqa: E402
+from util.progress import Progress  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
 from util.hparams import load_hparams  # noqa: E402
 from util.io import atomic_write_json  # noqa: E402
@@ -90,7 +92,12 @@ def build_estimator(config, model_fn, model_dir, seed, strategy=None):
 
 def featurize_split(config, task, split, examples):
     """All features of a dev/test split's examples; with log_examples, shows the first few."""
-    features = [f for ex in examples for f in task.featurize(ex, False)]
+    features, progress = [], Progress("featurising %s %s" % (task.name, split), len(examples),
+                                      "examples")
+    for example in examples:
+        features.extend(task.featurize(example, False))
+        progress.update()
+    progress.finish()
     log_features(config, task, split, features)
     return features
 
@@ -124,13 +131,16 @@ def evaluate_split(config, task, estimator, split, trial):
                                           config.predict_batch_size, padding=padding)
     scorer = task.get_scorer(split)
     real = 0
+    progress = Progress("predicting %s %s" % (task.name, split), len(features), "features")
     with tfrecords.name_damaged_file([path], DAMAGED_CACHE_REMEDY):
         for outputs in estimator.predict(input_fn, yield_single_examples=True):
             if not outputs.pop(preprocessing.REAL_EXAMPLE, 1):
                 continue  # padding: it follows the real features and is never scored
             if real < len(features):
                 scorer.update(features[real], outputs)
+                progress.update()
             real += 1
+    progress.finish()
     if real != len(features):
         raise RuntimeError("%s %s: %d predictions for %d features" % (
             task.name, split, real, len(features)))
@@ -157,7 +167,7 @@ def evaluate_split(config, task, estimator, split, trial):
 # Hparams that do not change the trained weights: a rerun differing only in these may
 # reuse (or resume) a trial's checkpoint.
 EVAL_ONLY_HPARAMS = frozenset([
-    "do_eval", "do_test", "write_test_outputs", "eval_batch_size",
+    "inherited_shape", "do_eval", "do_test", "write_test_outputs", "eval_batch_size",
     "num_trials", "keep_all_models", "log_every_steps", "log_examples", "task_names",
     "use_tfrecords_if_existing", "predict_batch_size", "n_writes_test",
     "write_distill_outputs", "beam_size", "qa_na_threshold", "model_dir", "results_txt",
@@ -289,6 +299,8 @@ def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None,
         trial_results = {}
         for split in splits:
             results = evaluate_split(config, task, estimator, split, trial)
+            if results is not None:
+                write_eval_summary(model_dir, task, split, results)
             # write_test_outputs alone, or a test set without labels: predictions only.
             if results is not None and (split != "test" or config.do_test):
                 trial_results[split] = results
@@ -296,6 +308,18 @@ def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None,
         records[task.name] = {"trial": trial, "seed": seed, "model_dir": model_dir,
                               "results": trial_results}
     return records
+
+
+def write_eval_summary(model_dir, task, split, results):
+    """A split's metrics as TensorBoard scalars (<trial dir>/eval_<split>/, tags
+    <task>/<metric>) at the scored checkpoint's step, beside the training curves."""
+    step = int(tf.train.load_variable(tf.train.latest_checkpoint(model_dir), "global_step"))
+    with tf.Graph().as_default():  # the v1 writer works in graph mode only
+        writer = tf.summary.FileWriter(fs.join(model_dir, "eval_" + split))
+        writer.add_summary(tf.Summary(value=[
+            tf.Summary.Value(tag="%s/%s" % (task.name, key), simple_value=float(value))
+            for key, value in sorted(results.items())]), step)
+        writer.close()
 
 
 def run_trials(config, tasks, bert_config, init_checkpoint, strategy=None, chief=True,
@@ -324,7 +348,11 @@ def run_trials(config, tasks, bert_config, init_checkpoint, strategy=None, chief
 
 def run(config):
     precision.check_supported(config.mixed_precision, config.use_tpu, "fine-tuning hparams")
-    tokenizer = model_info.load_tokenizer(config)
+    if config.inherited_shape:
+        print("model shape from %s: %s" % (
+            os.path.join(config.pretrained_model_dir, "pretrain_hparams.json"),
+            ", ".join("%s %s" % (k, json.dumps(v)) for k, v in
+                      sorted(config.inherited_shape.items()))), flush=True)
     if config.results_pkl:
         print("results_pkl: results are written as JSON (%s), no pickles"
               % os.path.join(config.results_dir, "<task>_results.json"), flush=True)
@@ -332,9 +360,11 @@ def run(config):
         print("write_distill_outputs: no effect (the official code writes distillation "
               "outputs for GLUE tasks only)", flush=True)
     bert_config = get_discriminator_config(config)
+    # The model before its vocab: a missing model dir is the error to fix first.
     init_checkpoint = find_pretrained_checkpoint(config) if config.do_train else None
     if init_checkpoint:
         check_checkpoint(init_checkpoint, bert_config, config)
+    tokenizer = model_info.load_tokenizer(config)
     # Before anything is written (the graph checks it too, but only once a trial dir is
     # prepared).
     modeling.check_sequence_length(bert_config, config.max_seq_length,
@@ -389,9 +419,11 @@ def parse_args(argv):
                              "local dir, gs://bucket/... or any TensorFlow file system)")
     parser.add_argument("--model-name", required=True,
                         help="the pre-trained model in DATA_DIR/models/MODEL_NAME")
-    parser.add_argument("--hparams", default="{}",
-                        help="JSON object, a JSON file, or a file name in params/ "
-                             "(e.g. params_cmrc2018.json) overriding configure_finetuning.py")
+    parser.add_argument("--hparams", nargs="+", action="extend", default=[],
+                        help="JSON objects, JSON files or file names in params/ (e.g. "
+                             "params_cmrc2018.json '{\"num_train_epochs\": 10}') "
+                             "overriding configure_finetuning.py; merged in order, later "
+                             "keys winning")
     return parser.parse_args(argv)
 
 

@@ -12,7 +12,8 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TF loads: no C++ start-up chatter
+from util.quiet_tf import import_tensorflow  # noqa: E402
+import_tensorflow()  # first: TF's start-up noise kept off stderr
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 
@@ -234,10 +235,27 @@ def check_extra_features(config, files):
                                      "--segmenter jieba --linguistic-labels")
 
 
+def warn_about_warmup(config):
+    """A warm-up of more than half the run (e.g. the default 10,000 steps kept for a short
+    run) leaves the learning rate far from its peak: say so, with the numbers."""
+    warmup, steps = config.num_warmup_steps, config.num_train_steps
+    if warmup <= steps // 2:
+        return
+    # The schedule's highest point: decay (1 - t/T)^power times warm-up min(1, t/W).
+    highest = max((1 - t / steps) ** config.lr_decay_power * min(1.0, t / warmup)
+                  for t in range(0, steps + 1, max(1, steps // 1000)))
+    print("WARNING: num_warmup_steps %d is %.0f%% of num_train_steps %d: the learning rate "
+          "never passes %.2g%% of learning_rate %g; set \"num_warmup_steps\" to about 10%% "
+          "of the run, e.g. %d" % (warmup, 100.0 * warmup / steps, steps, 100 * highest,
+                                   config.learning_rate, max(1, steps // 10)), flush=True)
+
+
 def train_and_eval(config):
     """Checks the inputs, then (holding the model dir's lock on the chief: a second run on
     it stops, naming this one) the model dir, then trains and/or evaluates."""
     precision.check_supported(config.mixed_precision, config.use_tpu, "pre-training hparams")
+    if config.do_train:
+        warn_about_warmup(config)
     special_ids = load_special_ids(config)
     train_files = eval_files = None
     if config.do_train:
@@ -343,9 +361,10 @@ def parse_args(argv):
                              "dir, gs://bucket/... or any TensorFlow file system)")
     parser.add_argument("--model-name", required=True,
                         help="checkpoints and results go to DATA_DIR/models/MODEL_NAME")
-    parser.add_argument("--hparams", default="{}",
-                        help="JSON object or path of a JSON file overriding "
-                             "configure_pretraining.py defaults")
+    parser.add_argument("--hparams", nargs="+", action="extend", default=[],
+                        help="JSON objects or paths of JSON files overriding "
+                             "configure_pretraining.py defaults; several are merged in "
+                             "order, later keys winning")
     return parser.parse_args(argv)
 
 

@@ -25,7 +25,8 @@ import sys
 import tempfile
 import uuid
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TF loads: no C++ start-up chatter
+from util.quiet_tf import import_tensorflow  # noqa: E402
+import_tensorflow()  # first: TF's start-up noise kept off stderr
 
 import tensorflow.compat.v1 as tf  # noqa: E402
 

@@ -48,7 +48,7 @@ _EARLIER_DEFAULTS = {"joint_prediction": False}
 # Keys of trial_hparams.json that are not FinetuningConfig arguments: derived paths and
 # the fingerprint's own additions.
 _NOT_ARGUMENTS = ("pretrained_model_dir", "results_dir", "preprocessed_data_dir", "task",
-                  "trial", "init_checkpoint", "train_data")
+                  "trial", "init_checkpoint", "train_data", "inherited_shape")
 
 
 def describe(config, task, bert_config):

@@ -24,7 +24,8 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TF loads: no C++ start-up chatter
+from util.quiet_tf import import_tensorflow  # noqa: E402
+import_tensorflow()  # first: TF's start-up noise kept off stderr
 
 import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402

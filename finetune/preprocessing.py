@@ -22,6 +22,7 @@ from finetune.task import FeatureSpec
 from util import distribute
 from util import fs
 from util.io import atomic_write, atomic_write_json
+from util.progress import Progress
 
 
 def _int_feature(value):
@@ -34,11 +35,14 @@ def write_tfrecord(path, features, specs):
     The temporary file is unique, so hosts of a cluster sharing the directory can all
     write it at once."""
     def write(tmp):
+        progress = Progress("writing %s" % fs.basename(path), len(features), "records")
         with tf.io.TFRecordWriter(tmp) as writer:
             for feature in features:
                 example = tf.train.Example(features=tf.train.Features(feature={
                     spec.name: _int_feature(feature[spec.name]) for spec in specs}))
                 writer.write(example.SerializeToString())
+                progress.update()
+        progress.finish()
     atomic_write(path, write)
 
 
@@ -130,7 +134,10 @@ def training_tfrecord(tasks, config, log_features=None):
         examples += [(task_id, example) for example in task_examples]
     random.Random(config.seed).shuffle(examples)
     records, shown = [], {task.name: [] for task in tasks}
+    progress = Progress("featurising %s train" % "+".join(t.name for t in tasks),
+                        len(examples), "examples")
     for task_id, example in examples:
+        progress.update()
         task = tasks[task_id]
         for feature in task.featurize(example, True):
             if len(shown[task.name]) < 3:
@@ -139,6 +146,7 @@ def training_tfrecord(tasks, config, log_features=None):
                                     for spec in task.feature_specs()})
             record[TASK_ID] = task_id
             records.append(record)
+    progress.finish()
     if log_features:
         for task in tasks:
             log_features(task, shown[task.name])

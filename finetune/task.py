@@ -63,8 +63,12 @@ class Task(object):
             if fs.isfile(path):  # local, gs:// or ram://
                 return path
             tried.append(path)
-        raise InputError("%s: no %s file found; looked for %s"
-                         % (self.name, split, ", ".join(tried)))
+        hint = ""
+        if split == "test":  # often not public (CMRC 2018, DRCD's blind set, CLUE's)
+            hint = ("; the test split is read because \"do_test\" or \"write_test_outputs\" "
+                    "is true: set both to false if %s has no public test set" % self.name)
+        raise InputError("%s: no %s file found; looked for %s%s"
+                         % (self.name, split, ", ".join(tried), hint))
 
     split_files = ()  # candidate file names of a split, '{split}' filled in
 

@@ -106,9 +106,11 @@ class Progress(object):
         """Return the progress line for `stats` after `elapsed` seconds."""
         rate = stats.tokens / elapsed if elapsed > 0 else 0.0
         eta = format_eta(stats.bytes, self._total_bytes, elapsed)
-        return ("[job %d] files %d/%d | lines %s | docs %s | examples %s | "
+        # Bytes, not files: a job may hold only part of one large file.
+        done = 100.0 * stats.bytes / self._total_bytes if self._total_bytes else 100.0
+        return ("[job %d] %.0f%% of %.1f MB | lines %s | docs %s | examples %s | "
                 "tokens %s | %s tok/s | ETA %s"
-                % (self._job_id, stats.files, self._num_files,
+                % (self._job_id, done, self._total_bytes / 1e6,
                    format_count(stats.lines), format_count(stats.documents),
                    format_count(stats.examples), format_count(stats.tokens),
                    format_count(int(rate)), eta))

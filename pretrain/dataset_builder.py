@@ -157,7 +157,8 @@ def write_dataset_info(args, vocab_size, stats):
 def print_summary(args, stats, elapsed):
     """Print the final totals of all jobs."""
     print("done: %s files, %s lines, %s documents -> %s examples, %s tokens "
-          "(%.1f tokens/example, %s truncated)"
+          "(%.1f tokens/example; %s tokens truncated: the end of the sentence that "
+          "overflows an example is dropped, as the official builder does)"
           % (format_count(stats.files), format_count(stats.lines),
              format_count(stats.documents), format_count(stats.examples),
              format_count(stats.tokens), stats.tokens / stats.examples,

@@ -120,7 +120,8 @@ def commit_shards(shard_dir, output_dir, num_out_files):
     on ram://; on gs:// it is a copy and a delete per object, and readers still never see a
     partial shard because a GCS object appears only once whole.
     """
-    import tensorflow.compat.v1 as tf  # only here: see ShardWriter
+    from util.quiet_tf import import_tensorflow
+    tf = import_tensorflow().compat.v1  # only here: see ShardWriter
 
     parts = []
     try:

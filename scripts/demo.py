@@ -25,7 +25,8 @@ import traceback
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from util.quiet_tf import import_tensorflow  # noqa: E402
+import_tensorflow()  # first: TF's start-up noise kept off stderr
 
 MODEL_NAME = "electra_tiny_demo"
 TASK = "chnsenticorp"

@@ -17,6 +17,7 @@ import pytest
 from configure_finetuning import FinetuningConfig
 from finetune.classification import ClassificationScorer, truncate_pair
 from finetune.tagging import TaggingScorer, extract_entities, windows
+from tests.conftest import REPO, shared_file
 from finetune.task_builder import get_task, get_tasks
 from model.tokenization import FullTokenizer
 from util.errors import InputError
@@ -695,3 +696,34 @@ def test_builder_constructs_qa_tasks_from_finetune_qa(tmp_path, tokenizer, monke
     config = FinetuningConfig("m", str(tmp_path), task_names=["drcd"])
     assert get_task(config, "drcd", tokenizer) == "qa task"
     assert created == [("drcd", tokenizer)]
+
+
+@pytest.mark.parametrize("params_file", sorted(
+    p.name for p in (REPO / "params").glob("params_*.json")))
+def test_each_shipped_params_file_reads_the_public_splits_or_names_the_hparam(params_file,
+                                                                              tmp_path):
+    """Every split a shipped params file makes the runner read (dev; test with do_test or
+    write_test_outputs) reads from the public copy in ../shared/data, or fails naming
+    the hparam to change (the CMRC 2018 and DRCD test sets are not public)."""
+    import run_finetuning
+    from configure_finetuning import FinetuningConfig
+    from finetune import task_builder
+    from model import tokenization
+    from util.errors import InputError
+    from util.hparams import load_hparams
+    params = load_hparams(params_file, search_dirs=[run_finetuning.PARAMS_DIR])
+    [task_name] = params["task_names"]
+    public = shared_file("data", task_name)
+    (tmp_path / "finetuning_data").mkdir()
+    (tmp_path / "finetuning_data" / task_name).symlink_to(public)
+    config = FinetuningConfig("m", str(tmp_path), **params)
+    tokenizer = tokenization.build_tokenizer(str(shared_file("data", "vocab", "vocab.txt")))
+    [task] = task_builder.get_tasks(config, tokenizer)
+    splits = run_finetuning.eval_splits(config)
+    assert splits[0] == "dev"
+    for split in splits:
+        try:
+            task.check_split(split, task.get_examples(split), need_labels=split == "dev")
+        except InputError as e:
+            assert split == "test" and '"write_test_outputs" is true: set both to false' in \
+                str(e), (split, str(e))

@@ -9,6 +9,7 @@ import shutil
 from contextlib import redirect_stdout
 
 import pytest
+import tensorflow.compat.v1 as tf
 
 import cmrc2018_drcd_evaluate
 import run_finetuning
@@ -260,6 +261,10 @@ def test_missing_pretrained_checkpoint(pretrained, tmp_path, capsys):
         json.dumps(dict(TINY, task_names=["xnli"], vocab_file=str(pretrained / "vocab.txt")))])
     assert status == 2
     assert "no pre-trained checkpoint in" in capsys.readouterr().err
+    # Neither model nor vocab: the model is named first (its vocab usually comes with it).
+    status, _ = finetune(tmp_path, dict(TINY, task_names=["xnli"]))
+    assert status == 2
+    assert capsys.readouterr().err.startswith("error: no pre-trained checkpoint in")
 
 
 def make_bert_checkpoint(model_dir, vocab):
@@ -464,3 +469,59 @@ def test_results_of_every_setting_are_kept_newest_first(pretrained, tmp_path):
     assert rows[1].endswith("| learning_rate 0.001 |")
     text = (results / "chnsenticorp_results.txt").read_text()
     assert text.count("run ") == 2 and "(learning_rate 0.001)" in text
+
+
+def event_scalars(directory):
+    """{tag: [(step, value)]} of every TensorBoard event file below directory."""
+    scalars = {}
+    for path in sorted(directory.glob("events.out.tfevents.*")):
+        for event in tf.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
+def test_layered_hparams_shape_from_the_model_dir_and_tensorboard(sample_data_dir, tmp_path):
+    """A model pre-trained with overrides fine-tunes from a shipped params file plus one
+    inline change: the shape comes from its pretrain_hparams.json (and the run says so),
+    later JSON keys win, and TensorBoard gets the learning rate, the loss and the dev
+    metrics."""
+    data = tmp_path / "d"
+    shutil.copytree(sample_data_dir, data, ignore=shutil.ignore_patterns("models"))
+    overrides = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 1,
+                 "intermediate_size": 128}
+    with redirect_stdout(io.StringIO()):
+        assert run_pretraining.main([
+            "--data-dir", str(data), "--model-name", "mine", "--hparams", json.dumps({
+                "model_size": "small", "model_hparam_overrides": overrides,
+                "train_batch_size": 4, "num_train_steps": 2, "num_warmup_steps": 1})]) == 0
+    make_task_data("chnsenticorp", data / "finetuning_data" / "chnsenticorp")
+    out = io.StringIO()
+    with redirect_stdout(out):
+        status = run_finetuning.main([
+            "--data-dir", str(data), "--model-name", "mine", "--hparams",
+            "params_chnsenticorp.json", '{"max_seq_length": 32, "num_train_epochs": 1}',
+            '{"train_batch_size": 8, "log_every_steps": 2}'])
+    output = out.getvalue()
+    assert status == 0, output
+    assert "model shape from %s: model_hparam_overrides %s" % (
+        data / "models" / "mine" / "pretrain_hparams.json", json.dumps(overrides, sort_keys=True)) \
+        in output
+    trial = data / "models" / "mine" / "finetuning_models" / "chnsenticorp_model_1"
+    recorded = json.loads((trial / "trial_hparams.json").read_text())
+    assert (recorded["learning_rate"], recorded["max_seq_length"], recorded["num_train_epochs"],
+            recorded["train_batch_size"], recorded["model_hparam_overrides"]) == \
+        (3e-4, 32, 1.0, 8, overrides)
+    train_curves = event_scalars(trial)
+    steps = 48 // 8  # 48 training rows, batch 8, one epoch
+    # Each summary holds the rate the step's update used, at global step t = its step - 1:
+    # 3e-4 x (1 - t/6) x min(1, t / 0.6) (warm-up: 10% of the 6 steps).
+    lr = dict(train_curves["learning_rate"])
+    expected = {s: 3e-4 * (1 - (s - 1) / steps) * min(1.0, (s - 1) / (0.1 * steps))
+                for s in lr}
+    assert len(lr) >= 2 and lr == pytest.approx(expected, rel=1e-5)
+    assert len(train_curves["loss"]) == len(lr)
+    dev = json.loads((data / "models" / "mine" / "results" / "chnsenticorp_results.json")
+                     .read_text())["trials"][0]["results"]["dev"]
+    assert event_scalars(trial / "eval_dev")["chnsenticorp/accuracy"] == \
+        [(steps, pytest.approx(dev["accuracy"]))]

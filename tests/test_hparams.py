@@ -125,6 +125,18 @@ def test_readme_documents_every_finetuning_hparam():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("### Fine-tuning hparams"):]
     documented = set(re.findall(r"^\| `(\w+)` \|", section, re.M))
-    derived = {"pretrained_model_dir", "results_dir", "preprocessed_data_dir"}
+    derived = {"pretrained_model_dir", "results_dir", "preprocessed_data_dir", "inherited_shape"}
     missing = set(FinetuningConfig("m", "/d").to_dict()) - documented - derived
     assert not missing, "fine-tuning hparams missing from README.md: %s" % sorted(missing)
+
+
+def test_several_hparams_merge_in_order_later_keys_winning(tmp_path):
+    params = tmp_path / "p.json"
+    params.write_text('{"learning_rate": 3e-4, "num_train_epochs": 3, '
+                      '"model_hparam_overrides": {"hidden_size": 64, "num_hidden_layers": 2}}')
+    merged = load_hparams([str(params), '{"num_train_epochs": 10}',
+                           '{"model_hparam_overrides": {"num_hidden_layers": 4}}'])
+    assert merged == {"learning_rate": 3e-4, "num_train_epochs": 10,
+                      "model_hparam_overrides": {"num_hidden_layers": 4}}
+    with pytest.raises(InputError, match="--hparams #2:1:25: invalid JSON"):
+        load_hparams([str(params), '{"num_train_epochs": 10,}'])

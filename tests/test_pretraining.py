@@ -495,3 +495,17 @@ def test_a_truncated_or_corrupted_tfrecord_is_named_with_its_offset(sample_data_
         err = capsys.readouterr().err
         assert err.startswith("error: %s is damaged after its first %d records (%s record at"
                               % (shard, len(offsets) // 2, name)), err
+
+
+def test_a_warmup_longer_than_the_run_is_reported_with_the_numbers(sample_data_dir, capsys):
+    """The default 10,000 warm-up steps kept for a 20-step run: lr_t = lr (1 - t/T) t/W
+    peaks at t = T/2 with lr T/(4W), 20 / 40,000 = 0.05% of learning_rate."""
+    assert run(sample_data_dir, "long_warmup", **dict(TINY, num_warmup_steps=10000,
+                                                      num_train_steps=20,
+                                                      train_batch_size=4)) == 0
+    out = capsys.readouterr().out
+    assert ('WARNING: num_warmup_steps 10000 is 50000% of num_train_steps 20: the learning '
+            'rate never passes 0.05% of learning_rate 0.001; set "num_warmup_steps" to about '
+            '10% of the run, e.g. 2') in out
+    lrs = [float(m) for m in re.findall(r"\| lr ([\d.e+-]+) \|", out)]
+    assert max(lrs) <= 0.001 * 20 / 40000 * 1.0001

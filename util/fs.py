@@ -31,8 +31,8 @@ _CHUNK = 16 * 2 ** 20
 
 def _gfile():
     """tf.io.gfile, imported on first use (util.io's formatting helpers stay TF-free)."""
-    import tensorflow as tf
-    return tf.io.gfile
+    from util.quiet_tf import import_tensorflow
+    return import_tensorflow().io.gfile
 
 
 def errors():

@@ -1,6 +1,7 @@
 """Reading and checking hparams: JSON strings or files, with errors that say where.
 
-`--hparams` may be an inline JSON object or the path of a JSON file. A parse error
+`--hparams` takes one or more inline JSON objects or paths of JSON files, merged in order
+(e.g. a params file, then '{"num_train_epochs": 10}'). A parse error
 names the file (or "--hparams"), the line and the column, and spells out the usual
 culprit (a trailing comma, which the seed README's own example has). Unknown keys fail
 with the closest valid names.
@@ -47,12 +48,20 @@ def _unique_keys(pairs, text, source):
     return dict(pairs)
 
 
-def load_hparams(arg, search_dirs=()):
+def load_hparams(arg, search_dirs=(), source="--hparams"):
     """Returns the dict given by `arg`: inline JSON, a .json path, or a bare file name
-    found in one of `search_dirs` (e.g. params/). None or "" gives {}."""
+    found in one of `search_dirs` (e.g. params/). None or "" gives {}. A list of such
+    arguments is merged in order, a later one's keys replacing an earlier one's (whole
+    values: a later model_hparam_overrides replaces an earlier one)."""
+    if isinstance(arg, (list, tuple)):
+        merged = {}
+        for i, one in enumerate(arg):  # an inline error names which of them
+            merged.update(load_hparams(one, search_dirs, "--hparams #%d" % (i + 1)
+                                       if len(arg) > 1 else source))
+        return merged
     if arg is None or not arg.strip():
         return {}
-    text, source = arg, "--hparams"
+    text = arg
     if not arg.lstrip().startswith(("{", "[")):
         path = _find_file(arg, search_dirs)
         try:
