@@ -360,11 +360,12 @@ def run(config):
         print("write_distill_outputs: no effect (the official code writes distillation "
               "outputs for GLUE tasks only)", flush=True)
     bert_config = get_discriminator_config(config)
-    # The model before its vocab: a missing model dir is the error to fix first.
+    # A missing model first (its vocab usually comes with it), then the vocab against
+    # vocab_size, then the checkpoint's shapes against both.
     init_checkpoint = find_pretrained_checkpoint(config) if config.do_train else None
+    tokenizer = model_info.load_tokenizer(config)
     if init_checkpoint:
         check_checkpoint(init_checkpoint, bert_config, config)
-    tokenizer = model_info.load_tokenizer(config)
     # Before anything is written (the graph checks it too, but only once a trial dir is
     # prepared).
     modeling.check_sequence_length(bert_config, config.max_seq_length,

@@ -173,9 +173,9 @@ def model_fn_builder(config, tasks, bert_config, init_checkpoint, num_train_step
         # The progress line shows the mean per-example loss of the whole batch (whatever
         # loss_reduction), from the sum of the replicas' per-example losses.
         mean_loss = cross_replica_sum(tf.reduce_sum(losses)) / float(config.train_batch_size)
-        if is_first_replica():  # TensorBoard, every log_every_steps (save_summary_steps)
-            tf.summary.scalar("loss", mean_loss)
-            tf.summary.scalar("learning_rate", lr)
+        if is_first_replica():  # TensorBoard, every log_every_steps (save_summary_steps);
+            tf.summary.scalar("mean_example_loss", mean_loss)  # ("loss": the Estimator's,
+            tf.summary.scalar("learning_rate", lr)  # the batch loss as reduced)
         hook = ProgressHook({"loss": mean_loss, "lr": lr}, num_train_steps,
                             config.log_every_steps, config.train_batch_size)
         return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op,

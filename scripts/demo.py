@@ -310,13 +310,16 @@ class Demo:
         print("\ndemo done in %s. What it made:" % format_duration(elapsed))
         for what, where in rows:
             print("  %-*s  %s" % (width, what, where))
-        print("\nNext, on your own data (README: \"Run it on your own data\"):\n"
-              "  python build_pretraining_dataset.py --corpus-dir my_corpus/ --vocab-file "
-              "sample_data/vocab.txt --output-dir D/pretrain_tfrecords --max-seq-length 128\n"
-              "  python run_pretraining.py --data-dir D --model-name my_electra --hparams "
-              "'{\"model_size\": \"small\", \"num_train_steps\": 100000}'\n"
-              "  python run_finetuning.py --data-dir D --model-name my_electra --hparams "
-              "params_chnsenticorp.json   # task data in D/finetuning_data/chnsenticorp/\n"
+        print("\nNext, on your own data (docs/own-data.md: a CPU-sized run with the figures "
+              "to expect):\n"
+              "  .venv/bin/python build_pretraining_dataset.py --corpus-dir my_corpus/ "
+              "--vocab-file sample_data/vocab.txt --output-dir D/pretrain_tfrecords "
+              "--max-seq-length 128 && cp sample_data/vocab.txt D/\n"
+              "  .venv/bin/python run_pretraining.py --data-dir D --model-name my_electra "
+              "--hparams params/pretrain_cpu_minutes.json\n"
+              "  .venv/bin/python run_finetuning.py --data-dir D --model-name my_electra "
+              "--hparams params_chnsenticorp.json '{\"num_train_epochs\": 5}'   "
+              "# task data in D/finetuning_data/chnsenticorp/\n"
               "\nNote: the demo's model is tiny (2 layers, hidden 64), pre-trained for minutes on "
               "a corpus of %s tokens and fine-tuned on %d reviews: its accuracy says nothing "
               "about a real model. The demo shows that every stage runs and what each one "

@@ -16,7 +16,7 @@ FINETUNE_HPARAMS=${FINETUNE_HPARAMS:-'{"num_train_epochs": 3}'}
 # 1. Your text: one sentence per line (split after 。！？), an empty line after each review
 #    (one document each).
 mkdir -p "$D/corpus" "$D/finetuning_data/chnsenticorp"
-tail -n +2 "$SHARED/train.tsv" | head -n "$REVIEWS" | cut -f2 \
+sed -n "2,$((REVIEWS + 1))p" "$SHARED/train.tsv" | cut -f2 \
     | sed 's/\([。！？]\)/\1\n/g; G' > "$D/corpus/reviews.txt"
 cp sample_data/vocab.txt "$D/vocab.txt"
 "$PY" build_pretraining_dataset.py --corpus-dir "$D/corpus" --vocab-file "$D/vocab.txt" \
@@ -28,7 +28,7 @@ cp sample_data/vocab.txt "$D/vocab.txt"
 
 # 3. Your labelled set: train.tsv (label, text_a) and dev.tsv; fine-tune with the shipped
 #    params and your changes (the model's shape comes from its pretrain_hparams.json).
-head -n "$((REVIEWS + 1))" "$SHARED/train.tsv" > "$D/finetuning_data/chnsenticorp/train.tsv"
+sed -n "1,$((REVIEWS + 1))p" "$SHARED/train.tsv" > "$D/finetuning_data/chnsenticorp/train.tsv"
 cp "$SHARED/dev.tsv" "$D/finetuning_data/chnsenticorp/dev.tsv"
 "$PY" run_finetuning.py --data-dir "$D" --model-name small4x128 \
     --hparams params_chnsenticorp.json "$FINETUNE_HPARAMS"

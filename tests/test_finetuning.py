@@ -520,7 +520,7 @@ def test_layered_hparams_shape_from_the_model_dir_and_tensorboard(sample_data_di
     expected = {s: 3e-4 * (1 - (s - 1) / steps) * min(1.0, (s - 1) / (0.1 * steps))
                 for s in lr}
     assert len(lr) >= 2 and lr == pytest.approx(expected, rel=1e-5)
-    assert len(train_curves["loss"]) == len(lr)
+    assert len(train_curves["mean_example_loss"]) == len(train_curves["loss"]) == len(lr)
     dev = json.loads((data / "models" / "mine" / "results" / "chnsenticorp_results.json")
                      .read_text())["trials"][0]["results"]["dev"]
     assert event_scalars(trial / "eval_dev")["chnsenticorp/accuracy"] == \

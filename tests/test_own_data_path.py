@@ -17,11 +17,12 @@ MARGIN = 10.0  # accuracy points above always answering the dev set's majority l
 def test_own_data_path_in_miniature_learns_and_stays_quiet(tmp_path):
     shared = shared_file("data", "chnsenticorp")
     env = dict(os.environ, PY=sys.executable, D=str(tmp_path / "D"), SHARED=str(shared),
-               REVIEWS="1500",
-               PRETRAIN_HPARAMS=json.dumps({"num_train_steps": 100, "num_warmup_steps": 10,
-                                            "save_checkpoints_steps": 100,
+               REVIEWS="1200",
+               PRETRAIN_HPARAMS=json.dumps({"num_train_steps": 60, "num_warmup_steps": 6,
+                                            "save_checkpoints_steps": 60,
                                             "log_every_steps": 50}),
-               FINETUNE_HPARAMS=json.dumps({"max_seq_length": 64, "num_train_epochs": 3,
+               FINETUNE_HPARAMS=json.dumps({"max_seq_length": 64, "num_train_epochs": 8,
+                                            "learning_rate": 1e-3,
                                             "predict_batch_size": 128}))
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user's shell has it
     done = subprocess.run(["bash", str(REPO / "scripts" / "own_data_cpu.sh")], cwd=REPO,

@@ -133,7 +133,7 @@ def plot_pretraining(model_dir, out_dir):
             if all(metric in h for h in history):
                 ax.plot(steps, [h[metric] for h in history], marker="o", label=metric)
         ax.set_xlabel("step")
-        ax.set_title("do_eval on held-out text")
+        ax.set_title("do_eval on %s" % eval_data_label(model_dir), fontsize=9)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         save_figure(plt, fig, fs.join(out_dir, "pretraining_eval.png"))
@@ -141,23 +141,39 @@ def plot_pretraining(model_dir, out_dir):
     return written
 
 
+def eval_data_label(model_dir):
+    """What do_eval read: eval_tfrecords, or (unset) the training tfrecords themselves."""
+    try:
+        hparams = json.loads(fs.read_text(fs.join(model_dir, "pretrain_hparams.json")))
+    except fs.errors() + (ValueError,):
+        return "the eval data"
+    if hparams.get("eval_tfrecords"):
+        return fs.basename(hparams["eval_tfrecords"].split(",")[0])
+    return "the training tfrecords (no eval_tfrecords set)"
+
+
 def plot_finetuning(models, out_dir):
     """finetuning_curves.png: training loss per step, one panel per task."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    tasks = sorted({t for _, results in models for t in results})
+    curves = {}  # task -> [(model name, trial index, points)]; tasks without curves skipped
+    for name, results in models:
+        for task, record in results.items():
+            for i, trial in enumerate(record.get("trials", [])):
+                points = read_scalars(trial["model_dir"], ["loss"]).get("loss", [])
+                if points:
+                    curves.setdefault(task, []).append((name, i, points))
+    tasks = sorted(curves)
     if not tasks:
         return []
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.5), squeeze=False)
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
+    color_of = {name: colors[i % len(colors)] for i, (name, _) in enumerate(models)}
     for ax, task in zip(axes[0], tasks):
-        for color, (name, results) in zip(colors, models):
-            for i, trial in enumerate(results.get(task, {}).get("trials", [])):
-                points = read_scalars(trial["model_dir"], ["loss"]).get("loss", [])
-                if points:
-                    ax.plot([p[0] for p in points], [p[1] for p in points], color=color,
-                            alpha=0.7, label=name if i == 0 else None)
+        for name, i, points in curves[task]:
+            ax.plot([p[0] for p in points], [p[1] for p in points], color=color_of[name],
+                    alpha=0.7, label=name if i == 0 else None)
         ax.set_title(task)
         ax.set_xlabel("step")
         ax.set_ylabel("training loss")
