@@ -92,8 +92,8 @@ def build_estimator(config, model_fn, model_dir, seed, strategy=None):
 
 def featurize_split(config, task, split, examples):
     """All features of a dev/test split's examples; with log_examples, shows the first few."""
-    features, progress = [], Progress("featurising %s %s" % (task.name, split), len(examples),
-                                      "examples")
+    features, progress = [], Progress(len(examples), "featurising %s %s" % (task.name, split),
+                                      "examples", interval=10.0, quiet_if_short=True)
     for example in examples:
         features.extend(task.featurize(example, False))
         progress.update()
@@ -131,7 +131,8 @@ def evaluate_split(config, task, estimator, split, trial):
                                           config.predict_batch_size, padding=padding)
     scorer = task.get_scorer(split)
     real = 0
-    progress = Progress("predicting %s %s" % (task.name, split), len(features), "features")
+    progress = Progress(len(features), "predicting %s %s" % (task.name, split), "features",
+                        interval=10.0, quiet_if_short=True)
     with tfrecords.name_damaged_file([path], DAMAGED_CACHE_REMEDY):
         for outputs in estimator.predict(input_fn, yield_single_examples=True):
             if not outputs.pop(preprocessing.REAL_EXAMPLE, 1):
@@ -313,7 +314,8 @@ def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None,
 def write_eval_summary(model_dir, task, split, results):
     """A split's metrics as TensorBoard scalars (<trial dir>/eval_<split>/, tags
     <task>/<metric>) at the scored checkpoint's step, beside the training curves."""
-    step = int(tf.train.load_variable(tf.train.latest_checkpoint(model_dir), "global_step"))
+    step = int(tf.train.load_checkpoint(fs.tf_checkpoint_path(
+        tf.train.latest_checkpoint(model_dir))).get_tensor("global_step"))
     with tf.Graph().as_default():  # the v1 writer works in graph mode only
         writer = tf.summary.FileWriter(fs.join(model_dir, "eval_" + split))
         writer.add_summary(tf.Summary(value=[

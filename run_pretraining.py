@@ -34,8 +34,9 @@ from util.distribute import cross_replica_sum, is_first_replica
 from util.errors import InputError, run_cli
 from util.hparams import load_hparams
 from util.io import atomic_write_json
-from util.training_utils import (CheckpointLogger, LoopProgressHook, ProgressHook,
-                                 quiet_tensorflow)
+from util.progress import Progress
+from util.training_utils import (CheckpointLogger, CountingHook, LoopProgressHook,
+                                 ProgressHook, quiet_tensorflow)
 
 DAMAGED_TFRECORD_REMEDY = (
     "rebuild the tfrecords (build_pretraining_dataset.py ... --overwrite) or leave the file "
@@ -171,9 +172,12 @@ def run_eval(estimator, config, eval_files, checkpoint_path=None):
     input_fn = pretrain_data.get_input_fn(eval_files, config.max_seq_length, is_training=False,
                                           batch_size=config.eval_batch_size,
                                           extra_features=extra_features(config))
+    progress = Progress(config.num_eval_steps, "evaluating", "batches", interval=10.0,
+                        quiet_if_short=True)
     with tfrecords.name_damaged_file(eval_files, DAMAGED_TFRECORD_REMEDY):
         results = estimator.evaluate(input_fn=input_fn, steps=config.num_eval_steps,
-                                     checkpoint_path=checkpoint_path)
+                                     checkpoint_path=checkpoint_path,
+                                     hooks=[CountingHook(progress)])
     results = {k: float(v) for k, v in results.items()}
     lines = ["%s: %.4f" % (k, v) for k, v in sorted(results.items())]
     print("eval results at step %d:\n  %s" % (results["global_step"], "\n  ".join(lines)),

@@ -38,7 +38,8 @@ from finetune.tagging import TaggingScorer, extract_entities  # noqa: E402
 from finetune.task import Example  # noqa: E402
 from util import fs  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
-from util.training_utils import CountProgress, quiet_tensorflow  # noqa: E402
+from util.progress import Progress  # noqa: E402
+from util.training_utils import quiet_tensorflow  # noqa: E402
 
 STDIN_NAME = "<stdin>"
 CHUNK_SIZE = 256  # input lines featurised, run and written at a time
@@ -246,7 +247,7 @@ def main(argv=None, stdin=None, stdout=None):
         inputs = read_inputs(model.task, stdin or sys.stdin.buffer)
         runner = open_runner(args.model_dir, model)
         out = stdout or sys.stdout
-        progress = CountProgress(len(inputs), "predicted")
+        progress = Progress(len(inputs), "predicted", stream=sys.stderr)
         for output in predict(model, runner, inputs, args.batch_size, progress):
             out.write(json.dumps(output, ensure_ascii=False) + "\n")
         out.flush()

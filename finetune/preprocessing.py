@@ -35,7 +35,8 @@ def write_tfrecord(path, features, specs):
     The temporary file is unique, so hosts of a cluster sharing the directory can all
     write it at once."""
     def write(tmp):
-        progress = Progress("writing %s" % fs.basename(path), len(features), "records")
+        progress = Progress(len(features), "writing %s" % fs.basename(path), "records",
+                            interval=10.0, quiet_if_short=True)
         with tf.io.TFRecordWriter(tmp) as writer:
             for feature in features:
                 example = tf.train.Example(features=tf.train.Features(feature={
@@ -134,8 +135,8 @@ def training_tfrecord(tasks, config, log_features=None):
         examples += [(task_id, example) for example in task_examples]
     random.Random(config.seed).shuffle(examples)
     records, shown = [], {task.name: [] for task in tasks}
-    progress = Progress("featurising %s train" % "+".join(t.name for t in tasks),
-                        len(examples), "examples")
+    progress = Progress(len(examples), "featurising %s train" % "+".join(
+        t.name for t in tasks), "examples", interval=10.0, quiet_if_short=True)
     for task_id, example in examples:
         progress.update()
         task = tasks[task_id]

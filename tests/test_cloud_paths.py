@@ -183,7 +183,8 @@ def test_bad_bucket_paths_fail_before_training_naming_the_path():
     assert log.strip().splitlines()[-1] == "error: vocab file not found: %s/vocab.txt" % bad
     status, log = captured(lambda: run_finetuning.main([
         "--data-dir", bad, "--model-name", "m", "--hparams", json.dumps(FINETUNE)]))
-    assert status == 2 and "error: vocab file not found: %s/vocab.txt" % bad in log
+    # No model and no vocab: fine-tuning names the model first (its vocab comes with it).
+    assert status == 2 and "error: no pre-trained checkpoint in %s/models/m" % bad in log
 
     # A model dir that cannot be created: a file stands where D/models/ should be.
     fs.copy(str(SAMPLE_VOCAB), bad + "/vocab.txt")

@@ -486,7 +486,8 @@ def test_a_truncated_or_corrupted_tfrecord_is_named_with_its_offset(sample_data_
     while position < len(raw):
         offsets.append(position)
         position += 16 + int.from_bytes(raw[position:position + 8], "little")
-    cut = offsets[len(offsets) // 2] + 20  # inside the middle record
+    damaged_record = 5  # early: the run meets it in its first batches
+    cut = offsets[damaged_record] + 20  # inside that record
     for name, damaged in (("truncated", raw[:cut]),
                           ("corrupted", raw[:cut] + bytes([raw[cut] ^ 0xFF]) + raw[cut + 1:])):
         shard.write_bytes(damaged)
@@ -494,7 +495,7 @@ def test_a_truncated_or_corrupted_tfrecord_is_named_with_its_offset(sample_data_
                    shuffle_buffer_size=1, **TINY) == 2, name
         err = capsys.readouterr().err
         assert err.startswith("error: %s is damaged after its first %d records (%s record at"
-                              % (shard, len(offsets) // 2, name)), err
+                              % (shard, damaged_record, name)), err
 
 
 def test_a_warmup_longer_than_the_run_is_reported_with_the_numbers(sample_data_dir, capsys):

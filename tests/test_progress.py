@@ -3,7 +3,7 @@
 import io
 
 from util.io import format_duration, format_eta
-from util.training_utils import CountProgress
+from util.progress import Progress
 
 
 def test_format_duration():
@@ -23,7 +23,7 @@ def test_eta_extrapolates_the_rate_so_far():
 
 def test_count_progress_reports_count_rate_and_eta():
     out = io.StringIO()
-    progress = CountProgress(10, "predicted", interval=3600, stream=out)
+    progress = Progress(10, "predicted", interval=3600, stream=out)
     progress.update(4)  # inside the interval: no line yet
     assert out.getvalue() == ""
     progress.update(6)
@@ -48,3 +48,22 @@ def test_loop_progress_hook_reports_steps_crossing_the_interval():
                 session.run(loop)
     assert [line.split(" |")[0] for line in lines] == ["step 6/10", "step 9/10", "step 12/10"]
     assert all("steps/s" in line and "seq/s" in line and "ETA" in line for line in lines)
+
+
+def test_a_short_phase_is_silent_and_a_long_one_reports_to_the_end():
+    clock, out = [0.0], io.StringIO()
+    short = Progress(10, "featurising", "examples", interval=10, quiet_if_short=True,
+                     stream=out, clock=lambda: clock[0])
+    short.update(10)
+    short.finish()
+    assert out.getvalue() == ""
+    long = Progress(100, "featurising", "examples", interval=10, quiet_if_short=True,
+                    stream=out, clock=lambda: clock[0])
+    for _ in range(99):
+        clock[0] += 0.25  # 4 items a second: a line at 40 items (10 s), 80, and the end
+        long.update()
+    long.finish()
+    assert out.getvalue().splitlines() == [
+        "featurising 40/100 examples | 4.0/s | elapsed 10s | ETA 15s",
+        "featurising 80/100 examples | 4.0/s | elapsed 20s | ETA 5s",
+        "featurising 99/100 examples | 4.0/s | elapsed 25s | ETA 0s"]  # 24.75 s

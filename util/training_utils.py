@@ -1,7 +1,6 @@
 """Progress reporting for Estimator training loops."""
 
 import logging
-import sys
 import time
 
 import tensorflow.compat.v1 as tf
@@ -91,6 +90,19 @@ class LoopProgressHook(ProgressHook):
             self._report(step, [])
 
 
+class CountingHook(tf.train.SessionRunHook):
+    """Counts session runs (e.g. evaluation batches) on a util.progress.Progress line."""
+
+    def __init__(self, progress):
+        self._progress = progress
+
+    def after_run(self, run_context, run_values):
+        self._progress.update()
+
+    def end(self, session):
+        self._progress.finish()
+
+
 class CheckpointLogger(tf.estimator.CheckpointSaverListener):
     """Says when a checkpoint has been written (so a user knows what a restart resumes)."""
 
@@ -104,35 +116,3 @@ class CheckpointLogger(tf.estimator.CheckpointSaverListener):
 def _format_value(value):
     value = float(value)
     return "%.2e" % value if 0 < abs(value) < 1e-3 else "%.4f" % value
-
-
-class CountProgress(object):
-    """A progress line for a loop over a known number of items, on stderr by default:
-    `<what> 120/500 | 35.2/s | elapsed 3s | ETA 11s`, at most every `interval` seconds
-    and once more at finish(). (stderr, so that it never mixes with data on stdout.)"""
-
-    def __init__(self, total, what, interval=5.0, stream=None):
-        self._total = total
-        self._what = what
-        self._interval = interval
-        self._stream = stream
-        self._count = 0
-        self._start = self._last = time.time()
-
-    def update(self, n):
-        self._count += n
-        if time.time() - self._last >= self._interval:
-            self._report()
-
-    def finish(self):
-        self._report()
-
-    def _report(self):
-        now = time.time()
-        self._last = now
-        elapsed = now - self._start
-        rate = self._count / max(elapsed, 1e-9)
-        print("%s %d/%d | %.1f/s | elapsed %s | ETA %s" % (
-            self._what, self._count, self._total, rate, format_duration(elapsed),
-            format_eta(self._count, self._total, elapsed)),
-            file=self._stream or sys.stderr, flush=True)  # sys.stderr now: may be redirected
