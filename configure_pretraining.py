@@ -9,7 +9,7 @@ small lr 5e-4 batch 1024 1M steps; small-ex 5e-4/384/2M; base 2e-4/256/1M; large
 import os
 
 from model.precision import MIXED_PRECISION_CHOICES, choice_error
-from pretrain import objective
+from model import configs
 from util import distribute
 from util import tpu
 from util.errors import InputError
@@ -186,9 +186,9 @@ class PretrainingConfig(object):
                  "--linguistic-labels)")
         # The model shapes now, not as a reshape error in the graph: a degenerate override
         # (e.g. num_hidden_layers 0) or a generator fraction leaving no layer.
-        disc = objective.get_discriminator_config(self)
+        disc = configs.discriminator_config(self)
         if self.electra_objective and self.untied_generator and not self.uniform_generator:
-            objective.get_generator_config(self, disc)
+            configs.generator_config(self, disc)
         for key in ("lert_pos_steps", "lert_ner_steps", "lert_dep_steps"):
             value = getattr(self, key)
             need(value is None or (isinstance(value, int) and not isinstance(value, bool)

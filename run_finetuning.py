@@ -29,7 +29,7 @@ from finetune import preprocessing  # noqa: E402
 from finetune import task_builder  # noqa: E402
 from model import modeling  # noqa: E402
 from model import precision  # noqa: E402
-from pretrain.objective import get_discriminator_config  # noqa: E402
+from model.configs import discriminator_config  # noqa: E402
 from util import distribute  # noqa: E402
 from util import fs  # noqa: E402
 from util import lock  # noqa: E402
@@ -361,7 +361,7 @@ def run(config):
     if config.write_distill_outputs:
         print("write_distill_outputs: no effect (the official code writes distillation "
               "outputs for GLUE tasks only)", flush=True)
-    bert_config = get_discriminator_config(config)
+    bert_config = discriminator_config(config)
     # A missing model first (its vocab usually comes with it), then the vocab against
     # vocab_size, then the checkpoint's shapes against both.
     init_checkpoint = find_pretrained_checkpoint(config) if config.do_train else None

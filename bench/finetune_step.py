@@ -56,8 +56,8 @@ def seq_length(args, task):
 
 def finetuning_flops(config, task):
     """Matmul FLOPs of one training step (3 x forward): encoder + task head."""
-    from pretrain.objective import get_discriminator_config
-    bert_config = get_discriminator_config(config)
+    from model.configs import discriminator_config
+    bert_config = discriminator_config(config)
     batch, length = config.train_batch_size, config.max_seq_length
     forward = step_common.encoder_forward_flops(bert_config, batch, length)
     if task == "qa":  # start/end logits for every token
@@ -97,7 +97,7 @@ def run_variant(args, task, variant):
     from finetune import task_builder
     from finetune.model_fn import model_fn_builder
     from model import precision, tokenization
-    from pretrain.objective import get_discriminator_config
+    from model.configs import discriminator_config
     from util.training_utils import quiet_tensorflow
 
     quiet_tensorflow()
@@ -109,7 +109,7 @@ def run_variant(args, task, variant):
     task_obj = task_builder.get_task(config, config.task_names[0], tokenizer)
     arrays = synthetic_features(config, task_obj, tokenizer.vocab)
     model_fn = model_fn_builder(
-        config, [task_obj], get_discriminator_config(config), None, num_train_steps=1000000)
+        config, [task_obj], discriminator_config(config), None, num_train_steps=1000000)
     step_common.time_model_fn(model_fn, arrays, precision.session_config(config.use_xla),
                               args.warmup_steps, args.steps)
 

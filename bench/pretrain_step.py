@@ -38,8 +38,8 @@ def pretraining_flops(config):
     """Matmul FLOPs of one training step (3 x forward) for a PretrainingConfig: the
     generator (or BERT's full model), its MLM head at the masked positions, and for
     ELECTRA the discriminator and its head. Sampling and masking are not matmuls."""
-    from pretrain import objective
-    disc = objective.get_discriminator_config(config)
+    from model import configs
+    disc = configs.discriminator_config(config)
     emb = disc.embedding_size or disc.hidden_size
     batch, length = config.train_batch_size, config.max_seq_length
     forward = step_common.encoder_forward_flops(disc, batch, length)
@@ -47,7 +47,7 @@ def pretraining_flops(config):
     if config.electra_objective:
         forward += 2 * batch * length * disc.hidden_size * (disc.hidden_size + 1)  # head
         if config.untied_generator:
-            gen = objective.get_generator_config(config, disc)
+            gen = configs.generator_config(config, disc)
             forward += step_common.encoder_forward_flops(gen, batch, length, emb)
             mlm_width = gen.hidden_size
         else:  # the discriminator's weights run a second time, as the generator

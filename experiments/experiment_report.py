@@ -4,7 +4,7 @@ scored, and what that says, written from the run's own files (nothing typed in b
 Sections: command and machine, pre-training data, models, wall-clock, the held-out curve of
 pre-training against the character-statistics bar (scripts/char_statistics.py), compute
 against the published Chinese ELECTRA-small recipe, does pre-training help (gap vs seed
-spread), conclusion, then util.report's seed-style tables and plots. results.json beside it
+spread), conclusion, then scripts/report.py's seed-style tables and plots. results.json beside it
 holds every figure the report quotes.
 """
 
@@ -13,7 +13,7 @@ import os
 
 from model import modeling
 from scripts import char_statistics
-from util import report
+from scripts import report
 from util.io import atomic_write_json, format_duration
 
 # The published Chinese ELECTRA-small pre-training (../shared/reference/seeds/

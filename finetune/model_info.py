@@ -173,7 +173,7 @@ def _load_info(model_dir, info_path, task_name=None):
 def _load_trial_hparams(model_dir):
     """A trial dir from before model_info.json: rebuilt from its recorded hparams, reading
     the label list from the task's data (tnews, cail2018, labels.txt) as training did."""
-    from pretrain.objective import get_discriminator_config  # TF graph code: load late
+    from model.configs import discriminator_config  # TF graph code: load late
     path = fs.join(model_dir, TRIAL_HPARAMS_FILE)
     record = _read_json(path)
     if "task" not in record:
@@ -191,7 +191,7 @@ def _load_trial_hparams(model_dir):
                              % (path, vocab))
     tokenizer = tokenizer_for(config)
     task = task_builder.get_task(config, record["task"], tokenizer)
-    info = describe(config, task, get_discriminator_config(config))
+    info = describe(config, task, discriminator_config(config))
     bert_config = modeling.BertConfig.from_dict(info["bert_config"], source=path)
     return _build(info, config, bert_config, vocab_source(config))
 

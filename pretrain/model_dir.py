@@ -11,7 +11,7 @@ difference, before a byte of the dir is rewritten.
 import json
 import os
 
-from pretrain import objective
+from model import configs
 from util import fs
 from util.errors import InputError
 from util.io import atomic_copy, atomic_write_json
@@ -32,10 +32,10 @@ TFRECORD_SAMPLE_BYTES = 2 ** 20  # train_data.json hashes each tfrecord's first 
 
 def model_configs(config):
     """{file name: content} of discriminator.json and generator.json for config."""
-    disc = objective.get_discriminator_config(config)
+    disc = configs.discriminator_config(config)
     disc.embedding_size = disc.embedding_size or disc.hidden_size
     if config.electra_objective and config.untied_generator:
-        gen = objective.get_generator_config(config, disc)
+        gen = configs.generator_config(config, disc)
         if config.untied_generator_embeddings:  # its own table, as wide as its hidden
             gen.embedding_size = gen.hidden_size
     else:  # BERT MLM (or tied weights): the masked-LM model is the full-size one

@@ -20,10 +20,10 @@ lambda_i = min(1, step / T_i) (the linguistically-informed schedule).
 
 import collections
 import contextlib
-import copy
 
 import tensorflow.compat.v1 as tf
 
+from model import configs
 from model import modeling
 from model import precision
 from pretrain import pretrain_data
@@ -46,36 +46,6 @@ DiscOutput = collections.namedtuple(
     "DiscOutput", ["loss", "per_example_loss", "probs", "preds", "labels"])
 
 
-def get_discriminator_config(config):
-    """The discriminator (or BERT) shape: config/<size>_discriminator_config.json + overrides."""
-    bert_config = modeling.BertConfig.for_model_size(config.model_size)
-    overrides = dict(config.model_hparam_overrides)
-    overrides["vocab_size"] = config.vocab_size
-    if config.embedding_size is not None:
-        overrides["embedding_size"] = config.embedding_size
-    merged = bert_config.to_dict()
-    merged.update(overrides)
-    return modeling.BertConfig.from_dict(merged, source="model_hparam_overrides")
-
-
-def get_generator_config(config, disc_config):
-    """Generator = discriminator scaled by generator_hidden_size / generator_layers.
-
-    Feed-forward width is 4x hidden and heads are hidden/64, as in the official code;
-    for the released sizes this reproduces config/<size>_generator_config.json.
-    """
-    gen = copy.deepcopy(disc_config)
-    gen.hidden_size = int(round(disc_config.hidden_size * config.generator_hidden_size))
-    gen.num_hidden_layers = int(round(disc_config.num_hidden_layers * config.generator_layers))
-    gen.intermediate_size = 4 * gen.hidden_size
-    gen.num_attention_heads = max(1, gen.hidden_size // 64)
-    gen.check_shape("pre-training hparams: the generator (generator_hidden_size %s and "
-                    "generator_layers %s of the discriminator's %d x %d)"
-                    % (config.generator_hidden_size, config.generator_layers,
-                       disc_config.num_hidden_layers, disc_config.hidden_size))
-    return gen
-
-
 def global_count(weights):
     """sum(weights) over the whole global batch: on several replicas each loss is its share
     of the global mean (local sum / global count), so the replicas' losses and gradients
@@ -91,7 +61,7 @@ class PretrainingModel(object):
 
     def __init__(self, config, features, is_training, special_ids):
         self._config = config
-        self._bert_config = get_discriminator_config(config)
+        self._bert_config = configs.discriminator_config(config)
         embedding_size = self._bert_config.embedding_size or self._bert_config.hidden_size
 
         unmasked_inputs = pretrain_data.features_to_inputs(features)
@@ -112,7 +82,7 @@ class PretrainingModel(object):
         if config.uniform_generator:
             mlm_output = self._mlm_output(masked_inputs, None)
         elif config.electra_objective and config.untied_generator:
-            gen_config = get_generator_config(config, self._bert_config)
+            gen_config = configs.generator_config(config, self._bert_config)
             untied = config.untied_generator_embeddings  # own table, as wide as its hidden
             generator = self._build_transformer(
                 masked_inputs, is_training, gen_config, scope="generator",

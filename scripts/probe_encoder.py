@@ -47,7 +47,7 @@ from finetune.model_fn import check_checkpoint, encoder_kwargs, restore_pretrain
 from finetune.model_info import load_tokenizer  # noqa: E402
 from model import modeling  # noqa: E402
 from model import tokenization  # noqa: E402
-from pretrain.objective import get_discriminator_config  # noqa: E402
+from model.configs import discriminator_config  # noqa: E402
 from scripts.export_hf import find_checkpoint  # noqa: E402
 from util import fs  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
@@ -285,7 +285,7 @@ def load_data(args, tokenizer, max_seq_length):
 def probe(args, log=print):
     """All the numbers of one invocation, as the JSON --json-out writes."""
     config = load_config(args.hparams, args.vocab_file, args.max_seq_length)
-    bert_config = get_discriminator_config(config)
+    bert_config = discriminator_config(config)
     if config.max_seq_length > bert_config.max_position_embeddings:
         raise InputError("--max-seq-length %d exceeds the model's max_position_embeddings %d"
                          % (config.max_seq_length, bert_config.max_position_embeddings))

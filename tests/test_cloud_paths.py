@@ -147,7 +147,7 @@ def test_finetuning_writes_results_export_and_predictions_in_the_bucket(bucket_r
 
 
 def test_report_tables_and_plots_from_and_into_the_bucket(bucket_run):
-    from util import report
+    from scripts import report
     _, table = report.build_report([MODEL + "/results"], BUCKET + "/report")
     assert "| tiny |" in table
     assert set(fs.listdir(BUCKET + "/report")) == {

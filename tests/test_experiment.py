@@ -6,7 +6,7 @@ import pytest
 
 from experiments import experiment_report, run_experiment
 from tests.conftest import shared_file
-from util import report
+from scripts import report
 
 
 @pytest.fixture(scope="module")

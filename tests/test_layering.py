@@ -1,4 +1,5 @@
-"""Library code (finetune/, model/, pretrain/, util/) never imports a top-level script.
+"""The package graph runs one way: util <- model <- pretrain, finetune <- the top level
+(runners, configure_*.py) and scripts/, bench/, experiments/, tests/.
 
 Every import statement of every library module is parsed, lazy ones inside functions too.
 A script is a repo-root module with a `__main__` block (run_finetuning.py, ...) or any module
@@ -37,6 +38,53 @@ def test_library_modules_import_no_script():
         (str(path.relative_to(REPO)), root) for path in modules
         for root in imported_roots(path) & scripts)
     assert offending == []
+
+
+# What each library package may import of ours (itself aside).
+ALLOWED = {"util": set(), "model": {"util"}, "pretrain": {"model", "util"},
+           "finetune": {"model", "util"}}
+# The one edge still against the graph: finetune/model_info.py rebuilds a trial's
+# FinetuningConfig from its trial_hparams.json with the top-level configure_finetuning.
+KNOWN_EXCEPTIONS = {("finetune/model_info.py", "configure_finetuning")}
+
+
+def our_roots():
+    """Names of the project's top-level modules and packages."""
+    return ({path.stem for path in REPO.glob("*.py")}
+            | {path.parent.name for path in REPO.glob("*/__init__.py")})
+
+
+def forbidden_edges(packages=LIBRARY_PACKAGES):
+    """[(module path, imported package)] that break ALLOWED."""
+    ours = our_roots()
+    return sorted(
+        (str(path.relative_to(REPO)), root)
+        for package in packages for path in (REPO / package).glob("*.py")
+        for root in (imported_roots(path) & ours) - ALLOWED[package] - {package})
+
+
+def test_library_packages_import_only_downwards():
+    assert {"util", "model", "pretrain", "finetune", "configure_finetuning"} <= our_roots()
+    assert [edge for edge in forbidden_edges() if edge not in KNOWN_EXCEPTIONS] == []
+
+
+def test_the_graph_check_sees_each_kind_of_upward_edge(tmp_path, monkeypatch):
+    """Each forbidden edge, planted in a scratch copy of the tree, is reported."""
+    import shutil
+    import tests.test_layering as layering
+    for package in LIBRARY_PACKAGES:
+        shutil.copytree(REPO / package, tmp_path / package)
+    for name in ("configure_finetuning.py", "run_pretraining.py"):
+        shutil.copy(REPO / name, tmp_path / name)
+    monkeypatch.setattr(layering, "REPO", tmp_path)
+    planted = [("util", "model"), ("util", "pretrain"), ("model", "pretrain"),
+               ("model", "finetune"), ("pretrain", "finetune"), ("finetune", "pretrain"),
+               ("model", "configure_finetuning"), ("util", "run_pretraining")]
+    for package, target in planted:
+        (tmp_path / package / "planted.py").write_text("def f():\n    import %s\n" % target)
+        assert ("%s/planted.py" % package, target) in forbidden_edges(), (package, target)
+        (tmp_path / package / "planted.py").unlink()
+    assert [e for e in forbidden_edges() if e not in KNOWN_EXCEPTIONS] == []
 
 
 def test_import_parser_sees_lazy_and_from_imports(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import configure_pretraining
+from model import configs
 from model import modeling
 from pretrain import objective
 from tests.conftest import REPO, shared_file
@@ -49,8 +50,8 @@ def test_graph_variables_match_official_checkpoint(size):
 @pytest.mark.parametrize("size", ["tiny", "small", "small_ex", "base", "large"])
 def test_generator_config_derived_from_discriminator_matches_json(size):
     config = configure_pretraining.PretrainingConfig("m", "/x", model_size=size)
-    disc = objective.get_discriminator_config(config)
-    gen = objective.get_generator_config(config, disc)
+    disc = configs.discriminator_config(config)
+    gen = configs.generator_config(config, disc)
     expected = modeling.BertConfig.for_model_size(size, "generator")
     assert gen.to_dict() == expected.to_dict()
 
@@ -260,4 +261,4 @@ def test_degenerate_shapes_are_refused_at_hparam_time():
     config = configure_finetuning.FinetuningConfig(
         "m", "/tmp/d", model_size="tiny", model_hparam_overrides={"num_hidden_layers": 0})
     with pytest.raises(InputError, match="num_hidden_layers must be a whole number"):
-        objective.get_discriminator_config(config)
+        configs.discriminator_config(config)

@@ -10,7 +10,7 @@ import tensorflow.compat.v1 as tf
 
 from finetune import model_info
 from model import modeling
-from pretrain.objective import get_discriminator_config
+from model.configs import discriminator_config
 from scripts import probe_encoder
 from tests.conftest import SAMPLE_VOCAB
 from util.errors import InputError
@@ -62,7 +62,7 @@ def save_encoder(prefix, hparams, scope, edit=None, drop=()):
     edit(values, vocab) changes {name: array} before saving; drop: names left out.
     """
     config = probe_encoder.load_config(json.dumps(hparams), str(SAMPLE_VOCAB), 32)
-    bert_config = get_discriminator_config(config)
+    bert_config = discriminator_config(config)
     vocab = model_info.load_tokenizer(config).vocab
     with tf.Graph().as_default():
         tf.set_random_seed(123)

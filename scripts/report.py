@@ -1,6 +1,6 @@
 """Paper-style tables and plots from fine-tuning results and training logs.
 
-    python -m util.report D/models/M/results [D/models/M2/results ...] [--out DIR]
+    python scripts/report.py D/models/M/results [D/models/M2/results ...] [--out DIR]
 
 Reads every <task>_results.json in the given results directories (written by
 run_finetuning.py) and prints a Markdown table in the seed README's style: one row per
@@ -15,12 +15,17 @@ and writes report.md with the table and the plots.
 import argparse
 import io
 import json
+import os
 import sys
 from types import SimpleNamespace
 
-from util import fs
-from util.io import atomic_write_bytes, atomic_write_text
-from util.results import PRIMARY_METRICS, SPLIT_TITLES  # noqa: F401 (re-exported)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from util import fs  # noqa: E402
+from util.io import atomic_write_bytes, atomic_write_text  # noqa: E402
+from util.results import PRIMARY_METRICS, SPLIT_TITLES  # noqa: E402,F401 (re-exported)
 
 PRETRAIN_TAGS = ("loss/total", "loss/generator", "loss/discriminator")
 EVAL_METRICS = ("disc_accuracy", "disc_auc", "disc_precision", "disc_recall",
@@ -40,9 +45,9 @@ def load_task_results(results_dir):
 def parameter_count(hparams):
     """Encoder parameters (millions) of the model the hparams describe, or None."""
     from model import modeling
-    from pretrain.objective import get_discriminator_config
+    from model.configs import discriminator_config
     try:
-        config = get_discriminator_config(SimpleNamespace(
+        config = discriminator_config(SimpleNamespace(
             model_size=hparams["model_size"], vocab_size=hparams["vocab_size"],
             embedding_size=hparams.get("embedding_size"),
             model_hparam_overrides=hparams.get("model_hparam_overrides", {})))
