@@ -30,6 +30,7 @@ from finetune import task_builder  # noqa: E402
 from model import modeling  # noqa: E402
 from model import precision  # noqa: E402
 from model.configs import discriminator_config  # noqa: E402
+from util import checkpoints  # noqa: E402
 from util import distribute  # noqa: E402
 from util import fs  # noqa: E402
 from util import lock  # noqa: E402
@@ -55,19 +56,10 @@ def find_pretrained_checkpoint(config):
         if not tf.train.checkpoint_exists(config.init_checkpoint):
             raise InputError("init_checkpoint %s not found" % config.init_checkpoint)
         return config.init_checkpoint
-    model_dir = config.pretrained_model_dir
-    latest = tf.train.latest_checkpoint(model_dir) if fs.isdir(model_dir) else None
-    if latest:
-        return latest
-    # Released models may come without a `checkpoint` state file: take the single one.
-    indexes = fs.glob(fs.join(model_dir, "*.index"))
-    if len(indexes) == 1:
-        return indexes[0][:-len(".index")]
-    raise InputError(
-        "no pre-trained checkpoint in %s (expected model.ckpt-N.* or electra_model.* files%s); "
-        "pre-train with run_pretraining.py, unzip a released model there, set "
-        "init_checkpoint, or set \"random_init\": true for a from-scratch baseline"
-        % (model_dir, ", found %d .index files" % len(indexes) if indexes else ""))
+    return checkpoints.find_checkpoint(config.pretrained_model_dir, missing=(
+        "no pre-trained checkpoint in {dir} (expected model.ckpt-N.* or electra_model.* "
+        "files); pre-train with run_pretraining.py, unzip a released model there, set "
+        "init_checkpoint, or set \"random_init\": true for a from-scratch baseline"))
 
 
 def build_estimator(config, model_fn, model_dir, seed, strategy=None):

@@ -32,6 +32,7 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 from finetune import model_info  # noqa: E402
 from finetune.model_fn import model_fn_builder  # noqa: E402
+from util import checkpoints  # noqa: E402
 from util import fs  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
 from util.training_utils import quiet_tensorflow  # noqa: E402
@@ -109,17 +110,10 @@ def build_graph(model):
 
 
 def find_checkpoint(model_dir, checkpoint=None):
-    """checkpoint if given (it must exist), else the newest checkpoint in model_dir."""
-    if checkpoint:
-        if not tf.train.checkpoint_exists(checkpoint):
-            raise InputError("checkpoint %s not found (expected the prefix of "
-                             "model.ckpt-N.index/.data-* files)" % checkpoint)
-        return checkpoint
-    latest = tf.train.latest_checkpoint(model_dir)
-    if not latest:
-        raise InputError("no fine-tuned checkpoint in %s; train it with run_finetuning.py "
-                         "or pass --checkpoint" % model_dir)
-    return latest
+    """checkpoint if given (it must exist), else util.checkpoints' rule in model_dir."""
+    return checkpoints.find_checkpoint(model_dir, checkpoint, missing=(
+        "no fine-tuned checkpoint in {dir}; train it with run_finetuning.py or pass "
+        "--checkpoint"))
 
 
 def restore(sess, checkpoint, model):

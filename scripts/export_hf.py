@@ -64,6 +64,7 @@ import numpy as np  # noqa: E402
 
 from model import tokenization  # noqa: E402
 from model.modeling import BertConfig  # noqa: E402
+from util import checkpoints  # noqa: E402
 from util import fs  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
 from util.io import (atomic_copy, atomic_write_bytes, atomic_write_json,  # noqa: E402
@@ -188,38 +189,13 @@ def tensors_for(component, config, checkpoint_names):
 
 # ----------------------------------------------------------------------------- inputs
 
-def _checkpoint_step(prefix):
-    match = re.search(r"-(\d+)$", prefix)
-    return int(match.group(1)) if match else -1
-
-
 def find_checkpoint(ckpt_dir, checkpoint=None):
-    """The checkpoint prefix to export: --checkpoint, the dir's latest, or its only one."""
-    if checkpoint:
-        if fs.isdir(checkpoint):
-            return find_checkpoint(checkpoint)
-        if not fs.exists(checkpoint + ".index"):
-            raise InputError("checkpoint %s not found (expected %s.index and its data files)"
-                             % (checkpoint, checkpoint))
-        return checkpoint
-    if not fs.isdir(ckpt_dir):
+    """The checkpoint prefix to export: --checkpoint, else util.checkpoints' rule."""
+    if not checkpoint and not fs.isdir(ckpt_dir):
         raise InputError("checkpoint directory %s does not exist" % ckpt_dir)
-    import tensorflow.compat.v1 as tf
-    latest = tf.train.latest_checkpoint(ckpt_dir)
-    if latest:
-        return latest
-    # Released models come without a `checkpoint` state file; a copied model dir may too.
-    prefixes = [p[:-len(".index")] for p in fs.glob(fs.join(ckpt_dir, "*.index"))]
-    if len(prefixes) == 1:
-        return prefixes[0]
-    if prefixes and all(_checkpoint_step(p) >= 0 for p in prefixes):
-        return max(prefixes, key=_checkpoint_step)  # model.ckpt-N files: the newest
-    if prefixes:
-        raise InputError("%s holds several checkpoints (%s): pick one with --checkpoint"
-                         % (ckpt_dir, ", ".join(fs.basename(p) for p in prefixes)))
-    raise InputError("no checkpoint in %s (expected model.ckpt-N.* or electra_model.* files "
-                     "with a .index); pre-train with run_pretraining.py or unzip a released "
-                     "model there" % ckpt_dir)
+    return checkpoints.find_checkpoint(ckpt_dir, checkpoint, missing=(
+        "no checkpoint in {dir} (expected model.ckpt-N.* or electra_model.* files with a "
+        ".index); pre-train with run_pretraining.py or unzip a released model there"))
 
 
 def load_config(ckpt_dir, component, config_file=None):
