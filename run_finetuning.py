@@ -108,8 +108,9 @@ def log_features(config, task, split, features):
 
 def evaluate_split(config, task, estimator, split, trial):
     """Predicts every feature of split, feeds the task's scorer, writes the predictions
-    and returns the scorer's results (None for a split without labels: not scored). In the TPU graph the split is padded to whole
-    batches; the padding's predictions are dropped here, before any scorer sees them."""
+    and returns the scorer's results (None for a split without labels: not scored). In the
+    TPU graph the split is padded to whole batches; the padding's predictions are dropped
+    here, before any scorer sees them."""
     examples = task.get_examples(split)
     labelled = task.check_split(split, examples, need_labels=split == "dev")
     features = featurize_split(config, task, split, examples)
@@ -292,10 +293,10 @@ def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None,
         trial_results = {}
         for split in splits:
             results = evaluate_split(config, task, estimator, split, trial)
-            if results is not None:
-                write_eval_summary(model_dir, task, split, results)
-            # write_test_outputs alone, or a test set without labels: predictions only.
-            if results is not None and (split != "test" or config.do_test):
+            if results is None:  # a test set without labels: predictions only
+                continue
+            write_eval_summary(model_dir, task, split, results)
+            if split != "test" or config.do_test:  # write_test_outputs alone: predictions only
                 trial_results[split] = results
                 print(results_lib.format_line(task.name, results), flush=True)
         records[task.name] = {"trial": trial, "seed": seed, "model_dir": model_dir,

@@ -271,13 +271,14 @@ def train_and_eval(config):
                                                   or config.pretrain_tfrecords)
         pretrain_data.check_seq_length(eval_files, config.max_seq_length)
         check_extra_features(config, eval_files)
-    if not distribute.is_chief(config):
-        return train_and_eval_in_model_dir(config, special_ids, train_files, eval_files)
+    chief = distribute.is_chief(config)
+    if not chief:  # the other hosts of a cluster only train
+        return train_and_eval_in_model_dir(config, special_ids, train_files, eval_files, chief)
     with lock.hold(config.model_dir, "model dir"):
-        return train_and_eval_in_model_dir(config, special_ids, train_files, eval_files)
+        return train_and_eval_in_model_dir(config, special_ids, train_files, eval_files, chief)
 
 
-def train_and_eval_in_model_dir(config, special_ids, train_files, eval_files):
+def train_and_eval_in_model_dir(config, special_ids, train_files, eval_files, chief):
     latest = tf.train.latest_checkpoint(config.model_dir) if fs.isdir(config.model_dir) \
         else None
     if latest:
@@ -286,12 +287,13 @@ def train_and_eval_in_model_dir(config, special_ids, train_files, eval_files):
         if not tf.train.checkpoint_exists(config.init_checkpoint):
             raise InputError("init_checkpoint %s not found" % config.init_checkpoint)
         check_checkpoint_vocab(config.init_checkpoint, config.vocab_size, "init_checkpoint")
+    # Each training tfrecord's identity, read once: compared on a resume, then recorded.
+    train_record = model_dir.data_record(train_files) if train_files else None
     if latest:  # a resume: the same run, or nothing is touched
-        model_dir.check_resume(config, train_files)
+        model_dir.check_resume(config, train_record)
         model_dir.check_checkpoint_shapes(latest, graph_variable_shapes(config, special_ids))
-    chief = distribute.is_chief(config)
-    if chief:  # the other hosts of a cluster only train
-        model_dir.write_model_files(config, train_files)
+    if chief:
+        model_dir.write_model_files(config, train_record)
 
     batches = {"train_batch_size": config.train_batch_size}
     if config.distribution == "mirrored" and config.do_eval:

@@ -401,21 +401,24 @@ class QATask(Task):
             examples.append(Example(len(examples), self.name, qid=qid,
                                     question=qa["question"], context=context,
                                     answers=answers, answer_span=span))
-        if skipped:
+        if skipped:  # (warned with their ids; the relocations only counted so far)
             self._warn_skipped(split, skipped, "whose answer text is not in the context")
-        for note in self.repairs(split):
-            logger.warning("%s %s: %s", self.name, split, note)
+        if self.relocated_answers[split]:
+            logger.warning("%s %s: %s", self.name, split, self._relocated_note(split))
         return examples
 
+    def _relocated_note(self, split):
+        return ("%d answer(s) had an answer_start not pointing at their text; the nearest "
+                "occurrence was used" % self.relocated_answers[split])
+
     def repairs(self, split):
-        """What reading split changed or dropped, in words ([] if nothing)."""
+        """What reading (and featurising) split changed or dropped, in words."""
         notes = []
         if self.relocated_answers[split]:
-            notes.append("%d answer(s) had an answer_start not pointing at their text; the "
-                         "nearest occurrence was used" % self.relocated_answers[split])
+            notes.append(self._relocated_note(split))
         if self.skipped_questions[split]:
-            notes.append("%d question(s) skipped: their answer text is not in the context"
-                         % self.skipped_questions[split])
+            notes.append("%d question(s) skipped: their answer is not in the context or "
+                         "covers no token" % self.skipped_questions[split])
         return notes
 
     def _locate_first(self, context, answers, split, where):

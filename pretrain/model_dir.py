@@ -87,17 +87,18 @@ def data_changes(previous, current):
     return changes
 
 
-def check_resume(config, train_files):
+def check_resume(config, train_record):
     """Refuses to resume the checkpoint in config.model_dir with other hparams or data.
 
-    Called only when the dir holds a checkpoint. Prints the resumable changes it accepts
+    Called only when the dir holds a checkpoint; train_record: data_record of this run's
+    training tfrecords (None without do_train). Prints the resumable changes it accepts
     (e.g. a longer num_train_steps).
     """
     previous = _read_json(fs.join(config.model_dir, "pretrain_hparams.json")) or {}
     problems = hparam_changes(previous, config)
     recorded_data = _read_json(fs.join(config.model_dir, "train_data.json"))
-    if train_files is not None and recorded_data is not None:
-        changes = data_changes(recorded_data, data_record(train_files))
+    if train_record is not None and recorded_data is not None:
+        changes = data_changes(recorded_data, train_record)
         if changes:
             problems.append("training data changed (%s)" % "; ".join(changes[:5]))
     if problems:
@@ -139,8 +140,9 @@ def check_checkpoint_shapes(checkpoint, graph_shapes):
             "\"%s\"" % (checkpoint, len(missing), ", ".join(missing[:3]), checkpoint))
 
 
-def write_model_files(config, train_files):
-    """Makes the model dir self-describing: vocab, HF-style configs, hparams, data record.
+def write_model_files(config, train_record):
+    """Makes the model dir self-describing: vocab, HF-style configs, hparams, data record
+    (train_record, as check_resume got it; None without do_train).
 
     A model dir that already holds a different vocab is refused: mixing vocabs would
     silently scramble the embeddings.
@@ -157,6 +159,5 @@ def write_model_files(config, train_files):
     for name, content in model_configs(config).items():
         atomic_write_json(fs.join(config.model_dir, name), content)
     atomic_write_json(fs.join(config.model_dir, "pretrain_hparams.json"), config.to_dict())
-    if train_files is not None:
-        atomic_write_json(fs.join(config.model_dir, "train_data.json"),
-                          data_record(train_files))
+    if train_record is not None:
+        atomic_write_json(fs.join(config.model_dir, "train_data.json"), train_record)

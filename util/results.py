@@ -84,6 +84,10 @@ def settings_difference(hparams, newest):
                      for k in keys) or "same hparams (other data)"
 
 
+# The keys of one run's record (at the top level for the newest, in earlier_runs for others).
+_RUN_KEYS = ("run", "settings", "hparams", "trials", "summary")
+
+
 def _earlier_runs(path, settings):
     """The runs recorded in path other than the one with `settings` (rerun: replaced), newest
     first. A file in the layout before run history counts as one run. A damaged file is
@@ -100,8 +104,6 @@ def _earlier_runs(path, settings):
         return []
     return [run for run in runs if run.get("trials") and run.get("settings") != settings]
 
-
-_RUN_KEYS = ("run", "settings", "hparams", "trials", "summary")
 
 
 def write_task_results(config, task, trials, settings, started):
