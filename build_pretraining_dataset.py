@@ -22,13 +22,13 @@ Each example is a tf.train.Example with the int64 features "input_ids",
 "input_mask" and "segment_ids", zero-padded to --max-seq-length; masking is
 done at training time. With --segmenter jieba|ref an int feature "word_starts"
 is added for whole-word masking (and with --linguistic-labels LERT's
-"pos_ids", "ner_ids", "dep_ids"; see pretrain/segmentation.py); the ids do
+"pos_ids", "ner_ids", "dep_ids"; see corpus/segmentation.py); the ids do
 not change. The shards are `pretrain_data.tfrecord-<i>-of-<n>` in
 --output-dir, next to a `dataset_info.json` that records how they were built.
 Paths may be local or on any TensorFlow file system (gs://, ram://).
 
 Example:
-  python build_pretraining_dataset.py --corpus-dir corpus/ \\
+  python build_pretraining_dataset.py --corpus-dir my_corpus/ \\
       --vocab-file sample_data/vocab.txt --output-dir data/pretrain_tfrecords
 """
 
@@ -36,13 +36,13 @@ import argparse
 import os
 import sys
 
-from pretrain import segmentation
-from pretrain.build_jobs import TOKENIZER_CHOICES, JobError
-from pretrain.dataset_builder import build
+from corpus import segmentation
+from corpus.build_jobs import TOKENIZER_CHOICES, JobError
+from corpus.dataset_builder import build
 from util.errors import InputError
 
 # TensorFlow's C++ start-up chatter would drown the progress lines. It is
-# imported only where the TFRecord files are written (pretrain/shards.py).
+# imported only where the TFRecord files are written (corpus/shards.py).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

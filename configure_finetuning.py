@@ -2,8 +2,9 @@
 
 Override with `--hparams` (inline JSON, a JSON file, or a bare name found in params/; several
 are merged in order). A model pre-trained here lends its shape (model_size,
-model_hparam_overrides, embedding_size, vocab_size) from D/models/M/pretrain_hparams.json to
-the keys the hparams leave unset.
+model_hparam_overrides, embedding_size, vocab_size; model_type "bert" if it was pre-trained
+with the BERT MLM objective) from D/models/M/pretrain_hparams.json to the keys the hparams
+leave unset.
 Defaults follow the official ELECTRA fine-tuning code and the Chinese ELECTRA README:
 lr 1e-4 (3e-4 for small), layer-wise lr decay 0.8, 3 epochs (2 and seq 512 for QA).
 """
@@ -11,6 +12,7 @@ lr 1e-4 (3e-4 for small), layer-wise lr decay 0.8, 3 epochs (2 and seq 512 for Q
 import json
 import os
 
+from model.optimization import check_hparams as check_accumulation
 from model.precision import MIXED_PRECISION_CHOICES, choice_error
 from util import distribute
 from util import fs
@@ -26,8 +28,10 @@ class FinetuningConfig(object):
 
     def __init__(self, model_name, data_dir, **kwargs):
         # general
-        self.model_name = model_name  # the pre-trained model in <data_dir>/models/<model_name>
-        self.debug = False  # few steps, to check that things run
+        self.model_name = model_name  # the pre-trained model in D/models/<model_name>, set
+                                      # by --model-name (not --hparams)
+        self.debug = False  # few steps, to check that things run: one epoch, progress every step,
+                            # examples logged
         self.log_examples = False  # print the first featurised examples of each split
         self.num_trials = 1  # train+eval repetitions, each with its own seed
         self.seed = 1  # trial i (1-based) uses seed + i - 1
@@ -35,14 +39,22 @@ class FinetuningConfig(object):
         self.do_eval = True  # score the dev set
         self.do_test = False  # score the test set (needs labels in the test file)
         self.write_test_outputs = False  # predict the test set and write the predictions
-        self.n_writes_test = 5  # write_test_outputs: only for the first n trials
-        self.write_distill_outputs = False  # official: train-set outputs of GLUE tasks (no task here has any)
+        self.n_writes_test = 5  # write_test_outputs: only in the first n trials (official)
+        self.write_distill_outputs = False  # official: writes train-set outputs of GLUE tasks for
+                                            # distillation; no task here has them (True only logs
+                                            # that)
         self.keep_all_models = True  # False: only the last trial's checkpoint is kept
 
         # model
-        self.model_type = "electra"  # "bert" for BERT-wwm/RoBERTa-wwm-ext/MacBERT/LERT checkpoints
-        self.model_size = "small"  # tiny, small, small_ex, base or large
-        self.task_names = ["chnsenticorp"]  # tasks to fine-tune; several: one multi-task model (one head each)
+        self.model_type = "electra"  # "bert": BERT-family checkpoints (BERT-wwm, RoBERTa-wwm-ext,
+                                     # MacBERT, PERT, LERT): encoder under bert/, [CLS] through the
+                                     # pooler
+        self.model_size = "small"  # tiny, small, small_ex, base or large (must match the
+                                   # checkpoint)
+        self.task_names = ["chnsenticorp"]  # tasks to fine-tune; several train one multi-task
+                                            # model (one encoder, a head per task, each example's
+                                            # loss from its own task's head), as the official
+                                            # runner does; results are still per task
         self.model_hparam_overrides = {}  # changes to the transformer shape
         self.embedding_size = None  # None: the size config's embedding_size
         self.vocab_size = 21128  # must equal the vocab's line count
@@ -51,71 +63,116 @@ class FinetuningConfig(object):
         self.spm_model_file = None  # SentencePiece model instead of the WordPiece vocab
 
         # training
-        self.learning_rate = 1e-4  # peak lr (the seed README uses 3e-4 for small)
+        self.learning_rate = 1e-4  # peak lr (the published recipe: 3e-4 for small)
         self.weight_decay_rate = 0.01  # AdamW decoupled weight decay
-        self.layerwise_lr_decay = 0.8  # lr x decay^(depth from the top); <= 0 disables
+        self.optimizer = "adamw"  # "adamw" (official) or "lamb": AdamW's update times the layer-wise
+                                  # trust ratio ||w|| / ||update|| (large batches; not official)
+        self.gradient_accumulation_steps = 1  # k: an update sums k micro-batches of
+                                              # train_batch_size / k; steps count updates
+        self.layerwise_lr_decay = 0.8  # lr x decay^(depth from the top), embeddings lowest; <= 0
+                                       # disables
         self.num_train_epochs = 3.0  # passes over the training set
         self.warmup_proportion = 0.1  # share of steps with linear warm-up
-        self.loss_reduction = "sum"  # "sum" of the per-example losses over the batch (official) or "mean" (not official)
+        self.loss_reduction = "sum"  # "sum": the batch loss is the sum of the per-example losses
+                                     # (official; clipped at global norm 1.0); "mean": their mean
+                                     # (not official, see docs/differences-from-official.md)
         self.save_checkpoints_steps = 1000000  # checkpoint interval (and at the end)
         self.keep_checkpoint_max = 1  # newest checkpoints kept per trial
         self.iterations_per_loop = 1000  # TPU steps per host loop (TPU only)
         self.log_every_steps = 100  # steps between progress lines
         self.use_tfrecords_if_existing = True  # reuse featurised tfrecords of an earlier run
-        self.strict_input = False  # refuse data a reader would repair (a QA answer_start missing its answer, an answer not in its context)
-        self.init_checkpoint = None  # None: the newest checkpoint in <data_dir>/models/<model_name>
+        self.strict_input = False  # refuse data a reader would repair (a QA answer_start missing
+                                   # its answer, an answer not in its context)
+        self.init_checkpoint = None  # None: the newest checkpoint in D/models/<model_name>
         self.random_init = False  # True: no pre-trained weights (the from-scratch baseline)
 
         # sizing
-        self.max_seq_length = 128  # tokens per input ([CLS]/[SEP] included)
+        self.max_seq_length = 128  # tokens per input, [CLS]/[SEP] included
         self.train_batch_size = 32  # sequences per training step
         self.eval_batch_size = 32  # sequences per eval step
-        self.predict_batch_size = 32  # sequences per prediction step (dev/test); follows eval_batch_size if only that is set
-        self.double_unordered = False  # also train pair tasks on (b, a)
+        self.predict_batch_size = 32  # sequences per prediction batch of dev/test (official)
+        self.double_unordered = False  # also train pair tasks (lcqmc, bqcorpus) on (b, a)
 
-        # QA (cmrc2018, drcd)
+        # QA
+        # cmrc2018, drcd
         self.max_query_length = 64  # question tokens kept
         self.doc_stride = 128  # step between overlapping context windows
-        self.n_best_size = 20  # start/end candidates considered per window
+        self.n_best_size = 20  # answers kept per question; with joint_prediction False also the
+                               # start/end candidates per window
         self.max_answer_length = 30  # longest answer, in tokens
-        self.joint_prediction = True  # the official head: end logits given the start; False: independent start/end
-        self.beam_size = 20  # joint_prediction: best starts kept, and best ends per start
-        self.answerable_classifier = True  # both QA heads: an "is impossible" classifier in the loss
-        self.answerable_uses_start_logits = True  # it also reads the start-probability-weighted vector
+        self.joint_prediction = True  # the official QA head (end logits given the start;
+                                      # docs/finetuning.md); False: the official independent head
+                                      # (start dense, end dense_1, both with the answer mask)
+        self.beam_size = 20  # joint head: best starts kept, and best ends per start, at prediction
+        self.answerable_classifier = True  # both QA heads (as officially): an "is impossible"
+                                           # classifier on [CLS] in the loss (target 0: CMRC 2018 /
+                                           # DRCD have no unanswerable questions)
+        self.answerable_uses_start_logits = True  # it also reads the start-probability-weighted
+                                                  # vector, through dense(512, gelu)
         self.answerable_weight = 0.5  # its weight in the loss
-        self.qa_na_threshold = -2.75  # "no answer" above it (SQuAD 2.0-style sets; CMRC 2018 and DRCD have none)
+        self.qa_na_threshold = -2.75  # "no answer" threshold of SQuAD 2.0-style test outputs
+                                      # (accepted; no task here has unanswerable questions)
 
-        # speed (model/precision.py; README "Speed")
+        # speed
+        # model/precision.py; docs/scaling.md "Speed: mixed precision and XLA"
         self.use_xla = False  # compile the training graph with XLA (CPU and GPU; TPUs always do)
-        self.mixed_precision = "none"  # "bf16" (CPU/TPU) or "fp16" (GPU): low-precision encoder math, float32 weights
+        self.mixed_precision = "none"  # "bf16" (CPU/TPU) or "fp16" (GPU only), as in pre-training:
+                                       # low-precision encoder math, float32 weights
 
-        # several GPUs or hosts (tf.distribute); train_batch_size stays the global batch
-        self.distribution = "none"  # "none", "mirrored" (local GPUs), "multi_worker_mirrored" (TF_CONFIG)
-        self.num_gpus = 0  # with "mirrored": the first num_gpus GPUs; 0 = every visible GPU
-        self.mirrored_devices = []  # with "mirrored": explicit devices, e.g. ["/cpu:0", "/cpu:1"]
+        # several GPUs or hosts
+        # tf.distribute (docs/scaling.md); train_batch_size stays the global batch
+        self.distribution = "none"  # "mirrored": train data-parallel over this machine's GPUs;
+                                    # "multi_worker_mirrored": over the hosts in TF_CONFIG;
+                                    # predictions run on one device
+        self.num_gpus = 0  # with "mirrored": use the first num_gpus GPUs; 0 = every visible GPU
+        self.mirrored_devices = []  # with "mirrored": explicit device list, e.g. ["/cpu:0",
+                                    # "/cpu:1"]; [] = by num_gpus
 
         # TPU
-        self.use_tpu = False  # fine-tune with TPUEstimator on a Cloud TPU
-        self.use_tpu_estimator = False  # the TPU graph (TPUEstimator, use_tpu=False) on CPU/GPU: tests the TPU path
-        self.num_tpu_cores = 1  # TPU cores; batch sizes are global and must split over them
+        self.use_tpu = False  # fine-tune with TPUEstimator on a Cloud TPU (training, dev/test
+                              # prediction): static shapes (training batches drop the remainder;
+                              # dev/test sets are padded to whole eval_batch_size batches with
+                              # examples marked is_real_example 0, which never reach a score, a
+                              # prediction file or a results table), one-hot embedding lookups,
+                              # num_trials/write_test_outputs/QA and NER decoding as on CPU
+        self.use_tpu_estimator = False  # the same TPU graph with TPUEstimator(use_tpu=False) on
+                                        # this machine's CPU/GPU (what the tests use); progress
+                                        # lines without the loss, as on a TPU; distribution must be
+                                        # "none"
+        self.num_tpu_cores = 1  # TPU cores; train_batch_size and eval_batch_size are global and
+                                # must be multiples of it
         self.tpu_job_name = None  # TPU worker job name
         self.tpu_name = None  # Cloud TPU name
         self.tpu_zone = None  # GCE zone of the Cloud TPU
         self.gcp_project = None  # GCP project of the Cloud TPU
 
         # locations
-        self.data_dir = data_dir  # the data root D
-        self.raw_data_dir = os.path.join(data_dir, "finetuning_data")  # <task>/{train,dev,test}.*
-        self.vocab_file = None  # None: <model dir>/vocab.txt, else <data_dir>/vocab.txt
-        # Official path keys; None: the defaults below. {task}, {split}, {trial} are filled in
-        # (and the official positional {} / {:} with task[, split, trial]).
-        self.model_dir = None  # trial i in <model_dir>_<i>; None: <model dir>/finetuning_models/{task}_model
-        self.results_txt = None  # one results line per trial; None: <results>/{task}_results.txt
-        self.results_pkl = None  # accepted; no pickles: results go to <results>/<task>_results.json
-        self.qa_preds_file = None  # QA predictions; None: <results>/{task}_qa/{task}_{split}_preds.json
-        self.qa_eval_file = None  # QA scores of a split; None: <results>/{task}_qa/{task}_{split}_eval.json
-        self.qa_na_file = None  # QA answerable logits per question; None: <results>/{task}_qa/{task}_{split}_null_odds.json
-        self.test_predictions = None  # test-set predictions; None: the split's preds file
+        self.data_dir = data_dir  # the data root D, set by --data-dir (not --hparams)
+        self.raw_data_dir = os.path.join(data_dir, "finetuning_data")  # holds
+                                                                       # <task>/{train,dev,test}.*
+        self.vocab_file = None  # None: D/models/<model_name>/vocab.txt if it exists, else
+                                # D/vocab.txt
+
+        # output paths
+        # Official path keys; None: the default named (<results>: D/models/<model_name>/results).
+        # {task}, {split}, {trial} are filled in (or the official positional {} / {:}, with task,
+        # split, trial in that order); a later trial whose path would not change gets _trial<i>
+        # before the extension.
+        self.model_dir = None  # trial i's checkpoints in <model_dir>_<i> ({task}: the task, or the
+                               # task names joined by _ for a multi-task model); None:
+                               # D/models/<model_name>/finetuning_models/{task}_model
+        self.results_txt = None  # one results line per trial and split; None:
+                                 # <results>/{task}_results.txt
+        self.results_pkl = None  # accepted for official params files; nothing is pickled: results
+                                 # go to <results>/<task>_results.json (logged once)
+        self.qa_preds_file = None  # QA predictions; None:
+                                   # <results>/{task}_qa/{task}_{split}_preds.json
+        self.qa_eval_file = None  # QA scores (EM, F1, ...) of a split; None:
+                                  # <results>/{task}_qa/{task}_{split}_eval.json
+        self.qa_na_file = None  # joint head: each question's lowest answerable logit; None:
+                                # <results>/{task}_qa/{task}_{split}_null_odds.json
+        self.test_predictions = None  # test-set predictions (any task); None: that split's preds
+                                      # file
 
         inherited = self._pretrained_shape(kwargs)
         self._apply(dict(inherited, **kwargs))
@@ -147,10 +204,10 @@ class FinetuningConfig(object):
 
     def _apply(self, kwargs):
         self.update(kwargs)
-        if len(self.task_names) == 1 and self.task_names[0] in QA_TASKS:
+        if len(self.task_names) == 1 and self.task_names[0] in QA_TASKS:  # one QA task
             self._default("max_seq_length", 512, kwargs)
             self._default("num_train_epochs", 2.0, kwargs)
-        if "eval_batch_size" in kwargs:
+        if "eval_batch_size" in kwargs:  # eval_batch_size given
             self._default("predict_batch_size", self.eval_batch_size, kwargs)
         if self.model_size == "large":
             self._default("learning_rate", 5e-5, kwargs)
@@ -195,6 +252,7 @@ class FinetuningConfig(object):
         need(self.max_seq_length >= 8, "max_seq_length must be >= 8")
         need(self.train_batch_size > 0 and self.eval_batch_size > 0, "batch sizes must be > 0")
         need(self.num_train_epochs > 0, "num_train_epochs must be > 0")
+        check_accumulation(self, "fine-tuning hparams")
         need(0 <= self.warmup_proportion < 1, "warmup_proportion must be in [0, 1)")
         need(self.predict_batch_size > 0, "predict_batch_size must be > 0")
         need(self.loss_reduction in ("sum", "mean"), "loss_reduction must be \"sum\" "
@@ -213,7 +271,7 @@ class FinetuningConfig(object):
 
     def preds_file(self, task_name, split, trial=1):
         """Predictions of a split: results/<task>_qa/<task>_<split>_preds.json for QA (the
-        seed README's place), results/<task>_<split>_preds.json otherwise; later trials
+        published README's place), results/<task>_<split>_preds.json otherwise; later trials
         add _trial<i>. qa_preds_file and test_predictions override these."""
         if split == "test" and self.test_predictions:
             return fill_path(self.test_predictions, task_name, split, trial)

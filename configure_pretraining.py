@@ -8,6 +8,7 @@ small lr 5e-4 batch 1024 1M steps; small-ex 5e-4/384/2M; base 2e-4/256/1M; large
 
 import os
 
+from model.optimization import check_hparams as check_accumulation
 from model.precision import MIXED_PRECISION_CHOICES, choice_error
 from model import configs
 from util import distribute
@@ -23,32 +24,50 @@ class PretrainingConfig(object):
     """Defines pre-training hyperparameters."""
 
     def __init__(self, model_name, data_dir, **kwargs):
-        self.model_name = model_name  # checkpoints go to <data_dir>/models/<model_name>
+        # general
+        self.model_name = model_name  # the model's name, set by --model-name (not --hparams):
+                                      # its files go to D/models/<model_name>
         self.debug = False  # tiny batches and 20 steps, to check that things run
         self.do_train = True  # pre-train
         self.do_eval = False  # report generator/discriminator metrics on eval data
-        self.eval_each_checkpoint = False  # with do_eval: also evaluate every checkpoint saved
+        self.eval_each_checkpoint = False  # with do_eval: also evaluate every checkpoint as it is
+                                           # saved (a learning curve in unsup_results.json)
         self.seed = None  # graph-level random seed (masking, sampling, dropout); None = random
 
         # objective
         self.electra_objective = True  # False: plain BERT MLM with a full-size generator
         self.gen_weight = 1.0  # weight of the generator's masked-LM loss
         self.disc_weight = 50.0  # weight of the discriminator's replaced-token loss
-        self.mask_prob = 0.15  # share of tokens masked per example
-        self.masking = "distinct"  # token positions: "distinct" (n without replacement) or "official" (n draws with replacement, duplicates averaged)
-        self.whole_word_masking = False  # mask whole words (needs tfrecords with word_starts)
+        self.mask_prob = 0.15  # share of tokens masked per example; max_predictions_per_seq =
+                               # int((mask_prob + 0.005) x max_seq_length)
+        self.masking = "distinct"  # token positions to mask: "distinct" draws exactly n different
+                                   # positions per example; "official" draws n with replacement as
+                                   # the official code does (a position drawn twice gets the floor
+                                   # of the mean of its generator samples; docs/pretraining.md
+                                   # "Masking")
+        self.whole_word_masking = False  # mask whole words (tfrecords built with --segmenter,
+                                         # which have word_starts); for the ELECTRA generator and
+                                         # BERT MLM alike
         self.ngram_max = 1  # whole-word mode: mask runs of up to this many words (1-4)
-        self.ngram_probs = [0.4, 0.3, 0.2, 0.1]  # P(run of 1, 2, 3, 4 words), first ngram_max used
-        self.lert_objective = False  # LERT: BERT MLM + POS/NER/DEP heads (needs --linguistic-labels data)
-        self.lert_pos_steps = None  # steps until the POS loss weight reaches 1; None: num_train_steps / 6
-        self.lert_ner_steps = None  # same for NER; None: num_train_steps / 3
-        self.lert_dep_steps = None  # same for DEP; None: num_train_steps / 2
+        self.ngram_probs = [0.4, 0.3, 0.2, 0.1]  # probabilities of runs of 1, 2, 3, 4 words; the
+                                                 # first ngram_max are used, normalised
+        self.lert_objective = False  # LERT: BERT MLM (electra_objective False, whole_word_masking
+                                     # True) plus POS/NER/DEP heads (tfrecords built with
+                                     # --linguistic-labels)
+        self.lert_pos_steps = None  # T_POS: the POS loss weight is min(1, step / T_POS); None =
+                                    # num_train_steps / 6
+        self.lert_ner_steps = None  # T_NER, likewise; None = num_train_steps / 3
+        self.lert_dep_steps = None  # T_DEP, likewise; None = num_train_steps / 2
 
         # optimisation
         self.learning_rate = 5e-4  # peak learning rate (ELECTRA-small)
         self.lr_decay_power = 1.0  # polynomial decay power to 0 after warm-up (1 = linear)
         self.weight_decay_rate = 0.01  # AdamW decoupled weight decay (not on LayerNorm/bias)
         self.num_warmup_steps = 10000  # linear warm-up steps
+        self.optimizer = "adamw"  # "adamw" (official) or "lamb": AdamW's update times the layer-wise
+                                  # trust ratio ||w|| / ||update|| (large batches; not official)
+        self.gradient_accumulation_steps = 1  # k: an update sums k micro-batches of
+                                              # train_batch_size / k; steps count updates
 
         # training loop
         self.iterations_per_loop = 200  # TPU steps per host loop (TPU only)
@@ -60,8 +79,10 @@ class PretrainingConfig(object):
         self.init_checkpoint = None  # warm-start weights (e.g. a released model) for a fresh run
 
         # model
-        self.model_size = "small"  # tiny, small, small_ex, base or large (config/<size>_*.json)
-        self.model_hparam_overrides = {}  # changes to the transformer shape, e.g. {"num_hidden_layers": 6}
+        self.model_size = "small"  # tiny, small, small_ex (or small-ex), base or large
+                                   # (config/<size>_*.json)
+        self.model_hparam_overrides = {}  # changes to the transformer shape, e.g.
+                                          # {"num_hidden_layers": 6}
         self.embedding_size = None  # None: the size config's embedding_size
         self.vocab_size = 21128  # must equal the number of lines of vocab_file
         self.do_lower_case = True  # as used when the tfrecords were built (informational)
@@ -79,37 +100,62 @@ class PretrainingConfig(object):
         self.max_seq_length = 128  # must match the tfrecords (Chinese ELECTRA used 512)
         self.train_batch_size = 128  # sequences per step
         self.eval_batch_size = 128  # sequences per eval step
-        self.shuffle_buffer_size = 1000  # training examples shuffled in a buffer of this size (official: 100)
+        self.shuffle_buffer_size = 1000  # training examples shuffled together by the input
+                                         # pipeline (the official code used 100)
 
-        # speed (model/precision.py; README "Speed")
+        # speed
+        # model/precision.py; docs/scaling.md "Speed: mixed precision and XLA"
         self.use_xla = False  # compile the training graph with XLA (CPU and GPU; TPUs always do)
-        self.mixed_precision = "none"  # "bf16" (CPU/TPU) or "fp16" (GPU): low-precision encoder math, float32 weights
+        self.mixed_precision = "none"  # "bf16": encoder matmuls/activations in bfloat16 (CPU, TPU,
+                                       # recent GPUs); "fp16": float16 with dynamic loss scaling
+                                       # (GPU only); weights and checkpoints stay float32
 
-        # several GPUs or hosts (tf.distribute); train_batch_size stays the global batch
-        self.distribution = "none"  # "none", "mirrored" (local GPUs), "multi_worker_mirrored" (TF_CONFIG)
-        self.num_gpus = 0  # with "mirrored": the first num_gpus GPUs; 0 = every visible GPU
-        self.mirrored_devices = []  # with "mirrored": explicit devices, e.g. ["/cpu:0", "/cpu:1"]
-        self.per_example_randomness = False  # noise seeded per example+step: same run on any device count
+        # several GPUs or hosts
+        # tf.distribute (docs/scaling.md); train_batch_size stays the global batch
+        self.distribution = "none"  # "mirrored": data-parallel over this machine's GPUs;
+                                    # "multi_worker_mirrored": over the hosts in TF_CONFIG
+        self.num_gpus = 0  # with "mirrored": use the first num_gpus GPUs; 0 = every visible GPU
+        self.mirrored_devices = []  # with "mirrored": explicit device list, e.g. ["/cpu:0",
+                                    # "/cpu:1"] (the tests' two logical CPUs); [] = by num_gpus
+        self.per_example_randomness = False  # seed each example's masking and generator sampling
+                                             # by its tokens and the step, and shuffle the data
+                                             # with seed: the run does not depend on how batches
+                                             # are split over devices (token masking only)
 
         # TPU
         self.use_tpu = False  # run with TPUEstimator on a Cloud TPU
-        self.use_tpu_estimator = False  # the TPU graph (TPUEstimator, use_tpu=False) on CPU/GPU: tests the TPU path
-        self.num_tpu_cores = 1  # TPU cores to use
+        self.use_tpu_estimator = False  # build the TPU graph (TPUEstimator with use_tpu=False,
+                                        # TPUEstimatorSpec, params["batch_size"] input functions,
+                                        # the eval_metrics tuple, one-hot embedding lookups, warm
+                                        # start in a scaffold_fn) and run it on this machine's
+                                        # CPU/GPU, as the official code runs on GPUs; the tests use
+                                        # it to exercise the TPU path without a TPU. Progress lines
+                                        # show step, speed and ETA but no losses, and there are no
+                                        # TensorBoard scalars (a TPU's tensors stay on the device;
+                                        # a TPU graph has no summaries); distribution must be
+                                        # "none"
+        self.num_tpu_cores = 1  # TPU cores to use; with use_tpu the batch sizes are global and
+                                # must be multiples of it
         self.tpu_job_name = None  # TPU worker job name
         self.tpu_name = None  # Cloud TPU name
         self.tpu_zone = None  # GCE zone of the Cloud TPU
         self.gcp_project = None  # GCP project of the Cloud TPU
 
-        # data locations (defaults follow the official layout under data_dir)
+        # data locations
+        # defaults follow the official layout under the data dir D
         tfrecords = os.path.join(data_dir, "pretrain_tfrecords", "pretrain_data.tfrecord*")
         self.pretrain_tfrecords = tfrecords  # training data: comma-separated globs
         self.eval_tfrecords = None  # globs for do_eval; None evaluates on pretrain_tfrecords
         self.vocab_file = os.path.join(data_dir, "vocab.txt")  # WordPiece vocab
         self.spm_model_file = None  # SentencePiece model instead of vocab_file
-        self.model_dir = os.path.join(data_dir, "models", model_name)  # checkpoints, results
-        self.results_txt = None  # eval lines, appended; None: <model_dir>/results/unsup_results.txt
-        self.results_json = None  # eval history as JSON; None: <model_dir>/results/unsup_results.json
-        self.results_pkl = None  # accepted (official: a pickle of the eval results); ours is results_json
+        self.model_dir = os.path.join(data_dir, "models", model_name)  # checkpoints, summaries,
+                                                                       # results
+        self.results_txt = None  # eval lines, appended; None:
+                                 # <model_dir>/results/unsup_results.txt
+        self.results_json = None  # eval history as JSON; None:
+                                  # <model_dir>/results/unsup_results.json
+        self.results_pkl = None  # accepted for official params files; nothing is pickled
+                                 # (results_json holds the results; logged once)
 
         self.update(kwargs)
         results = os.path.join(self.model_dir, "results")
@@ -162,6 +208,7 @@ class PretrainingConfig(object):
              "masking \"official\" draws token positions with the graph's random op: set "
              "\"whole_word_masking\" and \"per_example_randomness\" to false with it")
         need(self.shuffle_buffer_size >= 1, "shuffle_buffer_size must be >= 1")
+        check_accumulation(self, "pre-training hparams")
         distribute.check_hparams(self, "pre-training hparams")
         tpu.check_hparams(self, "pre-training hparams")
         need(not (self.distribution == "multi_worker_mirrored" and self.eval_each_checkpoint),

@@ -8,7 +8,6 @@ metrics (JSON per trial, a Markdown table over trials) to D/models/M/results/ an
 predictions to D/models/M/results/<task>_qa/<task>_<split>_preds.json.
 """
 
-import argparse
 import collections
 import contextlib
 import hashlib
@@ -23,6 +22,7 @@ import_tensorflow()  # first: TF's start-up noise kept off stderr
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 import configure_finetuning  # noqa: E402
+import runner_cli  # noqa: E402
 from finetune import model_info  # noqa: E402
 from finetune.model_fn import check_checkpoint, model_fn_builder  # noqa: E402
 from finetune import preprocessing  # noqa: E402
@@ -32,16 +32,15 @@ from model import precision  # noqa: E402
 from model.configs import discriminator_config  # noqa: E402
 from util import checkpoints  # noqa: E402
 from util import distribute  # noqa: E402
+from util import estimator as estimator_lib  # noqa: E402
 from util import fs  # noqa: E402
 from util import lock  # noqa: E402
 from util import tfrecords  # noqa: E402
 from util import results as results_lib  # noqa: E402
 from util import tpu  # noqa: E402
 from util.progress import Progress  # noqa: E402
-from util.errors import InputError, run_cli  # noqa: E402
-from util.hparams import load_hparams  # noqa: E402
+from util.errors import InputError  # noqa: E402
 from util.io import atomic_write_json  # noqa: E402
-from util.training_utils import quiet_tensorflow  # noqa: E402
 
 DAMAGED_CACHE_REMEDY = ("delete it and rerun: it is a cache, rebuilt from the task's data "
                         "(finished trials are kept)")
@@ -63,23 +62,15 @@ def find_pretrained_checkpoint(config):
 
 
 def build_estimator(config, model_fn, model_dir, seed, strategy=None):
-    """The Estimator for training and prediction: TPUEstimator for the TPU graph (use_tpu,
-    use_tpu_estimator; batch sizes global, params["batch_size"] each core's share), else
-    a tf.estimator.Estimator. strategy: a tf.distribute strategy (distribution hparam)
-    for training, or None for one device. Evaluation goes through Estimator.predict, which
-    the Estimator never distributes: dev/test predictions run on one device (any
-    predict_batch_size works)."""
-    session_config = precision.session_config(config.use_xla)
-    if tpu.tpu_graph(config):
-        return tpu.tpu_estimator(config, model_fn, model_dir, seed, config.train_batch_size,
-                                 config.eval_batch_size, config.predict_batch_size, session_config)
-    run_config = tf.estimator.RunConfig(
-        train_distribute=strategy, model_dir=model_dir, tf_random_seed=seed,
-        save_checkpoints_steps=config.save_checkpoints_steps,
-        keep_checkpoint_max=config.keep_checkpoint_max, log_step_count_steps=None,
-        save_summary_steps=config.log_every_steps, session_config=session_config)
-    return tf.estimator.Estimator(
-        lambda features, labels, mode: model_fn(features, labels, mode, {}), config=run_config)
+    """The Estimator for training and prediction (util/estimator.py): TPUEstimator for the
+    TPU graph (use_tpu, use_tpu_estimator), else a tf.estimator.Estimator. strategy: a
+    tf.distribute strategy (distribution hparam) for training, or None for one device.
+    Evaluation goes through Estimator.predict, which the Estimator never distributes:
+    dev/test predictions run on one device (any predict_batch_size works)."""
+    return estimator_lib.build_estimator(
+        config, model_fn, model_dir, seed, config.train_batch_size, config.eval_batch_size,
+        config.predict_batch_size, precision.session_config(config.use_xla),
+        train_distribute=strategy)
 
 
 def featurize_split(config, task, split, examples):
@@ -226,8 +217,8 @@ def prepare_trial(config, tasks, bert_config, init_checkpoint, trial, train_set)
     model_dir = config.trial_model_dir(run_name(tasks), trial)
     prepare_trial_dir(config, model_dir, trial_fingerprint(config, tasks, trial,
                                                            init_checkpoint, train_set))
-    # Label lists, featurisation settings, model shape and vocab: what finetune.export
-    # and finetune.predict need, so the trial dir works without D/.
+    # Label lists, featurisation settings, model shape and vocab: what export_savedmodel.py
+    # and predict.py need, so the trial dir works without D/.
     model_info.write_trial_info(model_dir, config, tasks, bert_config)
 
 
@@ -250,13 +241,16 @@ def train_trial(config, tasks, bert_config, init_checkpoint, trial, strategy, tr
     num_train_steps = max(1, int(train_set.num_records // config.train_batch_size
                                  * config.num_train_epochs))
     print("%s trial %d/%d (seed %d): %d training features (padded to whole batches), "
-          "%d steps of %d" % (run_name(tasks), trial, config.num_trials, seed,
-                              train_set.num_records, num_train_steps,
-                              config.train_batch_size), flush=True)
+          "%d steps of %d%s%s" % (run_name(tasks), trial, config.num_trials, seed,
+                                  train_set.num_records, num_train_steps,
+                                  config.train_batch_size,
+                                  distribute.describe_batch_split(config, strategy),
+                                ", %s" % config.optimizer if config.optimizer != "adamw" else ""),
+          flush=True)
     model_fn = model_fn_builder(config, tasks, bert_config, init_checkpoint, num_train_steps)
     estimator = build_estimator(config, model_fn, model_dir, seed, strategy)
     input_fn = preprocessing.get_input_fn(train_set.path, preprocessing.training_specs(tasks),
-                                          True, config.train_batch_size, seed=seed)
+                                          True, distribute.micro_batch_size(config), seed=seed)
     with tfrecords.name_damaged_file([train_set.path], DAMAGED_CACHE_REMEDY):
         if multi_worker:
             distribute.train_on_cluster(estimator, input_fn, num_train_steps)
@@ -391,7 +385,7 @@ def validate_and_run(config, tasks, bert_config, init_checkpoint, chief):
             prepare_trial(config, tasks, bert_config, init_checkpoint, trial, train_set)
     # Built once, for every task and trial; only training is distributed.
     strategy = distribute.build_checked_strategy(
-        config, {"train_batch_size": config.train_batch_size}) if config.do_train else None
+        config, distribute.training_batch_sizes(config)) if config.do_train else None
     trials = run_trials(config, tasks, bert_config, init_checkpoint, strategy, chief,
                         train_set)
     report_repairs(tasks)
@@ -407,30 +401,18 @@ def report_repairs(tasks):
                       % (task.name, split, note), flush=True)
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", required=True,
-                        help="holds models/MODEL_NAME/ and finetuning_data/<task>/ (a "
-                             "local dir, gs://bucket/... or any TensorFlow file system)")
-    parser.add_argument("--model-name", required=True,
-                        help="the pre-trained model in DATA_DIR/models/MODEL_NAME")
-    parser.add_argument("--hparams", nargs="+", action="extend", default=[],
-                        help="JSON objects, JSON files or file names in params/ (e.g. "
-                             "params_cmrc2018.json '{\"num_train_epochs\": 10}') "
-                             "overriding configure_finetuning.py; merged in order, later "
-                             "keys winning")
-    return parser.parse_args(argv)
-
-
 def main(argv=None):
-    args = parse_args(argv)
-    quiet_tensorflow()
-
-    def job():
-        hparams = load_hparams(args.hparams, search_dirs=[PARAMS_DIR])
-        run(configure_finetuning.FinetuningConfig(args.model_name, args.data_dir, **hparams))
-    return run_cli(job)
+    return runner_cli.runner_main(
+        argv, __doc__,
+        lambda model_name, data_dir, hparams: run(configure_finetuning.FinetuningConfig(
+            model_name, data_dir, **hparams)),
+        data_dir_help="holds models/MODEL_NAME/ and finetuning_data/<task>/ (a local dir, "
+                      "gs://bucket/... or any TensorFlow file system)",
+        model_name_help="the pre-trained model in DATA_DIR/models/MODEL_NAME",
+        hparams_help="JSON objects, JSON files or file names in params/ (e.g. "
+                     "params_cmrc2018.json '{\"num_train_epochs\": 10}') overriding "
+                     "configure_finetuning.py; merged in order, later keys winning",
+        search_dirs=[PARAMS_DIR])
 
 
 if __name__ == "__main__":

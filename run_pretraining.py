@@ -7,7 +7,6 @@ TensorBoard summaries and results to D/models/M/. Running the same command again
 an interruption resumes from the newest checkpoint there.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -18,30 +17,39 @@ import_tensorflow()  # first: TF's start-up noise kept off stderr
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 import configure_pretraining
+import runner_cli
 from model import optimization
 from model import precision
 from model import tokenization
+from model.configs import discriminator_config
 from pretrain import model_dir
 from pretrain import objective
 from pretrain import pretrain_data
 from util import distribute
+from util import estimator as estimator_lib
 from util import checkpoints
 from util import fs
 from util import lock
 from util import tfrecords
 from util import tpu
 from util.distribute import cross_replica_sum, is_first_replica
-from util.errors import InputError, run_cli
-from util.hparams import load_hparams
+from util.errors import InputError
 from util.io import atomic_write_json
 from util.progress import Progress
 from util.training_utils import (CheckpointLogger, CountingHook, LoopProgressHook,
-                                 ProgressHook, quiet_tensorflow)
+                                 ProgressHook)
 
 DAMAGED_TFRECORD_REMEDY = (
     "rebuild the tfrecords (build_pretraining_dataset.py ... --overwrite) or leave the file "
     "out of pretrain_tfrecords; the checkpoints written so far are kept and a rerun resumes")
 EMBEDDING_VARIABLES = ("electra/embeddings/word_embeddings", "bert/embeddings/word_embeddings")
+VOCAB_REMEDY = "use the vocab it was trained with, or a fresh model_name"
+RESUME_SHAPE_REMEDY = ("set the model_size and model_hparam_overrides it was trained with, "
+                       "or use a new --model-name")
+RESUME_MISSING_REMEDY = (
+    "it was not written by this pre-training (a released checkpoint has no optimizer "
+    "slots). To continue from its weights, use a new --model-name with "
+    "\"init_checkpoint\": \"{checkpoint}\"")
 
 
 def load_special_ids(config):
@@ -59,14 +67,11 @@ def load_special_ids(config):
 
 
 def check_checkpoint_vocab(checkpoint, vocab_size, what):
-    """A checkpoint's word-embedding table must have vocab_size rows."""
-    shapes = dict(tf.train.list_variables(fs.tf_checkpoint_path(checkpoint)))
-    for name in EMBEDDING_VARIABLES:
-        if name in shapes and shapes[name][0] != vocab_size:
-            raise InputError(
-                "%s %s has a %d-token embedding table (%s %s) but vocab_size is %d: "
-                "use the vocab it was trained with, or a fresh model_name"
-                % (what, checkpoint, shapes[name][0], name, shapes[name], vocab_size))
+    """A checkpoint's word-embedding table must have vocab_size rows (checked before the
+    hparams record of a resume: another vocab is the likelier mistake, and this says so)."""
+    checkpoints.check_variable_shapes(
+        checkpoint, {name: [vocab_size, None] for name in EMBEDDING_VARIABLES},
+        VOCAB_REMEDY, require="present", what=what, vocab_remedy=VOCAB_REMEDY)
 
 
 def is_optimizer_state(name):
@@ -101,7 +106,9 @@ def model_fn_builder(config, special_ids, warm_start_from):
                     weight_decay_rate=config.weight_decay_rate, use_tpu=config.use_tpu,
                     num_warmup_steps=config.num_warmup_steps,
                     lr_decay_power=config.lr_decay_power,
-                    loss_scaling=config.mixed_precision == "fp16")
+                    loss_scaling=config.mixed_precision == "fp16", optimizer=config.optimizer,
+                    accumulation_steps=config.gradient_accumulation_steps,
+                    loss_terms=model.loss_terms)
             if tpu.tpu_graph(config):  # no summaries on a TPU; its tensors stay there
                 hook = LoopProgressHook(config.num_train_steps, config.log_every_steps,
                                         config.train_batch_size)
@@ -127,7 +134,8 @@ def model_fn_builder(config, special_ids, warm_start_from):
                 progress[out.name] = losses["loss/" + out.name]
             progress["lr"] = lr
             hook = ProgressHook(progress, config.num_train_steps, config.log_every_steps,
-                                config.train_batch_size)
+                                config.train_batch_size,
+                                runs_per_step=config.gradient_accumulation_steps)
             return tf.estimator.EstimatorSpec(mode, loss=model.total_loss, train_op=train_op,
                                               training_hooks=[hook])
         tensors = model.eval_tensors()
@@ -142,27 +150,13 @@ def model_fn_builder(config, special_ids, warm_start_from):
 
 
 def build_estimator(config, special_ids, warm_start_from, strategy=None):
-    """strategy: a tf.distribute strategy (distribution hparam) or None for one device."""
-    model_fn = model_fn_builder(config, special_ids, warm_start_from)
-    if not tpu.tpu_graph(config):
-        # Multi-worker evaluation is not distributed (the chief evaluates alone).
-        eval_strategy = strategy if config.distribution == "mirrored" else None
-        run_config = tf.estimator.RunConfig(
-            train_distribute=strategy, eval_distribute=eval_strategy,
-            model_dir=config.model_dir, tf_random_seed=config.seed,
-            save_checkpoints_steps=config.save_checkpoints_steps,
-            keep_checkpoint_max=config.keep_checkpoint_max or None,
-            save_summary_steps=config.log_every_steps,
-            session_config=precision.session_config(config.use_xla),
-            log_step_count_steps=None)  # ProgressHook reports speed; TF's hook only warns
-        # Only TPUEstimator passes params (the per-shard batch size).
-        return tf.estimator.Estimator(
-            lambda features, labels, mode: model_fn(features, labels, mode, {}),
-            config=run_config)
-    # A Cloud TPU, or the TPU graph on this machine (use_tpu_estimator).
-    return tpu.tpu_estimator(config, model_fn, config.model_dir, config.seed,
-                             config.train_batch_size, config.eval_batch_size,
-                             session_config=precision.session_config(config.use_xla))
+    """strategy: a tf.distribute strategy (distribution hparam) or None for one device.
+    Multi-worker evaluation is not distributed (the chief evaluates alone)."""
+    return estimator_lib.build_estimator(
+        config, model_fn_builder(config, special_ids, warm_start_from), config.model_dir,
+        config.seed, config.train_batch_size, config.eval_batch_size,
+        session_config=precision.session_config(config.use_xla), train_distribute=strategy,
+        eval_distribute=strategy if config.distribution == "mirrored" else None)
 
 
 def run_eval(estimator, config, eval_files, checkpoint_path=None):
@@ -291,11 +285,16 @@ def train_and_eval_in_model_dir(config, special_ids, train_files, eval_files, ch
     train_record = model_dir.data_record(train_files) if train_files else None
     if latest:  # a resume: the same run, or nothing is touched
         model_dir.check_resume(config, train_record)
-        model_dir.check_checkpoint_shapes(latest, graph_variable_shapes(config, special_ids))
+        # Every variable of the training graph (weights, optimizer slots, global_step):
+        # a released checkpoint or another model size fails here, not mid-restore.
+        checkpoints.check_variable_shapes(
+            latest, graph_variable_shapes(config, special_ids), RESUME_SHAPE_REMEDY,
+            model_config=discriminator_config(config), require="all",
+            missing_remedy=RESUME_MISSING_REMEDY)
     if chief:
         model_dir.write_model_files(config, train_record)
 
-    batches = {"train_batch_size": config.train_batch_size}
+    batches = distribute.training_batch_sizes(config)
     if config.distribution == "mirrored" and config.do_eval:
         batches["eval_batch_size"] = config.eval_batch_size
     strategy = distribute.build_checked_strategy(config, batches)
@@ -305,13 +304,15 @@ def train_and_eval_in_model_dir(config, special_ids, train_files, eval_files, ch
         if latest:
             print("resuming from %s" % latest, flush=True)
         print("training %s (%s objective) to step %d on %d tfrecord files, batch %d x %d "
-              "tokens; model dir %s" % (
+              "tokens%s%s; model dir %s" % (
                   config.model_size, objective_label(config),
                   config.num_train_steps, len(train_files), config.train_batch_size,
-                  config.max_seq_length, config.model_dir), flush=True)
+                  config.max_seq_length, distribute.describe_batch_split(config, strategy),
+                  ", %s" % config.optimizer if config.optimizer != "adamw" else "",
+                  config.model_dir), flush=True)
         input_fn = pretrain_data.get_input_fn(train_files, config.max_seq_length,
                                               is_training=True,
-                                              batch_size=config.train_batch_size,
+                                              batch_size=distribute.micro_batch_size(config),
                                               extra_features=extra_features(config),
                                               seed=data_seed(config),
                                               shuffle_buffer_size=config.shuffle_buffer_size)
@@ -359,34 +360,22 @@ def objective_label(config):
     return label + (", whole-word masking" if config.whole_word_masking else "")
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", required=True,
-                        help="holds pretrain_tfrecords/, vocab.txt and models/ (a local "
-                             "dir, gs://bucket/... or any TensorFlow file system)")
-    parser.add_argument("--model-name", required=True,
-                        help="checkpoints and results go to DATA_DIR/models/MODEL_NAME")
-    parser.add_argument("--hparams", nargs="+", action="extend", default=[],
-                        help="JSON objects or paths of JSON files overriding "
-                             "configure_pretraining.py defaults; several are merged in "
-                             "order, later keys winning")
-    return parser.parse_args(argv)
+def start(model_name, data_dir, hparams):
+    config = configure_pretraining.PretrainingConfig(model_name, data_dir, **hparams)
+    if config.results_pkl:
+        print("results_pkl: results are written as JSON (%s), no pickles"
+              % config.results_json, flush=True)
+    train_and_eval(config)
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    quiet_tensorflow()
-
-    def job():
-        hparams = load_hparams(args.hparams)
-        config = configure_pretraining.PretrainingConfig(args.model_name, args.data_dir,
-                                                         **hparams)
-        if config.results_pkl:
-            print("results_pkl: results are written as JSON (%s), no pickles"
-                  % config.results_json, flush=True)
-        train_and_eval(config)
-    return run_cli(job)
+    return runner_cli.runner_main(
+        argv, __doc__, start,
+        data_dir_help="holds pretrain_tfrecords/, vocab.txt and models/ (a local dir, "
+                      "gs://bucket/... or any TensorFlow file system)",
+        model_name_help="checkpoints and results go to DATA_DIR/models/MODEL_NAME",
+        hparams_help="JSON objects or paths of JSON files overriding configure_pretraining.py "
+                     "defaults; several are merged in order, later keys winning")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ setup(
     description="Pre-train and fine-tune Chinese ELECTRA-family encoders "
                 "(tensorflow.compat.v1, Estimator/TPUEstimator)",
     python_requires=">=3.9,<3.12",
-    packages=find_packages(include=["model", "pretrain", "finetune", "util"]),
+    packages=find_packages(include=["model", "pretrain", "finetune", "corpus", "util"]),
     py_modules=["configure_pretraining", "run_pretraining", "build_pretraining_dataset",
-                "configure_finetuning", "run_finetuning", "cmrc2018_drcd_evaluate"],
+                "configure_finetuning", "run_finetuning", "runner_cli", "export_savedmodel",
+                "predict", "cmrc2018_drcd_evaluate"],
     install_requires=[
         "tensorflow==2.15.1",  # the last release that ships tf.estimator
         "numpy<2",  # tensorflow 2.15 is built against numpy 1.x

@@ -2,7 +2,7 @@
 
 Builds a corpus (16 MB by default) from the real Chinese text in
 ../shared/data, going round it as often as needed (generated text if that
-folder is absent), and builds it with pretrain.dataset_builder.build() in
+folder is absent), and builds it with corpus.dataset_builder.build() in
 this process: --tokenizer python and fast, each with 1 and 2 processes. The
 time of a run is the wall time of build(), job start-up and TFRecord writing
 included (TensorFlow is imported beforehand, as any caller would have). It
@@ -36,8 +36,8 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 import build_pretraining_dataset as bpd  # noqa: E402
-from pretrain import dataset_builder, shards  # noqa: E402
-from pretrain.build_stats import format_count  # noqa: E402
+from corpus import dataset_builder, shards  # noqa: E402
+from corpus.build_stats import format_count  # noqa: E402
 from model import tokenization  # noqa: E402
 
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(REPO), "shared", "data")

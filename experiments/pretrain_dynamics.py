@@ -1,4 +1,4 @@
-"""How fast does the discriminator learn? Issue 14's comparison setting, one behaviour at a time.
+"""How fast does the discriminator learn, against the official code? One behaviour at a time.
 
     python experiments/pretrain_dynamics.py --seed 1                      # baseline, 2,000 steps
     python experiments/pretrain_dynamics.py --seed 1 --masking official
@@ -8,17 +8,18 @@
     python experiments/pretrain_dynamics.py --downstream base_seed1     # ChnSentiCorp probe
     python experiments/pretrain_dynamics.py --downstream random
 
-Setting (issue 14): the experiment's corpus and held-out text (experiments/run_experiment.py
-`write_corpus`, built once into WORKDIR/data and reused), ELECTRA with a 4-layer, 128-wide
-discriminator (2 heads, FFN 512, embedding 128) and a 1/4-wide generator, vocab 21,128,
-batch 32, lr 5e-4, 500 warm-up steps, linear decay to 0 at --steps (2,000), weight decay
-0.01, everything else default; the final checkpoint is evaluated on the held-out text,
-20 batches of 32. With --steps below 2,000 the warm-up is a quarter of the steps (as
-500 is of 2,000). Each run writes WORKDIR/results/<run>.json and prints the metrics;
---summarize averages the runs of each variant (mean, standard deviation, min-max).
+Setting (the official code's comparison run, OFFICIAL below, used the same): the experiment's
+corpus and held-out text (experiments/run_experiment.py `write_corpus`, built once into
+WORKDIR/data and reused), ELECTRA with a 4-layer, 128-wide discriminator (2 heads, FFN 512,
+embedding 128) and a 1/4-wide generator, vocab 21,128, batch 32, lr 5e-4, 500 warm-up steps,
+linear decay to 0 at --steps (2,000), weight decay 0.01, everything else default; the final
+checkpoint is evaluated on the held-out text, 20 batches of 32. With --steps below 2,000 the
+warm-up is a quarter of the steps (as 500 is of 2,000). Each run writes
+WORKDIR/results/<run>.json and prints the metrics; --summarize averages the runs of each
+variant (mean, standard deviation, min-max).
 
---downstream RUN is issue 4's probe that matters most: fine-tune ChnSentiCorp on its first
-1,000 training reviews (5 epochs, lr 3e-4, layer-wise decay 0.8, batch 32, 128 tokens;
+--downstream RUN is the ChnSentiCorp probe of docs/probes.md: fine-tune ChnSentiCorp on its
+first 1,000 training reviews (5 epochs, lr 3e-4, layer-wise decay 0.8, batch 32, 128 tokens;
 3 trials) from RUN's final checkpoint, or from random weights for RUN = "random", and
 score the whole dev set (1,200 reviews). Writes WORKDIR/downstream/<RUN>.json.
 """
@@ -52,7 +53,8 @@ from util.io import atomic_write_json  # noqa: E402
 METRICS = ("disc_auc", "disc_auc_real_tokens", "disc_loss", "disc_precision", "disc_recall",
            "disc_accuracy",
            "masked_lm_accuracy", "masked_lm_loss", "sampled_masked_lm_accuracy")
-# The official code's held-out figures at step 2,000 (issue 14, one unseeded run).
+# The official code's held-out figures at step 2,000 in this setting (one unseeded run;
+# docs/pretrain_dynamics.md).
 OFFICIAL = {"disc_auc": 0.694, "disc_loss": 0.366, "disc_precision": 0.820,
             "disc_recall": 0.065, "disc_accuracy": 0.877, "masked_lm_accuracy": 0.131,
             "masked_lm_loss": 6.050, "sampled_masked_lm_accuracy": 0.061}
@@ -61,7 +63,8 @@ MAX_SEQ_LENGTH = 128
 # repo's default in place, so a run without switches measures the current code.
 SWITCHES = {"masking": "masking", "hidden_act": "hidden_act",
             "shuffle_buffer": "shuffle_buffer_size"}
-# Issue 4's ChnSentiCorp probe (--downstream): the fine-tuning recipe and data sizes.
+# The ChnSentiCorp probe of docs/probes.md (--downstream): the fine-tuning recipe and data
+# sizes.
 DOWNSTREAM_TRAIN_REVIEWS = 1000
 DOWNSTREAM_HPARAMS = {"task_names": ["chnsenticorp"], "max_seq_length": 128,
                       "num_train_epochs": 5, "learning_rate": 3e-4, "layerwise_lr_decay": 0.8,
@@ -71,7 +74,8 @@ RANDOM_RUN = "random"
 
 
 def hparams_for(args):
-    """The issue's setting plus the switches given (model-shape ones go to the overrides)."""
+    """The comparison setting (module docstring) plus the switches given (model-shape ones go
+    to the overrides)."""
     model = copy.deepcopy(run_experiment.MODEL)
     warmup = 500 if args.steps == 2000 else max(1, args.steps // 4)
     hparams = dict(model, max_seq_length=MAX_SEQ_LENGTH, train_batch_size=32,
@@ -188,7 +192,8 @@ def write_downstream_data(data):
 
 def downstream(args):
     """Fine-tunes ChnSentiCorp from a finished run's final checkpoint (or random weights)
-    with issue 4's recipe; prints and saves the dev accuracy of every trial."""
+    with the recipe of docs/probes.md's probe; prints and saves the dev accuracy of every
+    trial."""
     data = prepare_data(args.workdir, args.corpus_limit)
     out = os.path.join(args.workdir, "downstream", args.downstream + ".json")
     if os.path.exists(out):
@@ -318,7 +323,7 @@ def main(argv=None):
                         help="data (built once), checkpoints and results/*.json")
     parser.add_argument("--corpus-limit", dest="corpus_limit", type=int,
                         help="documents per corpus source when WORKDIR/data is first built "
-                             "(quick checks, tests; default: all, the issue's 32,823 examples)")
+                             "(quick checks, tests; default: all, 32,823 examples)")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--masking", choices=("distinct", "official"),
@@ -333,8 +338,9 @@ def main(argv=None):
                         help="only evaluate finished run RUN (e.g. base_seed1) with the "
                              "switches given (eval-time masking, shuffle: no retraining)")
     parser.add_argument("--downstream", metavar="RUN",
-                        help="fine-tune ChnSentiCorp (issue 4's probe) from finished run "
-                             "RUN's checkpoint, or from random weights with RUN=random")
+                        help="fine-tune ChnSentiCorp (the probe of docs/probes.md) from "
+                             "finished run RUN's checkpoint, or from random weights with "
+                             "RUN=random")
     parser.add_argument("--summarize", metavar="DIR",
                         help="print the table of the runs in DIR (e.g. WORKDIR/results)")
     args = parser.parse_args(argv)

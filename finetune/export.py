@@ -1,27 +1,24 @@
-"""Exports a fine-tuned model as a TF SavedModel with a serving signature.
+"""Exports a fine-tuned model as a TF SavedModel with a serving signature (the library
+behind export_savedmodel.py, the command line).
 
-    python -m finetune.export MODEL_DIR --out EXPORT_DIR [--task T] [--checkpoint CKPT]
-
-MODEL_DIR is a fine-tuned trial dir, D/models/M/finetuning_models/<task>_model_<i>/; its
-newest checkpoint is exported unless --checkpoint names another. EXPORT_DIR gets
-saved_model.pb and variables/ (tag "serve", signature "serving_default"), plus
-model_info.json (task, label list, featurisation settings, model shape, the signature) and
-the vocab, so that finetune.predict (or any TF runtime) can use it alone. The export is
-built in a temporary dir beside EXPORT_DIR and renamed into place when complete, so an
-interrupted export never leaves a half-written EXPORT_DIR. EXPORT_DIR may be gs:// or
-ram://: there a directory cannot be renamed (gs:// renames object by object, ram:// not at
-all), so the finished files are moved in one by one, saved_model.pb last: a dir without
-saved_model.pb is not an export, and predict and --overwrite treat it as such.
+The model of a fine-tuned trial dir, D/models/M/finetuning_models/<task>_model_<i>/, is
+exported from one of its checkpoints. EXPORT_DIR gets saved_model.pb and variables/ (tag
+"serve", signature "serving_default"), plus model_info.json (task, label list,
+featurisation settings, model shape, the signature) and the vocab, so that predict.py (or
+any TF runtime) can use it alone. The export is built in a temporary dir beside EXPORT_DIR
+and renamed into place when complete, so an interrupted export never leaves a half-written
+EXPORT_DIR. EXPORT_DIR may be gs:// or ram://: there a directory cannot be renamed (gs://
+renames object by object, ram:// not at all), so the finished files are moved in one by
+one, saved_model.pb last: a dir without saved_model.pb is not an export, and predict and
+--overwrite treat it as such.
 
 Signature inputs (int32, [batch, seq], seq <= max_position_embeddings, featurised like
-fine-tuning: see finetune.predict): input_ids, input_mask, segment_ids. Outputs per task
+fine-tuning: see finetune/predict.py): input_ids, input_mask, segment_ids. Outputs per task
 type: OUTPUTS below and the README's signature table.
 """
 
-import argparse
 import os
 import shutil
-import sys
 import tempfile
 import uuid
 
@@ -34,8 +31,7 @@ from finetune import model_info  # noqa: E402
 from finetune.model_fn import model_fn_builder  # noqa: E402
 from util import checkpoints  # noqa: E402
 from util import fs  # noqa: E402
-from util.errors import InputError, run_cli  # noqa: E402
-from util.training_utils import quiet_tensorflow  # noqa: E402
+from util.errors import InputError  # noqa: E402
 
 SIGNATURE_KEY = "serving_default"
 INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
@@ -151,11 +147,10 @@ def _check_out_dir(out_dir, overwrite):
                          % out_dir)
 
 
-def export(model_dir, out_dir, task_name=None, checkpoint=None, overwrite=False):
-    """Writes the SavedModel of the trial dir model_dir to out_dir; returns the
-    model_info dict written beside it."""
-    model = model_info.load(model_dir, task_name)
-    checkpoint = find_checkpoint(model_dir, checkpoint)
+def export(model, checkpoint, out_dir, overwrite=False):
+    """Writes the SavedModel of model (model_info.load of a trial dir), restored from
+    checkpoint (find_checkpoint), to out_dir; returns the model_info dict written beside
+    it."""
     out_dir = fs.abspath(out_dir)
     _check_out_dir(out_dir, overwrite)
     tmp_dir = _temporary_dir_beside(out_dir)
@@ -225,39 +220,3 @@ def _move_into_place(tmp_dir, out_dir):
     os.rename(tmp_dir, out_dir)
     if old:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_dir", help="a fine-tuned trial dir "
-                        "(D/models/M/finetuning_models/<task>_model_<i>)")
-    parser.add_argument("--out", required=True, help="the SavedModel dir to write")
-    parser.add_argument("--task", default=None,
-                        help="the task the model was fine-tuned on (checked; default: the "
-                             "one recorded in MODEL_DIR)")
-    parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint prefix to export (default: the newest in MODEL_DIR)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing export at --out")
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    quiet_tensorflow()
-
-    def job():
-        info = export(args.model_dir, args.out, args.task, args.checkpoint, args.overwrite)
-        outputs = ", ".join("%s %s %s" % (name, dtype, shape) for name, (dtype, shape)
-                            in info["signature"]["outputs"].items())
-        print("exported %s (%s) from %s to %s\nsignature %r: inputs input_ids, input_mask, "
-              "segment_ids int32 [batch, seq]; outputs %s"
-              % (info["task"], info["task_type"], info["checkpoint"], args.out,
-                 SIGNATURE_KEY, outputs), flush=True)
-    return run_cli(job)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,10 +14,8 @@ from model import modeling
 from model import optimization
 from model import precision
 from util import checkpoints
-from util import fs
 from util import tpu
-from util.distribute import cross_replica_sum, is_first_replica
-from util.errors import InputError
+from util.distribute import cross_replica_sum, is_first_replica, micro_batch_size
 from util.training_utils import LoopProgressHook, ProgressHook
 
 
@@ -29,34 +27,20 @@ def encoder_kwargs(config):
     return {"scope": "electra", "add_pooler": False}
 
 
-def bert_config_label(bert_config):
-    return "%d-layer %d-hidden" % (bert_config.num_hidden_layers, bert_config.hidden_size)
-
-
 def check_checkpoint(checkpoint, bert_config, config):
-    """Encoder variables in the checkpoint must have this model's shapes."""
-    scope = encoder_kwargs(config)["scope"]
+    """Encoder variables in the checkpoint must have this model's shapes, and it must hold
+    some of them (a task head and an MLM-only run's pooler start fresh)."""
     with tf.Graph().as_default():
         features = {k: tf.zeros([1, 8], tf.int32) for k in ("input_ids", "input_mask")}
         modeling.BertModel(bert_config, False, features["input_ids"], features["input_mask"],
                            **encoder_kwargs(config))
         graph_shapes = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
-    ckpt_shapes = dict(tf.train.list_variables(fs.tf_checkpoint_path(checkpoint)))
-    for name, shape in sorted(graph_shapes.items()):
-        if name in ckpt_shapes and list(ckpt_shapes[name]) != shape:
-            hint = ("use the vocab the model was pre-trained with"
-                    if name.endswith("word_embeddings") else
-                    "set model_size (or model_hparam_overrides) to the pre-trained model's")
-            raise InputError("checkpoint %s has %s with shape %s but the %s model needs %s: %s"
-                             % (checkpoint, name, list(ckpt_shapes[name]),
-                                bert_config_label(bert_config), shape, hint))
-    missing = sorted(set(graph_shapes) - set(ckpt_shapes))
-    if len(missing) == len(graph_shapes):
-        other = "bert" if scope == "electra" else "electra"
-        hint = (" but has %s/ ones: set \"model_type\": \"%s\"" % (other, other)
-                if any(n.startswith(other + "/") for n in ckpt_shapes) else "")
-        raise InputError("checkpoint %s holds none of the %s/ encoder variables (e.g. %s)%s"
-                         % (checkpoint, scope, missing[0], hint))
+    checkpoints.check_variable_shapes(
+        checkpoint, graph_shapes,
+        "set model_size (or model_hparam_overrides) to the pre-trained model's",
+        model_config=bert_config, require="some",
+        vocab_remedy="use the vocab the model was pre-trained with",
+        scope_remedy='set "model_type": "{scope}"')
 
 
 def restore_pretrained(checkpoint):
@@ -163,7 +147,8 @@ def model_fn_builder(config, tasks, bert_config, init_checkpoint, num_train_step
                 warmup_proportion=config.warmup_proportion,
                 layerwise_lr_decay_power=config.layerwise_lr_decay,
                 n_transformer_layers=bert_config.num_hidden_layers,
-                loss_scaling=config.mixed_precision == "fp16")
+                loss_scaling=config.mixed_precision == "fp16", optimizer=config.optimizer,
+                accumulation_steps=config.gradient_accumulation_steps)
         if tpu_graph:  # a TPU's tensors stay on the device: progress without the loss
             hook = LoopProgressHook(num_train_steps, config.log_every_steps,
                                     config.train_batch_size)
@@ -172,12 +157,14 @@ def model_fn_builder(config, tasks, bert_config, init_checkpoint, num_train_step
                                                      training_hooks=[hook])
         # The progress line shows the mean per-example loss of the whole batch (whatever
         # loss_reduction), from the sum of the replicas' per-example losses.
-        mean_loss = cross_replica_sum(tf.reduce_sum(losses)) / float(config.train_batch_size)
+        mean_loss = (cross_replica_sum(tf.reduce_sum(losses))
+                     / float(micro_batch_size(config)))  # (this micro-batch's)
         if is_first_replica():  # TensorBoard, every log_every_steps (save_summary_steps);
             tf.summary.scalar("mean_example_loss", mean_loss)  # ("loss": the Estimator's,
             tf.summary.scalar("learning_rate", lr)  # the batch loss as reduced)
         hook = ProgressHook({"loss": mean_loss, "lr": lr}, num_train_steps,
-                            config.log_every_steps, config.train_batch_size)
+                            config.log_every_steps, config.train_batch_size,
+                            runs_per_step=config.gradient_accumulation_steps)
         return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op,
                                           training_hooks=[hook])
     return model_fn

@@ -8,6 +8,10 @@ list, the featurisation settings and the model shape no longer depend on D/. Tri
 written before model_info.json existed are described from their trial_hparams.json and the
 data and vocab it points at (which must then still be in place).
 
+Loading rebuilds a fine-tuning config from the recorded hparams with the `make_config` its
+caller passes (configure_finetuning.FinetuningConfig: the configs live at the top level,
+above this package).
+
 model_info.json:
     format_version  1
     task            the task name the model was fine-tuned on (its head's variable scope)
@@ -22,8 +26,6 @@ model_info.json:
                     the top-level keys describe the first task
 """
 
-
-import configure_finetuning
 from finetune import task_builder
 from model import modeling
 from model import tokenization
@@ -96,9 +98,9 @@ def write_trial_info(model_dir, config, tasks, bert_config):
 class LoadedModel(object):
     """A fine-tuned model's description, rebuilt for featurising new inputs.
 
-    Attributes: info (the model_info dict), config (a FinetuningConfig with the model's
-    featurisation settings), task (its Task, label list restored), tokenizer,
-    bert_config, vocab_path (the vocab file to copy into an export).
+    Attributes: info (the model_info dict), config (the FinetuningConfig built by load's
+    make_config, with the model's featurisation settings), task (its Task, label list
+    restored), tokenizer, bert_config, vocab_path (the vocab file to copy into an export).
     """
 
     def __init__(self, info, config, task, tokenizer, bert_config, vocab_path):
@@ -110,20 +112,23 @@ class LoadedModel(object):
         self.vocab_path = vocab_path
 
 
-def load(model_dir, task_name=None):
-    """LoadedModel of a trial dir or an export; task_name (optional) must match its task."""
+def load(model_dir, make_config, task_name=None):
+    """LoadedModel of a trial dir or an export; task_name (optional) must match its task.
+
+    make_config(model_name, data_dir, **hparams) builds the fine-tuning config
+    (configure_finetuning.FinetuningConfig)."""
     if not fs.isdir(model_dir):
         raise InputError("%s is not a directory; expected a fine-tuned trial dir "
                          "(D/models/M/finetuning_models/<task>_model_<i>) or an export"
                          % model_dir)
     info_path = fs.join(model_dir, INFO_FILE)
     if fs.exists(info_path):
-        model = _load_info(model_dir, info_path, task_name)
+        model = _load_info(model_dir, info_path, make_config, task_name)
     elif fs.exists(fs.join(model_dir, TRIAL_HPARAMS_FILE)):
-        model = _load_trial_hparams(model_dir)
+        model = _load_trial_hparams(model_dir, make_config)
     else:
         raise InputError("%s has neither %s nor %s; expected a trial dir written by "
-                         "run_finetuning.py or a dir written by finetune.export"
+                         "run_finetuning.py or a dir written by export_savedmodel.py"
                          % (model_dir, INFO_FILE, TRIAL_HPARAMS_FILE))
     if task_name is not None and _canonical(task_name) != _canonical(model.task.name):
         raise InputError("%s holds a model fine-tuned on %s, not %s (omit --task to use "
@@ -143,7 +148,7 @@ def _read_json(path):
     return parse_json(text, path)  # errors name the file, line and column
 
 
-def _load_info(model_dir, info_path, task_name=None):
+def _load_info(model_dir, info_path, make_config, task_name=None):
     info = _read_json(info_path)
     if "tasks" in info:  # a multi-task model: one task's head and labels (default: the first)
         by_canonical = {_canonical(name): name for name in info["tasks"]}
@@ -162,7 +167,7 @@ def _load_info(model_dir, info_path, task_name=None):
     if not fs.isfile(vocab_path):
         raise InputError("%s names the vocab %s, which is missing" % (info_path, vocab_path))
     spm = vocab_path if info.get("spm_model_file") else None
-    config = configure_finetuning.FinetuningConfig(
+    config = make_config(
         "predict", model_dir, task_names=[info["task"]],
         vocab_file=None if spm else vocab_path, spm_model_file=spm,
         **dict(_EARLIER_DEFAULTS, **info["hparams"]))
@@ -170,7 +175,7 @@ def _load_info(model_dir, info_path, task_name=None):
     return _build(info, config, bert_config, vocab_path)
 
 
-def _load_trial_hparams(model_dir):
+def _load_trial_hparams(model_dir, make_config):
     """A trial dir from before model_info.json: rebuilt from its recorded hparams, reading
     the label list from the task's data (tnews, cail2018, labels.txt) as training did."""
     from model.configs import discriminator_config  # TF graph code: load late
@@ -181,7 +186,7 @@ def _load_trial_hparams(model_dir):
                          "writes" % path)
     kwargs = dict(_EARLIER_DEFAULTS, **{k: v for k, v in record.items()
                                         if k not in _NOT_ARGUMENTS})
-    config = configure_finetuning.FinetuningConfig(
+    config = make_config(
         kwargs.pop("model_name", "predict"), kwargs.pop("data_dir", model_dir),
         **dict(kwargs, task_names=[record["task"]]))
     for vocab in filter(None, [config.spm_model_file, config.vocab_file]):

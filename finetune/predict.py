@@ -1,28 +1,11 @@
-"""Batch inference with a fine-tuned model: JSON lines in, JSON lines out.
+"""Batch inference with a fine-tuned model: the library behind predict.py (the command
+line, whose help describes the JSON lines in and out).
 
-    python -m finetune.predict MODEL_DIR [--task T] [--batch-size 32] < in.jsonl > out.jsonl
-
-MODEL_DIR is an export of finetune.export (a SavedModel dir) or a fine-tuned trial dir
-(its newest checkpoint). Input, one JSON object a line (blank lines are skipped):
-    classification  {"text": "..."}; pair tasks (lcqmc, bqcorpus, xnli, ocnli):
-                    {"text_a": "...", "text_b": "..."}
-    NER             {"text": "..."}
-    QA              {"context": "...", "question": "..."}
-Every input line gives one output line: the input object with "id" (the input's own, else
-its line number) and the prediction added: "label" and "probabilities" {label: p};
-"entities" [{"type", "start", "end", "text"}]; or "answer", "start", "end" (character
-offsets, text = context[start:end]; null for an empty answer) and "probability". Inputs
-are featurised and outputs decoded by the fine-tuning code (finetune/classification.py,
-tagging.py, qa.py), so a prediction equals what evaluation would make of the same text.
-
-All input is read and checked before the model runs: a malformed line stops the run with
-`error: <stdin>:N: ...` (exit status 2) and nothing on stdout. Progress goes to stderr.
+A model is an export of export_savedmodel.py (a SavedModel dir) or a fine-tuned trial dir
+(one of its checkpoints, run in the graph the export would have). Inputs are featurised and
+outputs decoded by the fine-tuning code (finetune/classification.py, tagging.py, qa.py), so
+a prediction equals what evaluation would make of the same text.
 """
-
-import argparse
-import json
-import os
-import sys
 
 from util.quiet_tf import import_tensorflow  # noqa: E402
 import_tensorflow()  # first: TF's start-up noise kept off stderr
@@ -31,15 +14,12 @@ import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 from finetune import export  # noqa: E402
-from finetune import model_info  # noqa: E402
 from finetune.classification import read_json_lines  # noqa: E402
 from finetune.qa_decoding import nbest_answers, output_candidates  # noqa: E402
 from finetune.tagging import TaggingScorer, extract_entities  # noqa: E402
 from finetune.task import Example  # noqa: E402
 from util import fs  # noqa: E402
-from util.errors import InputError, run_cli  # noqa: E402
-from util.progress import Progress  # noqa: E402
-from util.training_utils import quiet_tensorflow  # noqa: E402
+from util.errors import InputError  # noqa: E402
 
 STDIN_NAME = "<stdin>"
 CHUNK_SIZE = 256  # input lines featurised, run and written at a time
@@ -69,8 +49,9 @@ def saved_model_runner(export_dir):
         meta = tf.saved_model.loader.load(sess, [tf.saved_model.tag_constants.SERVING],
                                           export_dir)
     if export.SIGNATURE_KEY not in meta.signature_def:
-        raise InputError("%s has no %r signature (found %s); export it with finetune.export"
-                         % (export_dir, export.SIGNATURE_KEY, ", ".join(meta.signature_def)))
+        raise InputError("%s has no %r signature (found %s); export it with "
+                         "export_savedmodel.py" % (export_dir, export.SIGNATURE_KEY,
+                                                   ", ".join(meta.signature_def)))
     signature = meta.signature_def[export.SIGNATURE_KEY]
     inputs = {k: graph.get_tensor_by_name(v.name) for k, v in signature.inputs.items()}
     outputs = {k: graph.get_tensor_by_name(v.name) for k, v in signature.outputs.items()}
@@ -220,40 +201,3 @@ def predict(model, runner, inputs, batch_size, progress=None):
             yield output
         if progress:
             progress.update(len(chunk))
-
-
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_dir", help="an export (finetune.export) or a fine-tuned "
-                        "trial dir (D/models/M/finetuning_models/<task>_model_<i>)")
-    parser.add_argument("--task", default=None,
-                        help="the task the model was fine-tuned on (checked; default: the "
-                             "one recorded in MODEL_DIR)")
-    parser.add_argument("--batch-size", type=int, default=32,
-                        help="sequences per model call (default 32)")
-    return parser.parse_args(argv)
-
-
-def main(argv=None, stdin=None, stdout=None):
-    """stdin (binary) and stdout (text) default to the process's."""
-    args = parse_args(argv)
-    quiet_tensorflow()
-
-    def job():
-        if args.batch_size < 1:
-            raise InputError("--batch-size must be >= 1, got %d" % args.batch_size)
-        model = model_info.load(args.model_dir, args.task)  # fails fast on a bad MODEL_DIR
-        inputs = read_inputs(model.task, stdin or sys.stdin.buffer)
-        runner = open_runner(args.model_dir, model)
-        out = stdout or sys.stdout
-        progress = Progress(len(inputs), "predicted", stream=sys.stderr)
-        for output in predict(model, runner, inputs, args.batch_size, progress):
-            out.write(json.dumps(output, ensure_ascii=False) + "\n")
-        out.flush()
-        progress.finish()
-    return run_cli(job)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

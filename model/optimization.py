@@ -1,10 +1,14 @@
-"""AdamW with warm-up + polynomial decay, global-norm clipping and layer-wise lr decay.
+"""AdamW (or LAMB) with warm-up + polynomial decay, global-norm clipping, layer-wise lr decay.
 
 Behaviour of the official BERT/ELECTRA optimizer, kept exactly: no bias correction,
 decoupled weight decay added to the Adam update (not to the loss), no decay on
 LayerNorm and bias parameters, slots stored as `<param>/adam_m` and `<param>/adam_v`
 so checkpoints interoperate with the official code. float16 training adds a dynamic loss
 scale (DynamicLossScale), kept out of checkpoints.
+
+LAMB (`optimizer: "lamb"`, for large-batch pre-training as in BERT/ALBERT/NVIDIA's ELECTRA)
+is the same AdamW update scaled per variable by the trust ratio ||w|| / ||update||; its
+slots have the same names, so a checkpoint does not say which optimizer wrote it.
 """
 
 import collections
@@ -13,9 +17,35 @@ import re
 import tensorflow.compat.v1 as tf
 
 from util import distribute
+from util.errors import InputError
 
 # Adam's two slots of a parameter are checkpointed as <param><suffix> (the official names).
 SLOT_SUFFIXES = ("/adam_m", "/adam_v")
+OPTIMIZERS = ("adamw", "lamb")
+# Neither weight decay nor (LAMB) the trust ratio applies to these (official AdamW's list).
+EXCLUDE_FROM_WEIGHT_DECAY = ["LayerNorm", "layer_norm", "bias"]
+
+
+def check_hparams(config, source):
+    """optimizer and gradient_accumulation_steps, against the batch size and the TPU path."""
+    if config.optimizer not in OPTIMIZERS:
+        raise InputError("%s: optimizer must be one of %s, got %r"
+                         % (source, ", ".join('"%s"' % o for o in OPTIMIZERS), config.optimizer))
+    k = config.gradient_accumulation_steps
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InputError("%s: gradient_accumulation_steps must be an integer >= 1, got %r"
+                         % (source, k))
+    if config.train_batch_size % k:
+        raise InputError(
+            "%s: train_batch_size %d does not split into %d micro-batches: use a multiple of %d "
+            "(train_batch_size is the batch of one update; each micro-batch takes "
+            "train_batch_size / gradient_accumulation_steps)"
+            % (source, config.train_batch_size, k, k))
+    if k > 1 and (config.use_tpu or config.use_tpu_estimator):
+        raise InputError(
+            "%s: gradient_accumulation_steps %d needs the CPU/GPU path: TPUEstimator runs "
+            "iterations_per_loop steps per host call and accumulates nothing. On a TPU set it "
+            "to 1 and reach the batch with more cores (num_tpu_cores, a pod slice)" % (source, k))
 
 
 def learning_rate_schedule(learning_rate, num_train_steps, num_warmup_steps=0,
@@ -54,11 +84,22 @@ def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0
                      use_tpu=False, num_warmup_steps=0, warmup_proportion=0.0,
                      lr_decay_power=1.0, layerwise_lr_decay_power=-1,
                      n_transformer_layers=None, clip_norm=1.0, variables=None,
-                     loss_scaling=False):
+                     loss_scaling=False, optimizer="adamw", accumulation_steps=1,
+                     loss_terms=None):
     """Returns (train_op, learning_rate tensor). train_op also increments global_step.
+
+    optimizer: "adamw" (the official one) or "lamb" (AdamW's update times LAMB's
+    layer-wise trust ratio).
 
     loss_scaling: a DynamicLossScale (for float16 compute): a step whose gradients are
     not finite leaves the weights and slots alone (global_step still advances).
+
+    accumulation_steps k > 1: each run of train_op takes one micro-batch; every k-th
+    applies one update from the k micro-batches' gradients (GradientAccumulator), the
+    update one step on their union would make. global_step, and so the learning-rate
+    schedule and num_train_steps, count updates. loss_terms: [(weight, numerator,
+    denominator or None)] with loss = sum of weight * numerator / (denominator + 1e-6)
+    (see GradientAccumulator); None: [(1, loss, None)], a loss that is a sum over examples.
 
     Under a tf.distribute strategy (a model_fn replica), `loss` must be this replica's
     share of the global loss (the replicas' losses add up to it, as the objectives here
@@ -71,30 +112,43 @@ def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0
     multipliers = None
     if layerwise_lr_decay_power > 0:
         multipliers = layerwise_lr_multipliers(n_transformer_layers, layerwise_lr_decay_power)
-    optimizer = AdamWeightDecayOptimizer(
+    if optimizer not in OPTIMIZERS:
+        raise ValueError("optimizer must be one of %s, not %r" % (OPTIMIZERS, optimizer))
+    optimizer_class = LambOptimizer if optimizer == "lamb" else AdamWeightDecayOptimizer
+    optimizer = optimizer_class(
         learning_rate=lr, weight_decay_rate=weight_decay_rate, beta_1=0.9, beta_2=0.999,
-        epsilon=1e-6, exclude_from_weight_decay=["LayerNorm", "layer_norm", "bias"],
+        epsilon=1e-6, exclude_from_weight_decay=EXCLUDE_FROM_WEIGHT_DECAY,
         lr_multipliers=multipliers)
     if use_tpu:
         optimizer = tf.tpu.CrossShardOptimizer(optimizer)
     tvars = variables if variables is not None else tf.trainable_variables()
     loss_scale = DynamicLossScale() if loss_scaling else None
-    if loss_scale is None:
+    accumulator = None
+    if accumulation_steps > 1:
+        accumulator = GradientAccumulator(accumulation_steps, tvars, loss_scale)
+        grads, all_finite, norm = accumulator.gradients(loss_terms or [(1.0, loss, None)])
+    elif loss_scale is None:
         grads, all_finite = _sum_over_replicas(tf.gradients(loss, tvars)), None
     else:  # summed before the check, so that every replica takes the same decision
         grads = _sum_over_replicas(tf.gradients(loss * loss_scale.value, tvars))
         grads, all_finite = loss_scale.unscale(grads)
-    grads, _ = tf.clip_by_global_norm(grads, clip_norm=clip_norm)
+    grads, _ = tf.clip_by_global_norm(
+        grads, clip_norm=clip_norm, use_norm=None if accumulator is None else norm)
     train_op = optimizer.apply_gradients(zip(grads, tvars), global_step=global_step,
                                          should_apply=all_finite)
     if loss_scale is not None:
-        train_op = tf.group(train_op, loss_scale.update(all_finite))
+        at = None if accumulator is None else accumulator.boundary
+        train_op = tf.group(train_op, loss_scale.update(all_finite, at=at))
     # AdamWeightDecayOptimizer does not touch global_step itself (as in BERT). Under a
     # strategy global_step is an ONLY_FIRST_REPLICA variable: one increment per step.
     # After the update, so that everything this step computes (lr, per-example noise)
     # reads the step's own value; on several replicas the order would otherwise vary.
     with tf.control_dependencies([train_op]):
-        train_op = tf.group(train_op, [global_step.assign(global_step + 1)])
+        increment = 1 if accumulator is None else tf.cast(accumulator.boundary, tf.int64)
+        after = [global_step.assign(global_step + increment)]
+        if accumulator is not None:
+            after.append(accumulator.advance())
+        train_op = tf.group(train_op, after)
     return train_op, lr
 
 
@@ -133,7 +187,8 @@ class DynamicLossScale(object):
                        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.scale = tf.get_variable("loss_scale", initializer=float(initial_scale),
                                      **options)
-        self.good_steps = tf.get_variable("loss_scale_good_steps", initializer=0, **options)
+        self.good_steps = tf.get_variable("loss_scale_good_steps", shape=[], dtype=tf.int32,
+                                          initializer=tf.zeros_initializer(), **options)
         self.value = tf.identity(self.scale.read_value())  # one read: scale, then unscale
 
     def unscale(self, grads):
@@ -143,14 +198,152 @@ class DynamicLossScale(object):
                                     for g in grads if g is not None])
         return grads, all_finite
 
-    def update(self, all_finite):
-        """The op adjusting the scale after a step."""
+    def update(self, all_finite, at=None):
+        """The op adjusting the scale after a step (with gradient accumulation: only where
+        the scalar bool `at`, an update, holds)."""
         grow = tf.logical_and(all_finite, self.good_steps + 1 >= self.growth_interval)
         scale = tf.where(all_finite, tf.where(grow, self.value * 2.0, self.value),
                          tf.maximum(self.value / 2.0, 1.0))
         good_steps = tf.where(tf.logical_and(all_finite, tf.logical_not(grow)),
                               self.good_steps + 1, 0)
+        if at is not None:
+            scale = tf.where(at, scale, self.value)
+            good_steps = tf.where(at, good_steps, self.good_steps)
         return tf.group(self.scale.assign(scale), self.good_steps.assign(good_steps))
+
+
+class GradientAccumulator(object):
+    """k micro-batches, one update: the update one step on the k micro-batches' union makes.
+
+    A loss is a sum of terms weight * numerator / (denominator + 1e-6): a fine-tuning loss
+    is one term without denominator (a sum over examples, or that sum over the global batch
+    size); the ELECTRA loss has two, the MLM loss over the masked positions and the
+    discriminator's over the real tokens, each divided by a count of the whole batch. So
+    the accumulator keeps, per term, the sum of the numerators' gradients and of the
+    denominators over the k micro-batches, and the update's gradient is
+    sum_t weight_t * (sum_j grad numerator_tj) / (sum_j denominator_tj + 1e-6): exactly the
+    large batch's, whatever each micro-batch's count. A term's gradient is taken on its own;
+    ELECTRA's two terms reach disjoint variables but the embeddings, so this costs no
+    second backward pass there (LERT's terms share the encoder: one pass per term).
+
+    Each micro-step's gradients are summed over the replicas first (as without
+    accumulation), so the accumulators hold the same values on every replica. They, the
+    denominator sums and the micro-step counter are local variables: never in a
+    checkpoint, zero when a session starts. Checkpoints are written only after an update
+    (global_step changes only there), so a run killed mid-accumulation resumes at the last
+    update, losing at most the partial accumulation. With loss scaling (float16) each
+    micro-step's gradients are unscaled as they come, and a window with any non-finite
+    gradient skips its update.
+    """
+
+    def __init__(self, steps, variables, loss_scale=None):
+        self.steps = steps
+        self._variables = variables
+        self._loss_scale = loss_scale
+        options = dict(trainable=False, collections=[tf.GraphKeys.LOCAL_VARIABLES],
+                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self._options = options
+        with tf.variable_scope("gradient_accumulation"):
+            # (dtypes explicit: a mirrored replica's get_variable checks them against the
+            # first replica's variable, and would take a Python initializer as float32)
+            self._micro_step = tf.get_variable("micro_step", shape=[], dtype=tf.int32,
+                                               initializer=tf.zeros_initializer(), **options)
+            self._finite = tf.get_variable("all_finite", shape=[], dtype=tf.bool,
+                                           initializer=tf.ones_initializer(), **options)
+        self._step = self._micro_step.read_value()  # read once: see advance()
+        self.boundary = tf.equal(self._step + 1, steps)  # this run ends the window: update
+        self._resets = []
+
+    def _local(self, name, shape):
+        with tf.variable_scope("gradient_accumulation"):
+            return tf.get_variable(name, shape=shape, dtype=tf.float32,
+                                   initializer=tf.zeros_initializer(), **self._options)
+
+    def gradients(self, terms):
+        """(the update's gradients, the window's all-finite flag, their global norm for
+        clipping).
+
+        The norm is the one tf.clip_by_global_norm takes on the large batch's gradients.
+        A variable read only through gathers (an embedding table) has a sparse gradient
+        there, whose norm counts each gathered row on its own (a token twice in the batch
+        counts twice) and adds the terms within a row. So for such a variable the window
+        sums, per pair of terms, the products of their gradients at the gathers' outputs
+        (taken in the same backward pass)."""
+        gathers = _gather_outputs(self._variables)  # {variable index: [gather outputs]}
+        outputs = [y for i in sorted(gathers) for y in gathers[i]]
+        combined = [None] * len(self._variables)
+        sparse = [True] * len(self._variables)  # every term's gradient an IndexedSlices
+        at_gathers, scales, finite = [], [], []
+        for t, (weight, numerator, denominator) in enumerate(terms):
+            scaled = numerator if self._loss_scale is None else numerator * self._loss_scale.value
+            grads = tf.gradients(scaled, self._variables + outputs)
+            grads, rows = _sum_over_replicas(grads[:len(self._variables)]), grads[len(
+                self._variables):]
+            if self._loss_scale is not None:
+                grads, term_finite = self._loss_scale.unscale(grads)
+                finite.append(term_finite)
+                rows = [None if r is None else r / self._loss_scale.value for r in rows]
+            at_gathers.append(dict(zip(outputs, rows)))
+            if denominator is None:
+                total = tf.constant(1.0)
+            else:
+                count = self._local("term_%d_count" % t, [])
+                total_count = count.read_value() + tf.cast(denominator, tf.float32)
+                self._resets.append((count, self._restart(total_count)))
+                total = total_count + 1e-6
+            scales.append(weight / total)
+            for i, (grad, var) in enumerate(zip(grads, self._variables)):
+                if grad is None:
+                    continue
+                sparse[i] = sparse[i] and isinstance(grad, tf.IndexedSlices)
+                acc = self._local("term_%d/%s" % (t, _variable_name(var.name)),
+                                  var.shape.as_list())
+                summed = acc.read_value() + tf.convert_to_tensor(grad)
+                self._resets.append((acc, self._restart(summed)))
+                part = weight * summed / total
+                combined[i] = part if combined[i] is None else combined[i] + part
+        squares = []
+        for i, grad in enumerate(combined):
+            if grad is None:
+                continue
+            if not sparse[i]:
+                squares.append(tf.reduce_sum(tf.square(grad)))
+                continue
+            if not gathers.get(i):
+                raise ValueError("gradient accumulation: %s has a sparse gradient but no gather "
+                                 "reads it; its clipping norm cannot be accumulated"
+                                 % self._variables[i].name)
+            for t in range(len(terms)):
+                for s in range(t, len(terms)):
+                    products = [tf.reduce_sum(at_gathers[t][y] * at_gathers[s][y])
+                                for y in gathers[i]
+                                if at_gathers[t][y] is not None and at_gathers[s][y] is not None]
+                    if not products:
+                        continue
+                    pair = self._local("rows_%d/terms_%d_%d" % (i, t, s), [])
+                    pair_sum = pair.read_value() + distribute.cross_replica_sum(
+                        tf.add_n(products))
+                    self._resets.append((pair, self._restart(pair_sum)))
+                    squares.append((1.0 if s == t else 2.0) * scales[t] * scales[s] * pair_sum)
+        norm = tf.sqrt(tf.add_n(squares))
+        if self._loss_scale is None:
+            return combined, self.boundary, norm
+        window_finite = tf.logical_and(self._finite.read_value(), tf.reduce_all(finite))
+        self._resets.append((self._finite, tf.logical_or(self.boundary, window_finite)))
+        return combined, tf.logical_and(self.boundary, window_finite), norm
+
+    def _restart(self, value):
+        """value, or zeros after an update (the next window starts empty)."""
+        return tf.where(self.boundary, tf.zeros_like(value), value)
+
+    def advance(self):
+        """The op ending a micro-step: store the sums, count on. Called under a control
+        dependency on the update, so that these writes are made after it: under a strategy
+        a write of one replica's value reaches every replica's copy, which another replica
+        must have read first."""
+        next_step = tf.where(self.boundary, 0, self._step + 1)
+        writes = [variable.assign(value) for variable, value in self._resets]
+        return tf.group(writes + [self._micro_step.assign(next_step)])
 
 
 class AdamWeightDecayOptimizer(tf.train.Optimizer):
@@ -215,9 +408,14 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
         update = next_m / (tf.sqrt(next_v) + self.epsilon)
         if self.weight_decay_rate > 0 and self._use_weight_decay(param_name):
             update += self.weight_decay_rate * param
-        next_param = param - self._lr_for(param_name) * update
+        next_param = param - self._lr_for(param_name) * self._scaled(update, param, param_name)
         return [param.assign(self._keep(next_param, param)), m.assign(self._keep(next_m, m)),
                 v.assign(self._keep(next_v, v))]
+
+    def _scaled(self, update, param, param_name):
+        """The step direction as applied (AdamW: the update itself)."""
+        del param, param_name
+        return update
 
     def _keep(self, new, old):
         """new, or old where the step is skipped (apply_gradients' should_apply)."""
@@ -250,6 +448,52 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
 
     def _resource_apply_sparse(self, grad, handle, indices):
         raise NotImplementedError()
+
+
+class LambOptimizer(AdamWeightDecayOptimizer):
+    """LAMB: AdamW's update (no bias correction, decoupled weight decay) times a trust ratio
+    ||w|| / ||update|| per variable, so every layer moves by a similar share of its norm
+    whatever the batch size. The ratio is 1 where either norm is zero and for the variables
+    excluded from weight decay (LayerNorm, biases), as in the LAMB of BERT/ALBERT."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("name", "LambOptimizer")
+        super(LambOptimizer, self).__init__(*args, **kwargs)
+
+    def _scaled(self, update, param, param_name):
+        if not self._use_weight_decay(param_name):
+            return update
+        w_norm, u_norm = tf.norm(param), tf.norm(update)
+        ratio = tf.where(w_norm > 0.0, tf.where(u_norm > 0.0, w_norm / u_norm, 1.0), 1.0)
+        return ratio * update
+
+
+_READS = ("Identity", "ReadVariableOp", "Cast", "Enter")
+_GATHERS = ("Gather", "GatherV2", "ResourceGather")
+
+
+def _gather_outputs(variables):
+    """{index in variables: [outputs of the gather ops that read it]}, following reads,
+    identities and casts from the variable (each replica's copy under a strategy)."""
+    strategy = tf.distribute.get_strategy()
+    found = {}
+    for i, var in enumerate(variables):
+        frontier = [component.op for component in strategy.experimental_local_results(var)]
+        seen, outputs = set(), []
+        while frontier:
+            op = frontier.pop()
+            if op in seen:
+                continue
+            seen.add(op)
+            for tensor in op.outputs:
+                for consumer in tensor.consumers():
+                    if consumer.type in _GATHERS and consumer.inputs[0] is tensor:
+                        outputs.append(consumer.outputs[0])
+                    elif consumer.type in _READS:
+                        frontier.append(consumer)
+        if outputs:
+            found[i] = outputs
+    return found
 
 
 def _variable_name(tensor_name):

@@ -4,7 +4,8 @@ D/models/M describes itself: the vocab, discriminator.json and generator.json (H
 shapes), pretrain_hparams.json (every hparam of the run) and train_data.json (the identity
 of each training tfrecord). A rerun on a dir with a checkpoint resumes that model, so it
 must be the same run: the same hparams (except those in RESUMABLE_HPARAMS), the same
-training data and variables of the same shapes. Anything else is refused, naming each
+training data and variables of the same shapes (the runner checks those with
+util/checkpoints.check_variable_shapes). Anything else is refused, naming each
 difference, before a byte of the dir is rewritten.
 """
 
@@ -26,7 +27,7 @@ RESUMABLE_HPARAMS = frozenset([
     "eval_tfrecords", "pretrain_tfrecords", "vocab_file", "spm_model_file", "results_txt",
     "results_json", "results_pkl", "use_xla", "distribution", "num_gpus", "mirrored_devices",
     "use_tpu", "use_tpu_estimator", "num_tpu_cores", "tpu_job_name", "tpu_name", "tpu_zone",
-    "gcp_project"])
+    "gcp_project", "gradient_accumulation_steps"])  # (the update is the same whatever k)
 TFRECORD_SAMPLE_BYTES = 2 ** 20  # train_data.json hashes each tfrecord's first and last MiB
 
 
@@ -113,31 +114,6 @@ def check_resume(config, train_record):
     if old_steps is not None and old_steps != config.num_train_steps:
         print("num_train_steps %d -> %d: the learning rate now decays over %d steps"
               % (old_steps, config.num_train_steps, config.num_train_steps), flush=True)
-
-
-def check_checkpoint_shapes(checkpoint, graph_shapes):
-    """Every variable of the graph must be in the checkpoint being resumed, same shape.
-
-    graph_shapes: {name: shape list} of the training graph (weights, optimizer slots,
-    global_step). A released checkpoint (weights only) or another model size fails here
-    with the first differences, instead of TensorFlow's NotFoundError mid-restore.
-    """
-    import tensorflow.compat.v1 as tf
-    ckpt_shapes = dict(tf.train.list_variables(fs.tf_checkpoint_path(checkpoint)))
-    wrong = ["%s %s (the model needs %s)" % (name, list(ckpt_shapes[name]), shape)
-             for name, shape in sorted(graph_shapes.items())
-             if name in ckpt_shapes and list(ckpt_shapes[name]) != shape]
-    missing = sorted(set(graph_shapes) - set(ckpt_shapes))
-    if wrong:
-        raise InputError("checkpoint %s is not of this model: %s; set the model_size and "
-                         "model_hparam_overrides it was trained with, or use a new "
-                         "--model-name" % (checkpoint, ", ".join(wrong[:3])))
-    if missing:
-        raise InputError(
-            "checkpoint %s lacks %d of the variables this run trains (e.g. %s): it was not "
-            "written by this pre-training (a released checkpoint has no optimizer slots). "
-            "To continue from its weights, use a new --model-name with \"init_checkpoint\": "
-            "\"%s\"" % (checkpoint, len(missing), ", ".join(missing[:3]), checkpoint))
 
 
 def write_model_files(config, train_record):

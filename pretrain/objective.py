@@ -24,26 +24,29 @@ import contextlib
 import tensorflow.compat.v1 as tf
 
 from model import configs
+from model import linguistic_labels
 from model import modeling
 from model import precision
 from pretrain import pretrain_data
 from pretrain import pretrain_helpers
-from pretrain import segmentation
 from util import tpu
 from util.distribute import cross_replica_sum
 
 MLMOutput = collections.namedtuple(
-    "MLMOutput", ["logits", "probs", "per_example_loss", "loss", "preds", "transform"])
+    "MLMOutput", ["logits", "probs", "per_example_loss", "loss", "preds", "transform",
+                  "loss_parts"])
 LinguisticOutput = collections.namedtuple(
-    "LinguisticOutput", ["name", "loss", "weight", "preds", "labels", "label_weights"])
+    "LinguisticOutput", ["name", "loss", "weight", "preds", "labels", "label_weights",
+                         "loss_parts"])
 
-# (feature in the tfrecords, head variable under cls/predictions, labels), schedule order;
-# LERT's label inventories (LTP tag sets) in the order of the released heads' outputs.
-LINGUISTIC_TASKS = (("pos_ids", "output_pos_layer", segmentation.POS_LABELS),
-                    ("ner_ids", "output_ner_layer", segmentation.NER_LABELS),
-                    ("dep_ids", "output_dep_layer", segmentation.DEP_LABELS))
+# (feature in the tfrecords, head variable under cls/predictions, labels), schedule order.
+LINGUISTIC_TASKS = (("pos_ids", "output_pos_layer", linguistic_labels.POS_LABELS),
+                    ("ner_ids", "output_ner_layer", linguistic_labels.NER_LABELS),
+                    ("dep_ids", "output_dep_layer", linguistic_labels.DEP_LABELS))
 DiscOutput = collections.namedtuple(
-    "DiscOutput", ["loss", "per_example_loss", "probs", "preds", "labels"])
+    "DiscOutput", ["loss", "per_example_loss", "probs", "preds", "labels", "loss_parts"])
+# Each output's loss_parts: (sum of its position losses, the global count it is divided by):
+# loss = sum / (count + 1e-6). Gradient accumulation adds both up over the micro-batches.
 
 
 def global_count(weights):
@@ -100,6 +103,8 @@ class PretrainingModel(object):
         self.mlm_output = mlm_output
         self.gen_loss = mlm_output.loss
         self.total_loss = config.gen_weight * mlm_output.loss
+        # [(weight, numerator, count)]: total_loss = sum of weight * numerator / (count + 1e-6)
+        self.loss_terms = [(config.gen_weight,) + mlm_output.loss_parts]
 
         # LERT's linguistic heads, each weighted by its schedule.
         self.linguistic_outputs = []
@@ -112,6 +117,7 @@ class PretrainingModel(object):
                                               features[feature], head, labels, weight)
                 self.linguistic_outputs.append(out)
                 self.total_loss += weight * out.loss
+                self.loss_terms.append((weight,) + out.loss_parts)
 
         # Discriminator.
         self.disc_output = None
@@ -124,6 +130,7 @@ class PretrainingModel(object):
                 reuse=tf.AUTO_REUSE if not config.untied_generator else None)
             self.disc_output = self._discriminator_output(fake_inputs, discriminator, is_fake)
             self.total_loss += config.disc_weight * self.disc_output.loss
+            self.loss_terms.append((config.disc_weight,) + self.disc_output.loss_parts)
 
     def _build_transformer(self, inputs, is_training, bert_config, scope,
                            embedding_scope="electra", embedding_size=None, reuse=None):
@@ -166,11 +173,11 @@ class PretrainingModel(object):
             one_hot = tf.one_hot(inputs.masked_lm_ids, depth=bert.vocab_size, dtype=tf.float32)
             per_position_loss = -tf.reduce_sum(log_probs * one_hot, axis=-1)  # [B, N]
             weights = inputs.masked_lm_weights
-            loss = tf.reduce_sum(weights * per_position_loss) / (global_count(weights) + 1e-6)
+            numerator, count = tf.reduce_sum(weights * per_position_loss), global_count(weights)
             return MLMOutput(logits=logits, probs=tf.exp(log_probs),
-                             per_example_loss=per_position_loss, loss=loss,
+                             per_example_loss=per_position_loss, loss=numerator / (count + 1e-6),
                              preds=tf.argmax(log_probs, axis=-1, output_type=tf.int32),
-                             transform=transform)
+                             transform=transform, loss_parts=(numerator, count))
 
     def _linguistic_output(self, inputs, transform, label_ids, head, labels, weight):
         """One LERT head (cls/predictions/<head>/{kernel,bias}) on the MLM transform [B, N, E].
@@ -188,10 +195,11 @@ class PretrainingModel(object):
         label_weights = inputs.masked_lm_weights * tf.cast(at_masked > 0, tf.float32)  # [B, N]
         targets = tf.maximum(at_masked - 1, 0)
         losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
-        loss = tf.reduce_sum(label_weights * losses) / (global_count(label_weights) + 1e-6)
-        return LinguisticOutput(name=head.split("_")[1], loss=loss, weight=weight,
-                                preds=tf.argmax(logits, -1, output_type=tf.int32),
-                                labels=targets, label_weights=label_weights)
+        numerator, count = tf.reduce_sum(label_weights * losses), global_count(label_weights)
+        return LinguisticOutput(name=head.split("_")[1], loss=numerator / (count + 1e-6),
+                                weight=weight, preds=tf.argmax(logits, -1, output_type=tf.int32),
+                                labels=targets, label_weights=label_weights,
+                                loss_parts=(numerator, count))
 
     def _fake_data(self, masked_inputs, mlm_logits):
         """Replaces every masked position with a generator sample; labels what changed."""
@@ -220,10 +228,11 @@ class PretrainingModel(object):
             losses = tf.nn.sigmoid_cross_entropy_with_logits(
                 logits=logits, labels=tf.cast(labels, tf.float32)) * weights
             per_example_loss = tf.reduce_sum(losses, -1) / (1e-6 + tf.reduce_sum(weights, -1))
-            loss = tf.reduce_sum(losses) / (1e-6 + global_count(weights))
-            return DiscOutput(loss=loss, per_example_loss=per_example_loss,
+            numerator, count = tf.reduce_sum(losses), global_count(weights)
+            return DiscOutput(loss=numerator / (1e-6 + count), per_example_loss=per_example_loss,
                               probs=tf.nn.sigmoid(logits),
-                              preds=tf.cast(logits > 0, tf.int32), labels=labels)
+                              preds=tf.cast(logits > 0, tf.int32), labels=labels,
+                              loss_parts=(numerator, count))
 
     def eval_tensors(self):
         """Tensors (batch-major) that metric_fn turns into evaluation metrics."""
@@ -274,7 +283,8 @@ def metric_fn(**d):
             # The official code's AUC, so that the figure means what it means in the
             # papers: over every position, padding included as an original with
             # probability 0 (below every real token), 200 thresholds. The padding share
-            # lifts it well above the real tokens' AUC (issue 14: 0.58 -> 0.69).
+            # lifts it well above the real tokens' AUC (0.58 -> 0.69 at step 2,000 in
+            # docs/pretrain_dynamics.md).
             "disc_auc": tf.metrics.auc(labels * tf.cast(real, labels.dtype),
                                        flat("disc_probs") * real),
             # The AUC over real tokens only (padding weighted out): what the

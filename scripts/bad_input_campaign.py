@@ -49,7 +49,7 @@ from scripts.bad_input_cases import (CASES, FINETUNE, PRETRAIN, TRIAL, Case,  # 
 CLEAR, TRACEBACK, WRONG, LOST = "clear error", "traceback", "silently wrong", "data lost"
 PROGRAMS = {"builder": "build_pretraining_dataset", "pretrain": "run_pretraining",
             "finetune": "run_finetuning", "evaluate": "cmrc2018_drcd_evaluate",
-            "predict": "finetune.predict", "export": "finetune.export"}
+            "predict": "predict", "export": "export_savedmodel"}
 
 
 
@@ -106,9 +106,9 @@ def build_fixtures(root):
     """The starting state of every case, built at the case path D (so the paths the
     tools record stay valid in each copy) and then moved to F. Returns F."""
     import build_pretraining_dataset
+    import export_savedmodel
     import run_finetuning
     import run_pretraining
-    from finetune import export
     work, fixture = case_dir(root), os.path.join(root, "F")
     for path in (work, fixture):
         shutil.rmtree(path, ignore_errors=True)
@@ -124,7 +124,8 @@ def build_fixtures(root):
     model = ["--data-dir", work, "--model-name", "M", "--hparams"]
     quietly(run_pretraining.main, model + [json.dumps(PRETRAIN)])
     quietly(run_finetuning.main, model + [json.dumps(FINETUNE)])
-    quietly(export.main, [TRIAL.replace("@D", work), "--out", os.path.join(work, "export")])
+    quietly(export_savedmodel.main, [TRIAL.replace("@D", work), "--out",
+                                     os.path.join(work, "export")])
     os.rename(work, fixture)
     return fixture
 
@@ -170,10 +171,10 @@ def resolve_main(case):
 
 
 def program_name(case):
-    """The tool as typed: run_pretraining.py, finetune.predict, scripts/export_hf.py."""
+    """The tool as typed: run_pretraining.py, predict.py, scripts/export_hf.py."""
     name = case.program if isinstance(case.program, str) else PROGRAMS.get(case.tool,
                                                                            case.tool)
-    return name if name.startswith("finetune.") else name.replace(".", "/") + ".py"
+    return name.replace(".", "/") + ".py"
 
 
 def invoke(case, argv):

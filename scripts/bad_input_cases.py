@@ -249,7 +249,8 @@ def unlabelled_test_predicted(work, status, out, err):
     return None
 
 
-# The issue's `no (usable )?examples|empty`, also when the message names the split.
+# What an error about a split with no examples must match: `no (usable )?examples|empty`,
+# also when the message names the split.
 NO_EXAMPLES = r"no (usable )?((train|dev|test|training) )?examples|empty"
 BAD_CORPUS = "好的东西".encode("utf-8") + b"\xff\xfe" + "很好。\n".encode("utf-8")
 TRAILING_COMMA = '{"model_size": "tiny",\n "learning_rate": 1e-3,\n}\n'

@@ -253,27 +253,27 @@ class Demo:
               % (table, os.path.join(self.results, TASK + "_results.json")), flush=True)
 
     def export(self):
-        from finetune import export
+        import export_savedmodel
 
         def body():
-            self.run_tool("python -m finetune.export", export.main,
+            self.run_tool("python export_savedmodel.py", export_savedmodel.main,
                           [self.trial_dir, "--out", self.export_dir, "--overwrite"])
             return "SavedModel (signature serving_default) in %s" % self.export_dir
         self.stage(5, "export the first trial as a SavedModel", [], [self.export_dir], body,
                    after=["fine-tune on the bundled reviews"])
 
     def predict(self):
-        from finetune import predict
+        import predict
 
         def body():
             import tensorflow as tf
             out = io.StringIO()
             with tf.io.gfile.GFile(self.reviews, "rb") as stdin:
-                print("  $ python -m finetune.predict %s < %s > %s"
+                print("  $ python predict.py %s < %s > %s"
                       % (self.export_dir, self.reviews, self.predictions), flush=True)
                 status = predict.main([self.export_dir], stdin=stdin, stdout=out)
             if status:
-                raise StageError("`finetune.predict` exited with status %s" % status)
+                raise StageError("`predict.py` exited with status %s" % status)
             with tf.io.gfile.GFile(self.predictions, "w") as f:
                 f.write(out.getvalue())
             rows = [json.loads(line) for line in out.getvalue().splitlines()]

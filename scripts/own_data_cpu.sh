@@ -34,7 +34,7 @@ cp "$SHARED/dev.tsv" "$D/finetuning_data/chnsenticorp/dev.tsv"
     --hparams params_chnsenticorp.json "$FINETUNE_HPARAMS"
 
 # 4. Export the fine-tuned model and predict two new reviews.
-"$PY" -m finetune.export "$D/models/small4x128/finetuning_models/chnsenticorp_model_1" \
+"$PY" export_savedmodel.py "$D/models/small4x128/finetuning_models/chnsenticorp_model_1" \
     --out "$D/exports/chnsenticorp" --overwrite
 printf '%s\n' '{"text": "房间干净，服务周到，下次还住这里。"}' '{"text": "电脑用了两天就坏了，太失望了。"}' \
-    | "$PY" -m finetune.predict "$D/exports/chnsenticorp"
+    | "$PY" predict.py "$D/exports/chnsenticorp"

@@ -3,9 +3,10 @@
     python scripts/report.py D/models/M/results [D/models/M2/results ...] [--out DIR]
 
 Reads every <task>_results.json in the given results directories (written by
-run_finetuning.py) and prints a Markdown table in the seed README's style: one row per
-model, per task and split the max and (mean) over trials, and the parameter count. It also
-draws, into --out (default: the first results directory):
+run_finetuning.py) and prints a Markdown table in the style of the published Chinese ELECTRA
+README (github.com/ymcui/Chinese-ELECTRA): one row per model, per task and split the max and
+(mean) over trials, and the parameter count. It also draws, into --out (default: the first
+results directory):
   pretraining_losses.png  total / generator / discriminator loss per step (TensorBoard logs)
   pretraining_eval.png    do_eval metrics per step (unsup_results.json), when present
   finetuning_curves.png   training loss per step of every task, model and trial

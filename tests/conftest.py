@@ -1,6 +1,11 @@
-"""Shared test fixtures: paths, TF graph-mode sessions, tiny pre-training data."""
+"""Shared test fixtures: paths, TF graph-mode sessions, tiny pre-training data, a tiny
+pre-trained model."""
 
+import contextlib
+import io
+import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -38,6 +43,55 @@ def sample_data_dir(tmp_path_factory):
         "--num-out-files", "2", "--seed", "7"])
     assert status == 0
     return data_dir
+
+
+# The model of pretrained_model_dir: tiny ELECTRA, 3 steps of run_pretraining.py.
+PRETRAINED_HPARAMS = {"model_size": "tiny", "max_seq_length": 128, "train_batch_size": 4,
+                      "num_train_steps": 3, "save_checkpoints_steps": 3, "num_warmup_steps": 1,
+                      "learning_rate": 1e-3, "seed": 11}
+
+
+def run_temp_dir(tmp_path_factory):
+    """A directory of this pytest run shared by its xdist workers (each worker's basetemp
+    is a popen-gwN folder below it); without xdist, the run's basetemp itself."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def file_lock(path):
+    """An exclusive lock on path (created if need be) between processes, for the block."""
+    import fcntl
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def pretrained_model_dir(tmp_path_factory, sample_data_dir):
+    """A run_pretraining.py model dir (PRETRAINED_HPARAMS: checkpoint with its Adam slots,
+    discriminator/generator configs, vocab) for the tests that need "a pre-trained model"
+    rather than pre-training itself. Built once per test run: the first xdist worker to ask
+    builds it under a file lock, the others wait for it. Read-only: copy it (shutil.copytree)
+    to a data dir's models/<name> to fine-tune or write into it."""
+    import run_pretraining
+
+    root = run_temp_dir(tmp_path_factory)
+    model_dir, done = root / "shared_pretrained_tiny", root / "shared_pretrained_tiny.done"
+    with file_lock(str(root / "shared_pretrained_tiny.lock")):
+        if not done.exists():
+            shutil.rmtree(model_dir, ignore_errors=True)  # a failed build's
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                status = run_pretraining.main([
+                    "--data-dir", str(sample_data_dir), "--model-name", "shared_pretrained",
+                    "--hparams", json.dumps(dict(PRETRAINED_HPARAMS, model_dir=str(model_dir)))])
+            assert status == 0, out.getvalue()
+            done.touch()
+    return model_dir
 
 
 def tsv_accuracy(preds, tsv_text, label_column=0):

@@ -1,4 +1,4 @@
-"""Tests for build_pretraining_dataset.py (and its pretrain/ modules): example layout, sampling, sharding, errors."""
+"""Tests for build_pretraining_dataset.py (and its corpus/ modules): example layout, sampling, sharding, errors."""
 
 import collections
 import json
@@ -12,13 +12,13 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import build_pretraining_dataset as bpd
+from corpus import example_serialization
+from corpus import local_inputs
+from corpus import reader as corpus_reader
+from corpus.dataset_builder import INFO_FILE, default_num_out_files
+from corpus.example_builder import FEATURE_NAMES, ExampleBuilder
+from corpus.shards import OUTPUT_PREFIX
 from model import tokenization
-from pretrain import corpus as corpus_module
-from pretrain import example_serialization
-from pretrain import local_inputs
-from pretrain.dataset_builder import INFO_FILE, default_num_out_files
-from pretrain.example_builder import FEATURE_NAMES, ExampleBuilder
-from pretrain.shards import OUTPUT_PREFIX
 from util import fs
 
 SPECIALS = ["[PAD]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -423,8 +423,8 @@ def test_undecodable_bytes_are_counted_and_replaced(tmp_path, vocab_file, capsys
 
 
 def test_decode_line_counts_only_inserted_replacements():
-    assert corpus_module.decode_line("好\ufffd".encode("utf-8")) == ("好\ufffd", 0)
-    text, bad = corpus_module.decode_line(b"a\xe4\xef\xbf\xbd\xffb")
+    assert corpus_reader.decode_line("好\ufffd".encode("utf-8")) == ("好\ufffd", 0)
+    text, bad = corpus_reader.decode_line(b"a\xe4\xef\xbf\xbd\xffb")
     assert text == "a\ufffd\ufffd\ufffdb" and bad == 2
 
 
@@ -482,7 +482,7 @@ def test_hidden_files_are_ignored_and_paths_sorted(tmp_path):
     corpus = write_corpus(tmp_path / "corpus", {
         "b.txt": "x", "a/z.txt": "x", "a/.hidden": "x", ".git/config": "x",
         "c.txt": ""})
-    assert corpus_module.iter_corpus_files(corpus) == ["a/z.txt", "b.txt", "c.txt"]
+    assert corpus_reader.iter_corpus_files(corpus) == ["a/z.txt", "b.txt", "c.txt"]
 
 
 # ---------------------------------------------------------------------------
@@ -609,7 +609,7 @@ def test_jobs_get_local_copies_of_bucket_inputs(tmp_path, vocab_file, multi_file
     args = bpd.build_parser().parse_args([
         "--corpus-dir", corpus, "--vocab-file", vocab, "--output-dir", ram_dir("out"),
         "--segmenter", "ref", "--ref-file", refs + "/{path}"])
-    files = corpus_module.iter_corpus_files(corpus)
+    files = corpus_reader.iter_corpus_files(corpus)
     assert local_inputs.needs_work_dir(args)
     jobs = local_inputs.job_args(args, files, str(tmp_path))
     assert (jobs.shown_corpus_dir, jobs.output_dir) == (corpus, args.output_dir)
@@ -618,7 +618,7 @@ def test_jobs_get_local_copies_of_bucket_inputs(tmp_path, vocab_file, multi_file
     for name in files:
         original = open(os.path.join(multi_file_corpus, name), "rb").read()
         assert open(os.path.join(jobs.corpus_dir, name), "rb").read() == original
-        assert open(corpus_module.annotation_path(jobs.ref_file, name), "rb").read() == original
+        assert open(corpus_reader.annotation_path(jobs.ref_file, name), "rb").read() == original
     local = bpd.build_parser().parse_args([
         "--corpus-dir", multi_file_corpus, "--vocab-file", vocab_file, "--output-dir", "o"])
     assert not local_inputs.needs_work_dir(local)
@@ -629,9 +629,9 @@ def test_jobs_get_local_copies_of_bucket_inputs(tmp_path, vocab_file, multi_file
 JOB_WITHOUT_TENSORFLOW = """
 import sys
 import build_pretraining_dataset as bpd
-from pretrain import build_jobs, corpus, corpus_split, local_inputs
+from corpus import build_jobs, corpus_split, local_inputs, reader
 args = bpd.build_parser().parse_args(sys.argv[1:])
-files = corpus.iter_corpus_files(args.corpus_dir)
+files = reader.iter_corpus_files(args.corpus_dir)
 args.num_out_files, args.tokenizer = 1, "python"
 jobs = local_inputs.job_args(args, files)
 jobs.job_pieces = corpus_split.split_work(args.corpus_dir, files, 1, True)

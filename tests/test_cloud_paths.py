@@ -18,10 +18,12 @@ from contextlib import redirect_stderr, redirect_stdout
 import pytest
 
 import build_pretraining_dataset
+import export_savedmodel
+import predict
 import run_finetuning
 import run_pretraining
-from finetune import export, predict
 from tests.conftest import REPO, SAMPLE_CORPUS, SAMPLE_VOCAB, tsv_accuracy
+from tests.numpy_reference import checkpoint_values, classification_probabilities, vocab_ids
 from util import fs, io as util_io
 
 BUCKET = "ram://cloud-paths-test"
@@ -88,7 +90,7 @@ def bucket_run():
     runs["finetune"] = captured(lambda: run_finetuning.main([
         "--data-dir", DATA, "--model-name", "tiny", "--hparams", json.dumps(FINETUNE)]))
     trial = MODEL + "/finetuning_models/chnsenticorp_model_1"
-    runs["export"] = captured(lambda: export.main([trial, "--out", EXPORT]))
+    runs["export"] = captured(lambda: export_savedmodel.main([trial, "--out", EXPORT]))
     inputs = ["今天天气很好，我们去公园。", "这本书写得不好"]
     stdout = io.StringIO()
     runs["predict"] = captured(lambda: predict.main(
@@ -143,7 +145,19 @@ def test_finetuning_writes_results_export_and_predictions_in_the_bucket(bucket_r
     assert runs["predict"][0] == 0, runs["predict"][1]
     outputs = [json.loads(line) for line in bucket_run["predictions"].splitlines()]
     assert [o["text"] for o in outputs] == bucket_run["inputs"]
-    assert all(o["label"] in ("0", "1") for o in outputs)
+    # the exported model's probabilities, its variables read back from the bucket and the
+    # encoder written out in NumPy; the label is their argmax
+    from model.tokenization import FullTokenizer
+    info = json.loads(fs.read_text(EXPORT + "/model_info.json"))
+    values = checkpoint_values(EXPORT + "/variables/variables")
+    tokenizer = FullTokenizer(EXPORT + "/vocab.txt")
+    vocab = vocab_ids(fs.read_text(EXPORT + "/vocab.txt"))
+    for output in outputs:
+        expected = classification_probabilities(values, info, "chnsenticorp", tokenizer, vocab,
+                                                output["text"])
+        assert [output["probabilities"][label] for label in info["label_list"]] == \
+            pytest.approx(expected, abs=1e-5), output
+        assert output["label"] == info["label_list"][expected.argmax()]
 
 
 def test_report_tables_and_plots_from_and_into_the_bucket(bucket_run):

@@ -20,10 +20,10 @@ from tests.conftest import shared_file
 
 # (reference, prediction, official F1, official EM, wide F1, wide EM, the hand working)
 DIFFERENCES = [
-    # ASCII comma (the example). Official: "-" dropped, "," kept: the run
-    # " testcase, ok" is NLTK's [testcase , ok], so 11 + 3 = 14 segments; LCS 11,
-    # P = 11/14, R = 1, F1 = (22/14) / (25/14) = 22/25. Wide: "," dropped too: 13
-    # segments, F1 = (22/13) / (24/13) = 11/12.
+    # ASCII comma. Official: "-" dropped, "," kept: the run " testcase, ok" is NLTK's
+    # [testcase , ok], so 11 + 3 = 14 segments; LCS 11, P = 11/14, R = 1,
+    # F1 = (22/14) / (25/14) = 22/25. Wide: "," dropped too: 13 segments,
+    # F1 = (22/13) / (24/13) = 11/12.
     ("埼玉县埼玉市南区七丁目", "埼玉县埼玉市南区七丁目 Test-case, OK", 22 / 25, 0, 11 / 12, 0),
     # Parentheses are not official punctuation: 红 楼 梦 ( 小 说 ) = 7 segments, LCS 3,
     # P = 3/7, F1 = (6/7) / (10/7) = 3/5. Wide: 红楼梦小说 = 5, F1 = (6/5) / (8/5) = 3/4.

@@ -7,10 +7,13 @@ import io
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from scripts import demo
 from tests.conftest import REPO, tsv_accuracy
+from tests.numpy_reference import (checkpoint_values, classification_probabilities,
+                                    read_vocab)
 
 TASK_LABELS = {"0", "1"}
 
@@ -94,11 +97,41 @@ def test_one_prediction_per_review(mini_demo):
     preds = [json.loads(x) for x in (out / "predictions.jsonl")
              .read_text(encoding="utf-8").splitlines()]
     assert [p["text"] for p in preds] == [x["text"] for x in inputs]
+    # Each review's probabilities are the exported model's: the softmax of the head's dense
+    # layer on the [CLS] vector, with the encoder written out in NumPy; the label their argmax.
+    from model.tokenization import FullTokenizer
+    export = out / "exports" / "chnsenticorp"
+    info = json.loads((export / "model_info.json").read_text(encoding="utf-8"))
+    labels = info["label_list"]
+    assert set(labels) == TASK_LABELS
+    values = checkpoint_values(export / "variables" / "variables")
+    tokenizer, vocab = FullTokenizer(str(export / "vocab.txt")), read_vocab(export / "vocab.txt")
     for p in preds:
-        assert p["label"] in TASK_LABELS
+        expected = classification_probabilities(values, info, "chnsenticorp", tokenizer, vocab,
+                                                p["text"])
         assert set(p["probabilities"]) == TASK_LABELS
-        assert abs(sum(p["probabilities"].values()) - 1.0) < 1e-4
-        assert p["probabilities"][p["label"]] >= 0.5
+        assert [p["probabilities"][label] for label in labels] == pytest.approx(
+            expected, abs=1e-5), p
+        assert p["label"] == labels[int(np.argmax(expected))]
+
+
+def test_the_export_predicts_what_evaluation_predicted(mini_demo):
+    """The dev reviews through predict.py and the demo's export get, label for label, the
+    dev predictions that evaluating the exported trial (the first) wrote."""
+    import predict
+    _, out, _ = mini_demo
+    texts = [line.split("\t")[1] for line in (out / "finetuning_data" / "chnsenticorp" /
+             "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    stdin = io.BytesIO("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n"
+                               for t in texts).encode("utf-8"))
+    stdout = io.StringIO()
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert predict.main([str(out / "exports" / "chnsenticorp")], stdin=stdin,
+                            stdout=stdout) == 0
+    labels = [json.loads(line)["label"] for line in stdout.getvalue().splitlines()]
+    evaluated = json.loads((out / "models" / demo.MODEL_NAME / "results" /
+                            "chnsenticorp_dev_preds.json").read_text(encoding="utf-8"))
+    assert labels == [evaluated[str(i)] for i in range(len(texts))]
 
 
 def test_hf_export(mini_demo):

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-import run_pretraining
 from model import modeling
 from model.tokenization import FullTokenizer
 from scripts import export_hf
@@ -24,9 +23,6 @@ from tests.conftest import REPO
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
-TINY = {"model_size": "tiny", "max_seq_length": 128, "train_batch_size": 4,
-        "num_train_steps": 3, "save_checkpoints_steps": 3, "num_warmup_steps": 1,
-        "learning_rate": 1e-3, "seed": 11}
 SENTENCES = [("哈尔滨工业大学讯飞联合实验室发布了中文ELECTRA模型。", "它在阅读理解任务上表现很好"),
              ("今天天气不错", None)]
 TOLERANCE = 1e-4
@@ -35,14 +31,10 @@ TOLERANCE = 1e-4
 # ----------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="module")
-def model_dir(sample_data_dir):
-    """A real run_pretraining.py model dir: tiny ELECTRA, 3 steps, Adam slots saved."""
-    out = io.StringIO()
-    with redirect_stdout(out):
-        status = run_pretraining.main(["--data-dir", str(sample_data_dir), "--model-name",
-                                       "export_hf_tiny", "--hparams", json.dumps(TINY)])
-    assert status == 0, out.getvalue()
-    return sample_data_dir / "models" / "export_hf_tiny"
+def model_dir(pretrained_model_dir):
+    """A real run_pretraining.py model dir: tiny ELECTRA, 3 steps, Adam slots saved (the
+    session's shared one, tests/conftest.py: read here, never written)."""
+    return pretrained_model_dir
 
 
 def write_checkpoint(prefix, arrays):

@@ -11,9 +11,8 @@ import tensorflow.compat.v1 as tf
 
 import build_pretraining_dataset as bpd
 from bench import corpus_build
+from corpus import build_jobs, corpus_split, dataset_builder, example_serialization, shards
 from model import fast_tokenization, tokenization
-from pretrain import (build_jobs, corpus_split, dataset_builder, example_serialization,
-                      shards)
 from tests.conftest import SAMPLE_CORPUS, SAMPLE_VOCAB, SHARED
 
 needs_fast = pytest.mark.skipif(

@@ -16,6 +16,7 @@ from contextlib import redirect_stdout
 import pytest
 import tensorflow.compat.v1 as tf
 
+import configure_finetuning
 import run_finetuning
 from finetune import model_info
 from tests.conftest import SAMPLE_VOCAB, shared_file
@@ -185,6 +186,7 @@ def test_several_tasks_train_one_model_with_a_head_each(data_dir):
     assert all(name.startswith("electra/") for name in encoder) and len(encoder) == 2 * 16 + 5
     # Either task's head can be loaded (and exported) from the one trial dir.
     for task in ("chnsenticorp", "msra-ner"):
-        loaded = model_info.load(model_dir, task)
+        loaded = model_info.load(model_dir, configure_finetuning.FinetuningConfig, task)
         assert (loaded.task.name, loaded.info["task"]) == (task, task)
-    assert model_info.load(model_dir).task.name == "chnsenticorp"
+    assert model_info.load(model_dir, configure_finetuning.FinetuningConfig).task.name == (
+        "chnsenticorp")

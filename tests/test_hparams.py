@@ -1,5 +1,6 @@
 """--hparams parsing and checking (util/hparams.py, configure_pretraining.py)."""
 
+import json
 import re
 
 import pytest
@@ -8,7 +9,7 @@ import configure_pretraining
 from util.errors import InputError
 from util.hparams import load_hparams
 
-# The seed README's params_cmrc2018.json example, as printed there (note the trailing comma).
+# The published Chinese ELECTRA README's params_cmrc2018.json example, as printed there (note the trailing comma).
 SEED_EXAMPLE = """{
   "task_names" : [ "cmrc2018" ],
   "max_seq_length" : 512 ,
@@ -110,24 +111,112 @@ def test_masking_choices_and_combinations():
         configure_pretraining.PretrainingConfig("m", "/d", shuffle_buffer_size=0)
 
 
-def test_readme_documents_every_pretraining_hparam():
-    from tests.conftest import REPO
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    documented = set(re.findall(r"^\| `(\w+)` \|", readme, re.M))
-    config = configure_pretraining.PretrainingConfig("m", "/d")
-    missing = set(config.to_dict()) - documented - {"max_predictions_per_seq"}
-    assert not missing, "hparams missing from README.md: %s" % sorted(missing)
+def _settable_keys(config_class):
+    """The keys --hparams accepts (every default the class takes back as an hparam), and
+    the constructor's model_name and data_dir (--model-name, --data-dir)."""
+    import inspect
+    config = config_class("m", "/d")
+    keys = set(inspect.signature(config_class).parameters) & set(config.to_dict())
+    for key, value in config.to_dict().items():
+        if key in keys:
+            continue
+        try:
+            config_class("m", "/d", **{key: value})
+        except InputError:
+            continue  # derived (max_predictions_per_seq) or not an hparam (results_dir, ...)
+        keys.add(key)
+    return keys
 
 
-def test_readme_documents_every_finetuning_hparam():
-    from configure_finetuning import FinetuningConfig
+def test_committed_hparam_reference_is_current():
+    """docs/hparams.md is what scripts/hparam_reference.py makes of configure_*.py now."""
+    from scripts import hparam_reference
     from tests.conftest import REPO
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### Fine-tuning hparams"):]
-    documented = set(re.findall(r"^\| `(\w+)` \|", section, re.M))
-    derived = {"pretrained_model_dir", "results_dir", "preprocessed_data_dir", "inherited_shape"}
-    missing = set(FinetuningConfig("m", "/d").to_dict()) - documented - derived
-    assert not missing, "fine-tuning hparams missing from README.md: %s" % sorted(missing)
+    committed = (REPO / "docs" / "hparams.md").read_text(encoding="utf-8")
+    assert committed == hparam_reference.render(), \
+        "docs/hparams.md is stale: run `%s`" % hparam_reference.COMMAND
+    assert hparam_reference.main(["--check"]) == 0
+    links = re.findall(r"\]\(([\w.-]+\.md)\)", committed)  # docs/X.md in a comment
+    assert links and all((REPO / "docs" / link).exists() for link in links), links
+
+
+@pytest.mark.parametrize("module, class_name", [("configure_pretraining", "PretrainingConfig"),
+                                                ("configure_finetuning", "FinetuningConfig")])
+def test_hparam_reference_documents_every_key(module, class_name):
+    import importlib
+
+    from scripts import hparam_reference
+    from tests.conftest import REPO
+    config_class = getattr(importlib.import_module(module), class_name)
+    settable = _settable_keys(config_class)
+    assert len(settable) > 50
+    _, rows = hparam_reference.parse_hparams(str(REPO / (module + ".py")), class_name)
+    assert set(rows) == settable  # the parser reads exactly the keys the class accepts
+    text = (REPO / "docs" / "hparams.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `(\w+)` \|", text, re.M))
+    assert settable <= documented, sorted(settable - documented)
+    derived = set(config_class("m", "/d").to_dict()) - settable
+    assert derived <= {"max_predictions_per_seq", "pretrained_model_dir", "results_dir",
+                       "preprocessed_data_dir", "inherited_shape"}, derived
+    if "max_predictions_per_seq" in derived:  # said so beside mask_prob
+        assert "max_predictions_per_seq = int((mask_prob + 0.005) x max_seq_length)" in text
+
+
+def _scratch_repo(tmp_path):
+    from tests.conftest import REPO
+    for name in ("configure_pretraining.py", "configure_finetuning.py"):
+        (tmp_path / name).write_text((REPO / name).read_text(encoding="utf-8"),
+                                     encoding="utf-8")
+    return tmp_path
+
+
+def _plant(path, old, new):
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_check_reports_a_changed_comment_as_stale(tmp_path, capsys):
+    from scripts import hparam_reference
+    from tests.conftest import REPO
+    scratch = _scratch_repo(tmp_path)
+    committed = str(REPO / "docs" / "hparams.md")
+    assert hparam_reference.main(["--repo", str(scratch), "--check", committed]) == 0
+    _plant(scratch / "configure_pretraining.py", "# linear warm-up steps\n",
+           "# linear warm-up steps (planted)\n")
+    assert hparam_reference.main(["--repo", str(scratch), "--check", committed]) == 1
+    out, err = capsys.readouterr()
+    assert "+| `num_warmup_steps` | `10000`; `debug`: `2` | linear warm-up steps (planted) |" \
+        in out
+    assert "-| `num_warmup_steps` | `10000`; `debug`: `2` | linear warm-up steps |" in out
+    assert "stale: run `python scripts/hparam_reference.py --write docs/hparams.md`" in err
+    # a changed computed default is stale too: it is read from the code, not a comment
+    scratch = _scratch_repo(tmp_path)
+    _plant(scratch / "configure_finetuning.py", '_default("learning_rate", 5e-5, kwargs)',
+           '_default("learning_rate", 4e-5, kwargs)')
+    assert hparam_reference.main(["--repo", str(scratch), "--check", committed]) == 1
+    assert '`model_size == "large"`: `4e-5`' in capsys.readouterr().out
+
+
+def test_an_hparam_without_its_comment_fails_naming_the_key(tmp_path, capsys):
+    from scripts import hparam_reference
+    scratch = _scratch_repo(tmp_path)
+    path = scratch / "configure_finetuning.py"
+    path.write_text(re.sub(r"(self\.beam_size = \S+)  #.*", r"\1", path.read_text()))
+    assert hparam_reference.main(["--repo", str(scratch)]) == 2
+    err = capsys.readouterr().err
+    assert "configure_finetuning.py:" in err and "hparam 'beam_size' has no comment" in err
+    # a continuation line must start under the comment it continues
+    scratch = _scratch_repo(tmp_path)
+    path = scratch / "configure_pretraining.py"
+    lines = path.read_text().split("\n")
+    at = next(i for i, line in enumerate(lines) if "self.mask_prob = " in line)
+    column = lines[at].index("#")
+    lines.insert(at + 1, " " * (column + 2) + "# two columns too far")
+    path.write_text("\n".join(lines))
+    assert hparam_reference.main(["--repo", str(scratch)]) == 2
+    assert "continuing hparam 'mask_prob' must start in column %d" % (column + 1) \
+        in capsys.readouterr().err
 
 
 def test_several_hparams_merge_in_order_later_keys_winning(tmp_path):
@@ -140,3 +229,28 @@ def test_several_hparams_merge_in_order_later_keys_winning(tmp_path):
                       "model_hparam_overrides": {"num_hidden_layers": 4}}
     with pytest.raises(InputError, match="--hparams #2:1:25: invalid JSON"):
         load_hparams([str(params), '{"num_train_epochs": 10,}'])
+
+
+@pytest.mark.parametrize("preset", ["small", "small-ex", "base", "large"])
+def test_pretraining_presets_hold_the_published_recipe(preset):
+    """params/pretrain_electra_<size>.json against the Chinese ELECTRA README's own sentence
+    ("ELECTRA-base : 12 layers, hidden layer 768, 12 attention heads, learning rate 2e-4,
+    batch256, maximum length 512, training 1M step"), parsed here, and the size's config."""
+    import re
+    from tests.conftest import REPO, shared_file
+    from model import configs
+    text = shared_file("reference", "seeds", "chinese-electra-README.en.txt").read_text(
+        encoding="utf-8")
+    match = re.search(r"ELECTRA-%s : (\d+) layers, hidden layer (\d+), (\d+) attention heads, "
+                      r"learning rate ([\d.e-]+), batch ?(\d+), maximum length (\d+), "
+                      r"(?:training )?(\d+)M step" % re.escape(preset), text)
+    assert match, preset
+    layers, hidden, heads, lr, batch, length, millions = match.groups()
+    hparams = json.loads((REPO / "params" / ("pretrain_electra_%s.json" % preset)).read_text())
+    config = configure_pretraining.PretrainingConfig("m", "d", **hparams)
+    assert (config.learning_rate, config.train_batch_size, config.max_seq_length,
+            config.num_train_steps) == (float(lr), int(batch), int(length),
+                                        int(millions) * 1000000)
+    shape = configs.discriminator_config(config)
+    assert (shape.num_hidden_layers, shape.hidden_size, shape.num_attention_heads) == (
+        int(layers), int(hidden), int(heads))

@@ -15,8 +15,9 @@ import tensorflow.compat.v1 as tf
 import build_pretraining_dataset as bpd
 import configure_pretraining
 import run_pretraining
+from corpus import segmentation
+from model import linguistic_labels
 from pretrain import objective
-from pretrain import segmentation
 from tests.conftest import SAMPLE_VOCAB, shared_file
 from tests.test_finetuning import TINY as FINETUNE_TINY
 from tests.test_finetuning import finetune, make_task_data
@@ -42,13 +43,13 @@ def test_pos_and_ner_mapping_cover_every_jieba_tag():
         emitted |= {line.split()[2] for line in f if len(line.split()) > 2}
     emitted |= {tag for states in jieba.posseg.char_state_tab_P.values() for _, tag in states}
     assert sorted(emitted - set(segmentation.JIEBA_TO_LTP_POS)) == []
-    assert set(segmentation.JIEBA_TO_LTP_POS.values()) <= set(segmentation.POS_LABELS)
+    assert set(segmentation.JIEBA_TO_LTP_POS.values()) <= set(linguistic_labels.POS_LABELS)
     # The traps: jieba nt is an organisation, LTP nt a time noun.
     assert segmentation.JIEBA_TO_LTP_POS["nt"] == "ni"
     assert segmentation.JIEBA_TO_LTP_POS["t"] == "nt"
     assert segmentation.JIEBA_TO_LTP_POS["nr"] == "nh"
-    assert len(segmentation.POS_LABELS) == 28 and len(segmentation.NER_LABELS) == 13
-    assert len(segmentation.DEP_LABELS) == 14
+    assert len(linguistic_labels.POS_LABELS) == 28 and len(linguistic_labels.NER_LABELS) == 13
+    assert len(linguistic_labels.DEP_LABELS) == 14
     assert segmentation.bies("Nh", 1) == ["S-Nh"]
     assert segmentation.bies("Ni", 4) == ["B-Ni", "I-Ni", "I-Ni", "E-Ni"]
 
@@ -104,7 +105,7 @@ def test_builder_stores_pos_ner_labels_in_bies_form(lert_data):
         assert all(p > 0 for p, m in zip(e["pos_ids"][1:n - 1], e["input_ids"][1:n - 1])
                    if m != 102)
         assert not any(e["dep_ids"])  # no --dep-file: no DEP labels
-        labels = [segmentation.NER_LABELS[i - 1] for i in e["ner_ids"][:n] if i]
+        labels = [linguistic_labels.NER_LABELS[i - 1] for i in e["ner_ids"][:n] if i]
         if n < 64:  # a full example may have been truncated inside an entity
             assert_bies(labels)
         entities += sum(label[0] in "SB" for label in labels)
@@ -125,7 +126,7 @@ def test_dep_file_labels_and_errors(lert_data, tmp_path, capsys):
     assert status == 0
     first = read_examples(tmp_path / "out")
     assert any(any(e["dep_ids"]) for e in first)
-    hed = segmentation.DEP_LABELS.index("HED") + 1
+    hed = linguistic_labels.DEP_LABELS.index("HED") + 1
     assert any(hed in e["dep_ids"] for e in first)
     dep_lines[2] = dep_lines[2].replace("/ATT", "/XYZ", 1)
     (tmp_path / "news.dep").write_text("\n".join(dep_lines) + "\n", encoding="utf-8")

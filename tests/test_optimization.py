@@ -102,3 +102,156 @@ def test_create_optimizer_clips_and_steps_global_step():
             m = sess.run(tf.global_variables("w/adam_m")[0])
     # clipped gradient is 1.0, so m after two steps = 0.1 + 0.9 * 0.1
     np.testing.assert_allclose(m, [0.19], rtol=1e-5)
+
+
+def _numpy_lamb_step(params, grads, slots, lr, decay, excluded, beta_1=0.9, beta_2=0.999,
+                     eps=1e-6, trust_ratio=True):
+    """One LAMB step in NumPy, float64, transcribed from the LAMB of BERT/ALBERT: AdamW's
+    update without bias correction, decoupled weight decay, and the trust ratio
+    ||w|| / ||update|| (1 where a norm is zero, and for variables excluded from decay)."""
+    out = {}
+    for name, w in params.items():
+        g = grads[name]
+        m, v = slots[name]
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g * g
+        update = m / (np.sqrt(v) + eps)
+        ratio = 1.0
+        if not any(fragment in name for fragment in excluded):
+            update = update + decay * w
+            w_norm, u_norm = np.linalg.norm(w), np.linalg.norm(update)
+            if trust_ratio and w_norm > 0 and u_norm > 0:
+                ratio = w_norm / u_norm
+        slots[name] = (m, v)
+        out[name] = w - lr * ratio * update
+    return out
+
+
+def test_lamb_matches_a_numpy_lamb_with_its_exclusions_and_zero_norms():
+    rng = np.random.RandomState(0)
+    params = {"layer/kernel": rng.randn(3, 4), "layer/bias": rng.randn(4),
+              "layer/LayerNorm/gamma": 1.0 + 0.1 * rng.randn(4),
+              "zero/kernel": np.zeros((2, 2))}  # ||w|| = 0: ratio 1
+    grads = [{name: rng.randn(*w.shape) for name, w in params.items()} for _ in range(3)]
+    grads[1]["layer/kernel"] = np.zeros((3, 4))  # a zero gradient for one step
+    lr, decay = 0.05, 0.01
+    with tf.Graph().as_default():
+        variables, feeds = {}, {}
+        for name, w in params.items():
+            scope, leaf = name.rsplit("/", 1)
+            with tf.variable_scope(scope):
+                variables[name] = tf.get_variable(leaf, initializer=w.astype(np.float32))
+            feeds[name] = tf.placeholder(tf.float32, w.shape)
+        opt = optimization.LambOptimizer(learning_rate=lr, weight_decay_rate=decay,
+                                         exclude_from_weight_decay=["LayerNorm", "bias"])
+        train_op = opt.apply_gradients([(feeds[n], variables[n]) for n in params])
+        slot_names = sorted(v.op.name for v in tf.global_variables() if "adam" in v.op.name)
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            for step_grads in grads:
+                sess.run(train_op, {feeds[n]: step_grads[n] for n in params})
+            got = sess.run(variables)
+    assert slot_names == sorted(n + s for n in params for s in ("/adam_m", "/adam_v"))
+    expected = dict(params)
+    slots = {n: (np.zeros_like(w), np.zeros_like(w)) for n, w in params.items()}
+    for step_grads in grads:
+        expected = _numpy_lamb_step(expected, step_grads, slots, lr, decay,
+                                    ["LayerNorm", "bias"])
+    for name in params:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-6,
+                                   err_msg=name)
+    # The trust ratio is active: AdamW's result differs for the decayed kernel.
+    adamw = dict(params)
+    adam_slots = {n: (np.zeros_like(w), np.zeros_like(w)) for n, w in params.items()}
+    for step_grads in grads:
+        adamw = _numpy_lamb_step(adamw, step_grads, adam_slots, lr, decay,
+                                 ["LayerNorm", "bias"], trust_ratio=False)
+    assert np.abs(adamw["layer/kernel"] - got["layer/kernel"]).max() > 1e-3
+
+
+def test_create_optimizer_refuses_an_unknown_optimizer():
+    with tf.Graph().as_default():
+        w = tf.get_variable("w", initializer=1.0)
+        with pytest.raises(ValueError, match="lamb"):
+            optimization.create_optimizer(w * w, 0.1, 10, optimizer="lars")
+
+
+def _two_term_model(ids, x, weights):
+    """A toy with what the ELECTRA and LERT losses have: a word-embedding table both terms
+    look up, which the first also reads densely (the generator's tied output layer); a table
+    read only by one gather whose output both terms use (sparse gradients, the rows of the
+    two terms adding up, as LERT's heads on one encoder); a LayerNorm-named and a bias
+    variable (no decay, no trust ratio); and two loss terms, each a sum over its positions
+    divided by its own count of the batch."""
+    table = tf.get_variable("embeddings/word", initializer=np.linspace(
+        -1, 1, 40, dtype=np.float32).reshape(10, 4))
+    kernel = tf.get_variable("dense/kernel", initializer=np.eye(4, 3, dtype=np.float32) + 0.5)
+    bias = tf.get_variable("dense/bias", initializer=np.float32([0.1, -0.2, 0.3]))
+    gamma = tf.get_variable("LayerNorm/gamma", initializer=np.ones(3, np.float32))
+    types = tf.get_variable("embeddings/types", initializer=np.float32([[0.3, -0.3, 0.2, 0.1],
+                                                                         [-0.1, 0.2, 0.4, 0.3]]))
+
+    def encode(vectors):  # [b, 4] -> [b, 3]
+        return ((vectors + x) @ kernel + bias) * gamma
+
+    type_vectors = tf.nn.embedding_lookup(types, tf.math.floormod(ids, 2))  # one gather, 2 terms
+    hidden = encode(tf.nn.embedding_lookup(table, ids) + type_vectors)
+    logits = tf.matmul(hidden, table[:, :3], transpose_b=True)  # [b, 10], the tied output
+    per_row = tf.reduce_sum(tf.square(hidden - 1.0), -1) + tf.reduce_logsumexp(logits, -1)
+    fake_ids = tf.math.floormod(ids * 3 + 1, 10)
+    fakes = encode(tf.nn.embedding_lookup(table, fake_ids) + 2.0 * type_vectors)
+    first = (tf.reduce_sum(weights * per_row), tf.reduce_sum(weights))
+    second = (tf.reduce_sum(tf.abs(fakes[:, 0])), tf.cast(tf.shape(fakes)[0], tf.float32))
+    return [(2.0, first[0], first[1]), (50.0, second[0], second[1])]
+
+
+def _train_toy(optimizer, k, batches):
+    """Variables after len(batches) runs of train_op, each fed one batch (ids, x, weights)."""
+    with tf.Graph().as_default():
+        ids = tf.placeholder(tf.int32, [None])
+        x = tf.placeholder(tf.float32, [None, 4])
+        weights = tf.placeholder(tf.float32, [None])
+        terms = _two_term_model(ids, x, weights)
+        loss = tf.add_n([w * n / (d + 1e-6) for w, n, d in terms])
+        train_op, lr = optimization.create_optimizer(
+            loss, 0.01, num_train_steps=10, weight_decay_rate=0.01, clip_norm=1.0,
+            optimizer=optimizer, accumulation_steps=k, loss_terms=terms)
+        grad_norm = tf.global_norm(tf.gradients(loss, tf.trainable_variables()))
+        step = tf.train.get_global_step()
+        with tf.Session() as sess:
+            sess.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
+            trace, norms = [], []
+            for b_ids, b_x, b_w in batches:
+                feed = {ids: b_ids, x: b_x, weights: b_w}
+                norms.append(sess.run(grad_norm, feed))
+                sess.run(train_op, feed)
+                trace.append(sess.run([step, lr]))
+            return sess.run({v.op.name: v for v in tf.trainable_variables()}), trace, norms
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "lamb"])
+def test_four_micro_batches_of_four_make_the_update_of_one_batch_of_sixteen(optimizer):
+    rng = np.random.RandomState(3)
+    ids = rng.randint(0, 10, 32)
+    x = rng.randn(32, 4).astype(np.float32)
+    weights = (rng.rand(32) < 0.3).astype(np.float32)  # unequal counts per micro-batch
+    big = [(ids[i:i + 16], x[i:i + 16], weights[i:i + 16]) for i in (0, 16)]
+    micro = [(ids[i:i + 4], x[i:i + 4], weights[i:i + 4]) for i in range(0, 32, 4)]
+    assert len({w.sum() for _, _, w in micro}) > 1
+    want, _, norms = _train_toy(optimizer, 1, big[:1])
+    got, _, _ = _train_toy(optimizer, 4, micro[:4])
+    assert min(norms) > 1.0  # global-norm clipping at 1.0 is active
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-7, err_msg=name)
+    # global_step and the learning rate follow updates, not micro-batches; a second update
+    # stays with the large batch's too
+    want, big_trace, _ = _train_toy(optimizer, 1, big)
+    got, micro_trace, _ = _train_toy(optimizer, 4, micro)
+    assert [s for s, _ in micro_trace] == [0, 0, 0, 1, 1, 1, 1, 2]
+    assert [s for s, _ in big_trace] == [1, 2]
+    assert micro_trace[3][1] == big_trace[0][1] and micro_trace[7][1] == big_trace[1][1]
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-7, err_msg=name)
+    # and the accumulation did something: the first big step alone differs from two
+    first_only, _, _ = _train_toy(optimizer, 1, big[:1])
+    assert max(np.abs(first_only[n] - want[n]).max() for n in want) > 1e-3

@@ -14,6 +14,9 @@ from contextlib import redirect_stdout
 import numpy as np
 import pytest
 
+import configure_finetuning
+import export_savedmodel
+import predict as predict_cli
 import run_finetuning
 from finetune import export, model_info, predict
 from finetune import model_fn as model_fn_lib
@@ -97,6 +100,11 @@ def trial_dir(data_dir, task):
     return data_dir / "models" / "tiny" / "finetuning_models" / ("%s_model_1" % task)
 
 
+def load_model(model_dir):
+    """model_info.load with the config class the CLIs pass."""
+    return model_info.load(model_dir, configure_finetuning.FinetuningConfig)
+
+
 @pytest.fixture(scope="module")
 def exports(trained, tmp_path_factory):
     """task -> its export dir (made once per module)."""
@@ -104,8 +112,8 @@ def exports(trained, tmp_path_factory):
     dirs = {}
     for task in TASKS:
         with redirect_stdout(io.StringIO()):
-            assert export.main([str(trial_dir(trained, task)), "--out",
-                                str(root / task)]) == 0
+            assert export_savedmodel.main([str(trial_dir(trained, task)), "--out",
+                                           str(root / task)]) == 0
         dirs[task] = root / task
     return dirs
 
@@ -127,7 +135,7 @@ def run_predict(model_dir, lines, argv=()):
     """(exit status, stdout) of the predict CLI given lines (str) on stdin."""
     stdin = io.BytesIO("".join(line + "\n" for line in lines).encode("utf-8"))
     stdout = io.StringIO()
-    status = predict.main([str(model_dir)] + list(argv), stdin=stdin, stdout=stdout)
+    status = predict_cli.main([str(model_dir)] + list(argv), stdin=stdin, stdout=stdout)
     return status, stdout.getvalue()
 
 
@@ -135,7 +143,7 @@ def run_predict(model_dir, lines, argv=()):
 def test_saved_model_signature_matches_estimator_predictions(trained, exports, task):
     import tensorflow.compat.v1 as tf
 
-    model = model_info.load(str(exports[task]))
+    model = load_model(str(exports[task]))
     examples = [predict.make_example(model.task, i, predict.check_record(
         model.task, "test", i, record)) for i, record in enumerate(input_lines(task))]
     features = [f for ex in examples for f in model.task.featurize(ex, is_training=False)]
@@ -240,21 +248,22 @@ def test_export_is_atomic_and_never_replaces_other_dirs(trained, exports, tmp_pa
         raise RuntimeError("simulated crash")
     monkeypatch.setattr(model_info, "write", crash)
     with pytest.raises(RuntimeError):
-        export.export(source, str(out))
+        export.export(load_model(source), export.find_checkpoint(source), str(out))
     monkeypatch.undo()
     assert list(tmp_path.iterdir()) == []  # no half export, no temp dir left
     # An existing export is replaced only with --overwrite; other dirs never.
     shutil.copytree(exports["chnsenticorp"], out)
     before = sorted(os.listdir(out))
     with redirect_stdout(io.StringIO()):
-        assert export.main([source, "--out", str(out)]) == 2
+        assert export_savedmodel.main([source, "--out", str(out)]) == 2
         assert "already exists; pass --overwrite" in capsys.readouterr().err
-        assert export.main([source, "--out", str(out), "--overwrite"]) == 0
+        assert export_savedmodel.main([source, "--out", str(out), "--overwrite"]) == 0
     assert sorted(os.listdir(out)) == before
     assert [p.name for p in tmp_path.iterdir()] == ["export"]
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "a.txt").write_text("keep me")
-    assert export.main([source, "--out", str(tmp_path / "notes"), "--overwrite"]) == 2
+    assert export_savedmodel.main([source, "--out", str(tmp_path / "notes"),
+                                   "--overwrite"]) == 2
     assert "is not a SavedModel export" in capsys.readouterr().err
     assert (tmp_path / "notes" / "a.txt").read_text() == "keep me"
 
@@ -265,8 +274,8 @@ def test_trial_dir_without_model_info_is_described_from_its_hparams(trained, tmp
     shutil.copytree(trial_dir(trained, "peoples-daily-ner"), legacy)
     os.remove(legacy / "model_info.json")
     os.remove(legacy / "vocab.txt")
-    model = model_info.load(str(legacy))
-    current = model_info.load(str(trial_dir(trained, "peoples-daily-ner")))
+    model = load_model(str(legacy))
+    current = load_model(str(trial_dir(trained, "peoples-daily-ner")))
     assert model.info == current.info
     assert model.task.label_list == current.task.label_list
     assert model.vocab_path == str(trained / "vocab.txt")
@@ -294,7 +303,7 @@ def stub_runner(model, start_token, end_token):
 def test_decoding_maps_tags_and_spans_back_to_character_offsets(trained):
     # NER: 73 characters in 46-character windows; the second entity straddles the cut.
     text = "我们说" + "张伟去了北京。" * 10
-    model = model_info.load(str(trial_dir(trained, "peoples-daily-ner")))
+    model = load_model(str(trial_dir(trained, "peoples-daily-ner")))
     inputs = predict.read_inputs(model.task, io.BytesIO(
         json.dumps({"text": text}, ensure_ascii=False).encode("utf-8")))
     output, = predict.predict(model, stub_runner(model, "张", "伟"), inputs, batch_size=4)
@@ -302,7 +311,7 @@ def test_decoding_maps_tags_and_spans_back_to_character_offsets(trained):
                                    "text": "张伟"} for k in range(10)]
     # QA: the answer is only in the last of three windows of the context.
     context = "今天天气很好。" * 8 + "张伟去了北京。"
-    model = model_info.load(str(trial_dir(trained, "cmrc2018")))
+    model = load_model(str(trial_dir(trained, "cmrc2018")))
     inputs = predict.read_inputs(model.task, io.BytesIO(json.dumps(
         {"context": context, "question": "去了哪里？"}, ensure_ascii=False).encode("utf-8")))
     output, = predict.predict(model, stub_runner(model, "北", "京"), inputs, batch_size=4)

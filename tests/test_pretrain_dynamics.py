@@ -7,7 +7,7 @@ import re
 import pytest
 
 from experiments import pretrain_dynamics
-from tests.conftest import REPO, shared_file
+from tests.conftest import REPO, shared_file, tsv_accuracy
 
 TINY = {"model_size": "tiny", "model_hparam_overrides": {}, "embedding_size": None}
 PRETRAIN = dict(TINY, train_batch_size=4, eval_batch_size=4, num_eval_steps=2)
@@ -41,7 +41,11 @@ def test_run_records_the_final_checkpoints_metrics(workdir):
     assert result["hparams"]["num_warmup_steps"] == 1  # a quarter of the steps
     assert result["hparams"]["model_size"] == "tiny"
     assert set(pretrain_dynamics.METRICS) <= set(result["metrics"])
-    assert 0.0 <= result["metrics"]["disc_auc"] <= 1.0
+    # the figures are the run's last evaluation (of step 4) as pre-training recorded it
+    history = read(workdir / "data" / "models" / base / "results" /
+                   "unsup_results.json")
+    assert history[-1]["global_step"] == 4
+    assert result["metrics"] == {k: history[-1][k] for k in pretrain_dynamics.METRICS}
     official = read(workdir / "results" / ("masking-official+" + base + ".json"))
     assert official["hparams"]["masking"] == "official"
 
@@ -69,8 +73,13 @@ def test_downstream_probe_from_a_run_and_from_random_weights(workdir, capsys):
                                        "--hparams", json.dumps(FINETUNE)]) == 0
         result = read(workdir / "downstream" / (source + ".json"))
         assert result["train_reviews"] == 1000
-        assert len(result["dev_accuracy"]) == 2
-        assert all(0.0 <= a <= 100.0 for a in result["dev_accuracy"])
+        # each trial's accuracy is its dev predictions' against the labels of dev.tsv
+        results = workdir / "data" / "models" / ("random_init" if source == "random" else
+                                                 source) / "results"
+        dev_tsv = (workdir / "data" / "finetuning_data" / "chnsenticorp" / "dev.tsv")
+        assert result["dev_accuracy"] == pytest.approx([tsv_accuracy(
+            read(results / name), dev_tsv.read_text(encoding="utf-8"), label_column=1)
+            for name in ("chnsenticorp_dev_preds.json", "chnsenticorp_dev_preds_trial2.json")])
     train = (workdir / "data" / "finetuning_data" / "chnsenticorp" / "train.tsv")
     assert len(train.read_text(encoding="utf-8").splitlines()) == 1 + 1000
     # the random-weights probe really starts from no checkpoint

@@ -13,6 +13,7 @@ from model import modeling
 from model.configs import discriminator_config
 from scripts import probe_encoder
 from tests.conftest import SAMPLE_VOCAB
+from tests.numpy_reference import encoder_layers, read_vocab
 from util.errors import InputError
 
 HIDDEN = 32
@@ -60,6 +61,7 @@ def save_encoder(prefix, hparams, scope, edit=None, drop=()):
     checkpoint has them (plus a generator variable, an Adam slot and global_step).
 
     edit(values, vocab) changes {name: array} before saving; drop: names left out.
+    Returns (prefix, {name: array} as saved).
     """
     config = probe_encoder.load_config(json.dumps(hparams), str(SAMPLE_VOCAB), 32)
     bert_config = discriminator_config(config)
@@ -83,7 +85,7 @@ def save_encoder(prefix, hparams, scope, edit=None, drop=()):
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
             tf.train.Saver(variables).save(session, str(prefix), write_meta_graph=False)
-    return str(prefix)
+    return str(prefix), values
 
 
 def collapse_top_layer_and_twin_tokens(scope):
@@ -95,6 +97,105 @@ def collapse_top_layer_and_twin_tokens(scope):
         values[norm + "gamma"] = np.zeros([HIDDEN], np.float32)
         values[norm + "beta"] = np.random.RandomState(0).normal(size=HIDDEN).astype(np.float32)
     return edit
+
+
+# ------------------------------------------------ the probe's numbers, written out in NumPy
+
+def mean_off_diagonal_cosine(vectors):
+    """Mean cosine over the pairs i != j of the rows of vectors [N, H] (full N x N matrix)."""
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    cosine = unit @ unit.T
+    return (cosine.sum() - np.trace(cosine)) / (len(cosine) * (len(cosine) - 1))
+
+
+def probe_accuracy(x_train, y_train, x_dev, y_dev):
+    """Dev accuracy of the probe the docs name: logistic regression on train-standardised
+    features (scikit-learn's, fitted here on the NumPy features)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+    scaler = StandardScaler().fit(x_train)
+    model = LogisticRegression(max_iter=2000).fit(scaler.transform(x_train), y_train)
+    return float(np.mean(model.predict(scaler.transform(x_dev)) == np.array(y_dev)))
+
+
+def numpy_rows(values, scope, bert_config, data, num_train, accuracies=True):
+    """The probe's rows (embeddings, layer_0, ...) recomputed from the variables: each TSV
+    text is [CLS] + its characters + [SEP] (the texts are characters of the vocab), features
+    from tests/numpy_reference.py's encoder, cosines from full matrices."""
+    vocab = read_vocab(SAMPLE_VOCAB)
+
+    def split(path, limit):
+        rows = [line.split("\t") for line in
+                path.read_text(encoding="utf-8").splitlines()[1:limit + 1]]
+        layers = [encoder_layers(values, scope, bert_config, [vocab["[CLS]"]]
+                               + [vocab[c] for c in text] + [vocab["[SEP]"]])
+                  for _, text in rows]
+        return [label for label, _ in rows], layers
+    y_train, train = split(data["train"], num_train)
+    y_dev, dev = split(data["dev"], 10 ** 6)
+    rows = []
+    for i in range(bert_config["num_hidden_layers"] + 1):
+        row = {"tok_cos": float(np.mean([mean_off_diagonal_cosine(h[i]) for h in dev])),
+               "cls_cos": mean_off_diagonal_cosine(np.array([h[i][0] for h in dev])),
+               "majority": max(y_dev.count(y) for y in set(y_dev)) / len(y_dev),
+               "num_dev": len(y_dev)}
+        if accuracies:
+            for key, feature in (("mean_acc", lambda h: h.mean(0)), ("cls_acc", lambda h: h[0])):
+                x_train, x_dev = (np.array([feature(h[i]) for h in s]) for s in (train, dev))
+                row[key] = probe_accuracy(x_train, y_train, x_dev, y_dev)
+        rows.append(row)
+    return rows
+
+
+def numpy_neighbours(values, scope, token):
+    """The 8 tokens of the word-embedding table nearest (cosine) to token, with cosines."""
+    vocab = read_vocab(SAMPLE_VOCAB)
+    tokens = sorted(vocab, key=vocab.get)
+    table = np.asarray(values[scope + "/embeddings/word_embeddings"], np.float64)
+    unit = table / np.linalg.norm(table, axis=1, keepdims=True)
+    cosine = unit @ unit[vocab[token]]
+    order = [i for i in np.argsort(-cosine, kind="stable") if i != vocab[token]][:8]
+    return [(tokens[i], cosine[i]) for i in order]
+
+
+def check_against_numpy(model, values, scope, bert_config, data, num_train, accuracies=True):
+    """Every number of a probed model's rows and its 好 neighbours as NumPy gets them from
+    the same variables. An accuracy may differ by one dev text: float32 features against
+    float64 ones can move a text across the regression's boundary. A collapsed layer's
+    accuracies are not compared: its features are one vector up to rounding, which the
+    standardisation scales up, so they fit rounding noise (float32's differs from NumPy's).
+    accuracies=False: the cosines and neighbours only (the regressions are the slow part)."""
+    expected = numpy_rows(values, scope, bert_config, data, num_train, accuracies)
+    assert len(model["layers"]) == len(expected)
+    for row, want in zip(model["layers"], expected):
+        for key in ("tok_cos", "cls_cos"):
+            assert row[key] == pytest.approx(want[key], abs=1e-5), (row, want)
+        if not accuracies or want["tok_cos"] > 1.0 - 1e-9:
+            continue
+        for key in ("mean_acc", "cls_acc"):
+            assert abs(row[key] - want[key]) <= 1.0 / want["num_dev"] + 1e-9, (row, want)
+    neighbours = numpy_neighbours(values, scope, "好")
+    assert [t for t, _ in model["neighbours"]["好"]] == [t for t, _ in neighbours]
+    assert [c for _, c in model["neighbours"]["好"]] == pytest.approx(
+        [c for _, c in neighbours], abs=1e-4)
+    return expected
+
+
+@pytest.fixture
+def probed_variables(monkeypatch):
+    """[{name: array}, ...]: the variables of each model the probe embeds with, in order,
+    read from its session (random weights are visible nowhere else)."""
+    seen = []
+    embed = probe_encoder.embed
+
+    def spy(session, *args, **kwargs):
+        variables = tf.global_variables()
+        values = dict(zip([v.op.name for v in variables], session.run(variables)))
+        if not seen or session is not seen[-1][0]:  # embed runs twice: train, dev
+            seen.append((session, values))
+        return embed(session, *args, **kwargs)
+    monkeypatch.setattr(probe_encoder, "embed", spy)
+    return seen
 
 
 # ----------------------------------------------------------------------------- tests
@@ -109,7 +210,7 @@ def test_tfidf_baseline_finds_the_deciding_character(data):
     assert probe_encoder.tfidf_baseline(shuffled, dev) < 0.8
 
 
-def test_random_weights_give_one_row_per_layer(data, tmp_path, capsys):
+def test_random_weights_give_one_row_per_layer(data, tmp_path, capsys, probed_variables):
     out = tmp_path / "probe.json"
     status = probe_encoder.main(argv(data, "--random", "--num-train", "50",
                                      "--json-out", str(out)))
@@ -120,10 +221,16 @@ def test_random_weights_give_one_row_per_layer(data, tmp_path, capsys):
     (model,) = report["models"]
     assert model["checkpoint"] is None
     assert [row["layer"] for row in model["layers"]] == ["embeddings", "layer_0", "layer_1"]
-    for row in model["layers"]:
-        assert 0.0 <= row["mean_acc"] <= 1.0 and 0.0 <= row["cls_acc"] <= 1.0
-        assert -1.0 <= row["tok_cos"] <= 1.0 and -1.0 <= row["cls_cos"] <= 1.0 + 1e-9
-        assert row["tok_cos"] < 0.99  # random weights do not make tokens one vector
+    ((_, values),) = probed_variables
+    expected = check_against_numpy(model, values, "electra", report["settings"]["bert_config"],
+                                   data, num_train=50)
+    # Even random weights carry the deciding character (好 or 差) into the mean vector:
+    # each layer's probe beats the majority class of dev by a margin ...
+    for row, want in zip(model["layers"], expected):
+        assert row["mean_acc"] >= want["majority"] + 0.25, (row, want)
+    # ... while the embedding layer's [CLS] vector is the same for every text.
+    assert expected[0]["cls_cos"] == pytest.approx(1.0)
+    assert model["layers"][0]["cls_acc"] == pytest.approx(expected[0]["majority"])
     neighbours = model["neighbours"]["好"]
     assert len(neighbours) == 8 and "好" not in [t for t, _ in neighbours]
     assert [c for _, c in neighbours] == sorted([c for _, c in neighbours], reverse=True)
@@ -145,10 +252,10 @@ def test_layer_features_mean_cls_and_token_cosine():
 
 
 @pytest.mark.parametrize("model_type,scope", [("electra", "electra"), ("bert", "bert")])
-def test_checkpoint_encoder_is_restored(data, tmp_path, model_type, scope):
+def test_checkpoint_encoder_is_restored(data, tmp_path, model_type, scope, probed_variables):
     hparams = dict(SHAPE, model_type=model_type)
-    save_encoder(tmp_path / "model.ckpt-5", hparams, scope,
-                 edit=collapse_top_layer_and_twin_tokens(scope))
+    _, saved = save_encoder(tmp_path / "model.ckpt-5", hparams, scope,
+                            edit=collapse_top_layer_and_twin_tokens(scope))
     report = run_probe(*argv(data, "--checkpoint", str(tmp_path), "--random",
                              hparams=hparams))
     random_model, model = report["models"]
@@ -156,16 +263,21 @@ def test_checkpoint_encoder_is_restored(data, tmp_path, model_type, scope):
     token, cosine = model["neighbours"]["好"][0]
     assert token == "坏" and cosine == pytest.approx(1.0, abs=1e-4)
     assert random_model["neighbours"]["好"][0][1] < 0.9
-    embeddings, layer_0, layer_1 = model["layers"]
+    layer_1 = model["layers"][2]
     assert layer_1["tok_cos"] == pytest.approx(1.0, abs=1e-4)
     assert layer_1["cls_cos"] == pytest.approx(1.0, abs=1e-4)
-    assert layer_0["tok_cos"] < 0.99
-    assert random_model["layers"][2]["tok_cos"] < 0.99
+    # The checkpoint's numbers are NumPy's from the saved values (all of them restored;
+    # only layer_1 collapsed), the random model's from its own initial values.
+    bert_config = report["settings"]["bert_config"]
+    check_against_numpy(model, saved, scope, bert_config, data, num_train=1000)
+    (_, random_values), _ = probed_variables
+    check_against_numpy(random_model, random_values, scope, bert_config, data, num_train=1000,
+                        accuracies=False)
 
 
 def test_missing_encoder_variable_names_checkpoint_and_variable(data, tmp_path, capsys):
     missing = "electra/encoder/layer_1/output/dense/bias"
-    prefix = save_encoder(tmp_path / "model.ckpt-5", SHAPE, "electra", drop=[missing])
+    prefix, _ = save_encoder(tmp_path / "model.ckpt-5", SHAPE, "electra", drop=[missing])
     with pytest.raises(InputError) as error:
         run_probe(*argv(data, "--checkpoint", prefix))
     assert prefix in str(error.value) and missing in str(error.value)

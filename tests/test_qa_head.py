@@ -16,8 +16,10 @@ import tensorflow.compat.v1 as tf
 
 import configure_finetuning
 import configure_pretraining
+import export_savedmodel
+import predict
 import run_finetuning
-from finetune import export, model_info, predict, preprocessing
+from finetune import export, preprocessing
 from finetune.qa_decoding import beam_candidates, nbest_answers
 from finetune.qa_head import joint_qa_head
 from tests.conftest import SAMPLE_VOCAB, shared_file
@@ -134,7 +136,8 @@ def test_answer_mask_never_picks_question_or_padding():
 QA_TASKS = {"cmrc2018": ("cmrc2018", "cmrc2018_dev.json")}
 CONTEXT_CHARS = 90
 
-# Every official key issue 13 names, as an official params file would set them.
+# Every QA, prediction and output-path key of the official fine-tuning config, as an official
+# params file would set them.
 OFFICIAL_KEYS = {
     "joint_prediction": True, "beam_size": 8, "answerable_classifier": True,
     "answerable_uses_start_logits": True, "answerable_weight": 0.5, "qa_na_threshold": -2.75,
@@ -232,7 +235,7 @@ def test_official_keys_are_honoured(qa_run):
 def test_joint_export_predicts_what_evaluation_predicted(qa_run, tmp_path):
     trial = qa_run.data_dir / "models" / "tiny" / "finetuning_models" / "cmrc2018_model_1"
     with redirect_stdout(io.StringIO()):
-        assert export.main([str(trial), "--out", str(tmp_path / "export")]) == 0
+        assert export_savedmodel.main([str(trial), "--out", str(tmp_path / "export")]) == 0
     info = json.loads((tmp_path / "export" / "model_info.json").read_text())
     assert sorted(info["signature"]["outputs"]) == sorted(export.OUTPUTS["qa_joint"])
     dev = json.loads((qa_run.data_dir / "finetuning_data" / "cmrc2018" / "dev.json")

@@ -8,10 +8,10 @@ import tensorflow.compat.v1 as tf
 
 import build_pretraining_dataset as bpd
 import run_pretraining
+from corpus.example_builder import FEATURE_NAMES
 from model import tokenization
 from pretrain import pretrain_data
 from pretrain import pretrain_helpers
-from pretrain.example_builder import FEATURE_NAMES
 from tests.conftest import SAMPLE_VOCAB, shared_file
 
 CLS, SEP, MASK = 101, 102, 103

@@ -68,3 +68,144 @@ def init_matching_variables(checkpoint, variables):
             fresh.append(name)
     tf.train.init_from_checkpoint(checkpoint, assignment)
     return sorted(assignment), fresh
+
+
+# A model config's sizes that a variable's dimension can be: what the shape check names
+# as the likely difference (read with getattr from a model.modeling.BertConfig-like object).
+SIZE_HPARAMS = ("hidden_size", "embedding_size", "intermediate_size",
+                "max_position_embeddings", "type_vocab_size", "vocab_size")
+LAYER = re.compile(r"^(.*/)layer_(\d+)/")
+
+
+def _shape_text(shape):
+    return "[%s]" % ", ".join("?" if d is None else str(d) for d in shape)
+
+
+def _matches(found, wanted):
+    """found (a checkpoint's shape) fits wanted, whose None dimensions fit any size."""
+    return len(found) == len(wanted) and all(w is None or f == w
+                                             for f, w in zip(found, wanted))
+
+
+def _vocab_rows(name, found, wanted):
+    """(rows found, rows wanted) when a word-embedding table has another row count."""
+    if (name.endswith("word_embeddings") and found and wanted
+            and wanted[0] is not None and found[0] != wanted[0]):
+        return found[0], wanted[0]
+    return None
+
+
+def _layer_counts(names):
+    """{scope prefix: number of distinct layer_N} of variable names."""
+    layers = {}
+    for match in filter(None, map(LAYER.match, names)):
+        layers.setdefault(match.group(1), set()).add(match.group(2))
+    return {prefix: len(found) for prefix, found in layers.items()}
+
+
+def _layer_difference(ckpt_names, wanted_names):
+    """'num_hidden_layers 4 in the checkpoint (electra/encoder/layer_*), 12 in the model'
+    or ''."""
+    found, wanted = _layer_counts(ckpt_names), _layer_counts(wanted_names)
+    for prefix in sorted(set(found) & set(wanted)):
+        if found[prefix] != wanted[prefix]:
+            return ("num_hidden_layers %d in the checkpoint (%slayer_*), %d in the model"
+                    % (found[prefix], prefix, wanted[prefix]))
+    return ""
+
+
+def _size_differences(found, wanted, model_config):
+    """['hidden_size 64 in the checkpoint, 256 in the model', ...] for the dimensions that
+    differ, each named after the model_config size it equals (several when they coincide)."""
+    if len(found) != len(wanted):
+        return ["%d dimensions in the checkpoint, %d in the model" % (len(found), len(wanted))]
+    return ["%s %d in the checkpoint, %d in the model" % (
+        " or ".join(key for key in SIZE_HPARAMS if getattr(model_config, key, None) == w)
+        or "a dimension of", f, w) for f, w in zip(found, wanted) if w is not None and f != w]
+
+
+def model_label(model_config):
+    """'the 12-layer 256-hidden model' for a BertConfig-like object."""
+    return "the %d-layer %d-hidden model" % (model_config.num_hidden_layers,
+                                             model_config.hidden_size)
+
+
+def check_variable_shapes(checkpoint, expected, remedy, model_config=None, require="some",
+                          what="checkpoint", vocab_remedy=None, missing_remedy=None,
+                          scope_remedy=None):
+    """Compares the variables a checkpoint holds with the shapes a model expects, before
+    anything restores them (TensorFlow would fail mid-restore, or init_matching_variables
+    would quietly skip them); raises InputError naming the checkpoint, a variable, the
+    shape found and the shape expected, what probably differs and what to do.
+
+    checkpoint: the prefix. expected: {variable name: shape list} of the variables the run
+      restores; a None dimension fits any size ([vocab_size, None] checks a table's rows).
+    remedy: what to do about variables of other shapes (another model size: the runner's
+      hparams or flags); vocab_remedy: the same for a word-embedding table of another row
+      count (another vocab), default "use the vocab it was trained with".
+    require: which expected variables the checkpoint must hold:
+      "all" -- every one (resuming a run: the Saver restores them all); missing_remedy
+        says what to do instead ({checkpoint} filled in);
+      "some" -- at least one (a warm start: the rest keep their initialisers); when it
+        holds none, scope_remedy ({scope} filled in) says what to set if it holds them
+        under another top-level scope (bert/ for electra/);
+      "present" -- none (only the ones it holds are compared).
+    model_config: the model's shape (a model.modeling.BertConfig): messages name the
+      model by its layers and hidden size, and the size (SIZE_HPARAMS) that differs; with
+      None, "the model" and the dimensions alone.
+    what: how the message names the checkpoint ("checkpoint", "init_checkpoint").
+
+    Order: a word-embedding table of another row count first (another vocab is the usual
+    mistake), then the first other variable of another shape (by name), then missing ones.
+    """
+    model = model_label(model_config) if model_config else "the model"
+    ckpt_shapes = {name: list(shape) for name, shape in
+                   tf.train.list_variables(fs.tf_checkpoint_path(checkpoint))}
+    wrong = [(_vocab_rows(name, ckpt_shapes[name], shape) is None, name)
+             for name, shape in expected.items()
+             if name in ckpt_shapes and not _matches(ckpt_shapes[name], shape)]
+    if wrong:
+        _, name = min(wrong)
+        found, wanted = ckpt_shapes[name], expected[name]
+        rows = _vocab_rows(name, found, wanted)
+        if rows:
+            raise InputError(
+                "%s %s has a %d-token embedding table (%s %s) but vocab_size is %d: %s"
+                % (what, checkpoint, rows[0], name, _shape_text(found), rows[1],
+                   vocab_remedy or "use the vocab it was trained with"))
+        more = " (and %d more variables of other shapes)" % (len(wrong) - 1) \
+            if len(wrong) > 1 else ""
+        # What differs, over every variable of another shape: each size once, the layers.
+        differs = []
+        for _, other in sorted(wrong):
+            for difference in _size_differences(ckpt_shapes[other], expected[other],
+                                                model_config):
+                if difference not in differs:
+                    differs.append(difference)
+        layers = _layer_difference(ckpt_shapes, expected)
+        differs = ", ".join(differs[:4] + ([layers] if layers else []))
+        raise InputError("%s %s has %s with shape %s but %s needs %s%s: %s; %s"
+                         % (what, checkpoint, name, _shape_text(found), model,
+                            _shape_text(wanted), more, differs, remedy))
+    missing = sorted(set(expected) - set(ckpt_shapes))
+    if not missing or require == "present" or (require == "some"
+                                               and len(missing) < len(expected)):
+        return
+    layers = _layer_difference(ckpt_shapes, expected)
+    layers = "; " + layers if layers else ""
+    if require == "all":
+        raise InputError("%s %s lacks %d of the %d variables %s needs (e.g. %s)%s: %s"
+                         % (what, checkpoint, len(missing), len(expected), model,
+                            ", ".join(missing[:3]), layers,
+                            (missing_remedy or remedy).format(checkpoint=checkpoint)))
+    # require "some": it holds none of them; under another scope?
+    scopes = sorted({n.split("/", 1)[0] for n in ckpt_shapes if "/" in n})
+    renamed = [scope for scope in scopes if any(
+        scope + "/" + n.split("/", 1)[1] in ckpt_shapes for n in missing if "/" in n)]
+    if renamed and scope_remedy:
+        hint = " but has %s/ ones: %s" % (renamed[0], scope_remedy.format(scope=renamed[0]))
+    else:
+        hint = "; its variables are under %s" % (", ".join(s + "/" for s in scopes)
+                                                 or "no scope")
+    raise InputError("%s %s holds none of the %d variables %s needs (e.g. %s)%s"
+                     % (what, checkpoint, len(expected), model, missing[0], hint))

@@ -136,15 +136,44 @@ def check_batch_sizes(strategy, sizes):
                              "%s / %d)" % (key, size, replicas, replicas, key, replicas))
 
 
+def micro_batch_size(config):
+    """Sequences per session run of training: train_batch_size (the batch of one update)
+    over gradient_accumulation_steps."""
+    return config.train_batch_size // config.gradient_accumulation_steps
+
+
+def training_batch_sizes(config):
+    """{name: global size} of the training batch each session run takes, for
+    check_batch_sizes: the update's batch, or with accumulation its micro-batch."""
+    if config.gradient_accumulation_steps == 1:
+        return {"train_batch_size": config.train_batch_size}
+    return {"train_batch_size / gradient_accumulation_steps": micro_batch_size(config)}
+
+
+def describe_batch_split(config, strategy):
+    """How an update's batch is made, for the start line: "" on one device without
+    accumulation, else e.g. " (4 replicas x 16 sequences x 4 micro-batches)"."""
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    k = config.gradient_accumulation_steps
+    if replicas == 1 and k == 1:
+        return ""
+    parts = ["%d replica%s" % (replicas, "s" if replicas > 1 else ""),
+             "%d sequences" % (micro_batch_size(config) // replicas)]
+    if k > 1:
+        parts.append("%d micro-batches" % k)
+    return " (%s)" % " x ".join(parts)
+
+
 def build_checked_strategy(config, batch_sizes):
     """build_strategy, then check_batch_sizes(batch_sizes) and a one-line report of the
     replicas; None (and no output) for "none". batch_sizes: {hparam: global batch}."""
     strategy = build_strategy(config)
     if strategy is not None:
         check_batch_sizes(strategy, batch_sizes)
-        print("distribution %s: %s, %d sequences per replica per step" % (
+        print("distribution %s: %s, %d sequences per replica per %s" % (
             config.distribution, describe(strategy),
-            config.train_batch_size // strategy.num_replicas_in_sync), flush=True)
+            micro_batch_size(config) // strategy.num_replicas_in_sync,
+            "micro-batch" if config.gradient_accumulation_steps > 1 else "step"), flush=True)
     return strategy
 
 

@@ -3,8 +3,9 @@
 `--hparams` takes one or more inline JSON objects or paths of JSON files, merged in order
 (e.g. a params file, then '{"num_train_epochs": 10}'). A parse error
 names the file (or "--hparams"), the line and the column, and spells out the usual
-culprit (a trailing comma, which the seed README's own example has). Unknown keys fail
-with the closest valid names.
+culprit (a trailing comma, which the params example of the published Chinese ELECTRA
+README, github.com/ymcui/Chinese-ELECTRA, has). Unknown keys fail with the closest valid
+names.
 """
 
 import difflib

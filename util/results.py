@@ -45,9 +45,9 @@ def summarize(trials):
 
 
 def markdown_table(model_name, task_type, runs):
-    """The seed README's table, one row per run (newest first): max (mean) over the run's
-    trials per split (EM / F1 for QA), then when it ran and the hparams that set it apart
-    from the newest run, so two settings compare side by side."""
+    """A table in the style of the published Chinese ELECTRA README, one row per run (newest
+    first): max (mean) over the run's trials per split (EM / F1 for QA), then when it ran and
+    the hparams that set it apart from the newest run, so two settings compare side by side."""
     metrics = PRIMARY_METRICS[task_type]
     splits = [s for s in ("dev", "test") if any(s in run["summary"] for run in runs)]
     header = (["Model"] + [SPLIT_TITLES[s] for s in splits]

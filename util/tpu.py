@@ -1,5 +1,6 @@
-"""TPUEstimator for both runners: on a Cloud TPU (use_tpu), or on this machine's CPU/GPU
-(use_tpu_estimator), as the official code runs its TPU graph on GPUs.
+"""The TPU graph for both runners: on a Cloud TPU (use_tpu), or on this machine's CPU/GPU
+(use_tpu_estimator), as the official code runs its TPU graph on GPUs. (The TPUEstimator
+itself is built with the Estimator, in util/estimator.py.)
 
 `use_tpu_estimator` builds exactly what a TPU runs -- the same model_fn returning a
 TPUEstimatorSpec, input functions sized by params["batch_size"], the (metric_fn, tensors)
@@ -34,37 +35,6 @@ def check_hparams(config, source):
             raise InputError("%s: %s %d does not split over num_tpu_cores %d: use a multiple "
                              "of %d" % (source, key, size, config.num_tpu_cores,
                                         config.num_tpu_cores))
-
-
-def run_config(config, model_dir, seed, session_config=None):
-    """A tf.estimator.tpu.RunConfig: with the Cloud TPU's cluster for use_tpu."""
-    cluster = None  # as the official code: no tpu_name, no resolver (TF's defaults)
-    if config.use_tpu and config.tpu_name:
-        cluster = tf.distribute.cluster_resolver.TPUClusterResolver(
-            config.tpu_name, zone=config.tpu_zone, project=config.gcp_project)
-    return tf.estimator.tpu.RunConfig(
-        cluster=cluster, model_dir=model_dir, tf_random_seed=seed,
-        save_checkpoints_steps=config.save_checkpoints_steps,
-        keep_checkpoint_max=config.keep_checkpoint_max or None,
-        save_summary_steps=config.log_every_steps, log_step_count_steps=None,
-        # On a TPU the session config comes from the cluster (and XLA always compiles).
-        session_config=None if config.use_tpu else session_config,
-        tpu_config=tf.estimator.tpu.TPUConfig(
-            iterations_per_loop=config.iterations_per_loop,
-            num_shards=config.num_tpu_cores if config.use_tpu else None,  # None: TF's CPU default
-            tpu_job_name=config.tpu_job_name,
-            per_host_input_for_training=tf.estimator.tpu.InputPipelineConfig.PER_HOST_V2))
-
-
-def tpu_estimator(config, model_fn, model_dir, seed, train_batch_size, eval_batch_size,
-                  predict_batch_size=None, session_config=None):
-    """TPUEstimator(use_tpu=config.use_tpu): the batch sizes are global (all cores); the
-    input functions get each core's share in params["batch_size"]."""
-    return tf.estimator.tpu.TPUEstimator(
-        use_tpu=config.use_tpu, model_fn=model_fn,
-        config=run_config(config, model_dir, seed, session_config),
-        train_batch_size=train_batch_size, eval_batch_size=eval_batch_size,
-        predict_batch_size=predict_batch_size)
 
 
 def restore_in_scaffold(config, restore):

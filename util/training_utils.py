@@ -27,10 +27,14 @@ class ProgressHook(tf.train.SessionRunHook):
 
     tensors: {label: scalar tensor}, printed in order, e.g. {"loss": ..., "gen": ...}.
     Values are fetched only on logging steps, so the hook costs nothing in between.
+    runs_per_step: session runs per global step (gradient accumulation's k micro-batches);
+    a step's line is printed after its last run, with that micro-batch's tensors.
     """
 
-    def __init__(self, tensors, num_train_steps, every_steps, batch_size, printer=print):
+    def __init__(self, tensors, num_train_steps, every_steps, batch_size, printer=print,
+                 runs_per_step=1):
         self._tensors = dict(tensors)
+        self._runs_per_step = runs_per_step
         self._num_train_steps = num_train_steps
         self._every = every_steps
         self._batch_size = batch_size
@@ -44,8 +48,12 @@ class ProgressHook(tf.train.SessionRunHook):
         self._start_step = self._step
         self._start_time = self._last_time = time.time()
         self._last_step = self._step
+        self._runs = 0
 
     def before_run(self, run_context):
+        self._runs += 1
+        if self._runs % self._runs_per_step:
+            return None  # a micro-batch in the middle of an update
         self._step += 1  # the step this run will complete
         if (self._step % self._every == 0 or self._step == self._num_train_steps
                 or self._step == self._start_step + 1):

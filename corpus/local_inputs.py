@@ -5,7 +5,7 @@ file functions and never import TensorFlow (its start-up costs ~3 s per process,
 exists only inside the process that wrote it). So the parent, which checked those inputs where
 they are, copies each one that is not local into a local work dir and gives the jobs a copy of
 the flags that points there; local inputs are read where they are, as before. The jobs' `.tmp`
-shards go to the work dir as well when --output-dir is not local (see pretrain/shards.py).
+shards go to the work dir as well when --output-dir is not local (see corpus/shards.py).
 """
 
 import argparse
@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 
-from pretrain.corpus import annotation_path
+from corpus.reader import annotation_path
 from util import fs
 
 # Flags naming a file the jobs read, and a corpus-file pattern ({path}) the jobs read.

@@ -9,8 +9,9 @@ WordPiece tokens are aligned to its characters, and each token gets:
                word start is ambiguous (a token that could not be aligned, a character in no
                word). A WordPiece `##` continuation is never a start.
   pos_ids, ner_ids, dep_ids (--linguistic-labels)  label index + 1 in POS_LABELS /
-               NER_LABELS / DEP_LABELS, 0 = no label (special tokens, padding, no
-               annotation): the word's label copied to its tokens (NER in BIES form).
+               NER_LABELS / DEP_LABELS (model/linguistic_labels.py), 0 = no label
+               (special tokens, padding, no annotation): the word's label copied to its
+               tokens (NER in BIES form).
 
 Where the segmentation and WordPiece disagree (a word boundary inside a token, e.g. jieba
 splits "2019年" differently from a vocab piece), the words on both sides of that boundary
@@ -18,14 +19,10 @@ fall back to token-level starts (every non-`##` token a start) and the boundary 
 """
 
 from model import tokenization
+from model.linguistic_labels import DEP_LABELS, NER_LABELS, POS_LABELS
 from util.errors import InputError
 
 SEGMENTERS = ("none", "jieba", "ref")
-
-# LERT's label inventories (LTP tag sets), in the order of the released heads' outputs.
-POS_LABELS = tuple("n v wp u d a m p r ns c q nt nh nd j i b ni nz nl z k ws o h e %".split())
-NER_LABELS = tuple("O S-Ns S-Nh B-Ni E-Ni I-Ni S-Ni B-Ns E-Ns I-Ns B-Nh E-Nh I-Nh".split())
-DEP_LABELS = tuple("ATT WP ADV VOB SBV COO RAD HED POB CMP LAD FOB DBL IOB".split())
 
 # jieba.posseg tags (ICTCLAS/PKU style: every tag of jieba's dictionary and of its HMM for
 # unknown words) -> LTP POS tags. Note the traps: jieba `nt` is an organisation (LTP `ni`)

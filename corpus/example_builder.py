@@ -33,7 +33,7 @@ class ExampleBuilder(object):
         self._tokenizer = tokenizer
         self._max_length = max_length
         self._rng = rng
-        # With a segmenter: a pretrain.segmentation.LineAnnotator giving per-token
+        # With a segmenter: a corpus.segmentation.LineAnnotator giving per-token
         # word_starts (and LERT labels) that travel with the ids. It draws no random
         # numbers, so the ids are those built without it.
         self._annotator = annotator

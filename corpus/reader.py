@@ -3,12 +3,12 @@
 
 The parent lists and checks the corpus where it is (any file system, through util.fs); the job
 processes read local files only (a corpus elsewhere is copied first, see
-pretrain/local_inputs.py) with Python's own file functions: they never import TensorFlow.
+corpus/local_inputs.py) with Python's own file functions: they never import TensorFlow.
 """
 
 import os
 
-from pretrain import segmentation
+from corpus import segmentation
 from util import fs
 from util.errors import InputError
 

@@ -1,7 +1,7 @@
 """One job of the builder: tokenize its run of the corpus, build and serialise the examples,
 write its shards; and running the jobs, in child processes if more than one.
 
-No TensorFlow here: each job process would pay ~3 s to import it (see pretrain/shards.py).
+No TensorFlow here: each job process would pay ~3 s to import it (see corpus/shards.py).
 """
 
 import dataclasses
@@ -11,14 +11,14 @@ import queue
 import random
 import traceback
 
+from corpus import example_serialization
+from corpus import segmentation
+from corpus.build_stats import Progress, Stats, format_count
+from corpus.example_builder import ExampleBuilder
+from corpus.reader import annotation_lines, annotation_path, iter_lines
+from corpus.shards import ShardWriter
 from model import fast_tokenization
 from model import tokenization
-from pretrain import example_serialization
-from pretrain import segmentation
-from pretrain.build_stats import Progress, Stats, format_count
-from pretrain.corpus import annotation_lines, annotation_path, iter_lines
-from pretrain.example_builder import ExampleBuilder
-from pretrain.shards import ShardWriter
 from util.errors import InputError
 
 # Lines handed to the tokenizer at once: large enough that the fast path's
@@ -120,7 +120,7 @@ def write_examples(job_id, args):
     `split_work`), shuffles the pieces with random.Random(seed + job_id)
     like the official tool does its files, and writes the shards i with
     i % num_processes == job_id as `.tmp` files in `args.shard_dir` (removed if
-    the job fails). `args` are pretrain.local_inputs.job_args: local paths only.
+    the job fails). `args` are corpus.local_inputs.job_args: local paths only.
     `args.num_out_files` is the resolved shard count; see `build`.
     """
     rng = random.Random(args.seed + job_id)

@@ -3,21 +3,21 @@ shards and dataset_info.json (the build behind build_pretraining_dataset.py).
 
 Every path may be on any TensorFlow file system (gs://, ram://, local): the parent checks the
 inputs where they are and writes the output there through util.fs; the TensorFlow-free job
-processes get local copies of inputs kept elsewhere (pretrain/local_inputs.py).
+processes get local copies of inputs kept elsewhere (corpus/local_inputs.py).
 """
 
 import math
 import os
 import time
 
-from pretrain import corpus
-from pretrain import local_inputs
-from pretrain import segmentation
-from pretrain.build_jobs import make_tokenizer, run_jobs, tokenizer_kind
-from pretrain.build_stats import format_count
-from pretrain.corpus_split import split_work
-from pretrain.example_builder import FEATURE_NAMES, MIN_RANDOM_TARGET
-from pretrain.shards import OUTPUT_PREFIX, commit_shards, discard_shards, existing_outputs
+from corpus import local_inputs
+from corpus import reader
+from corpus import segmentation
+from corpus.build_jobs import make_tokenizer, run_jobs, tokenizer_kind
+from corpus.build_stats import format_count
+from corpus.corpus_split import split_work
+from corpus.example_builder import FEATURE_NAMES, MIN_RANDOM_TARGET
+from corpus.shards import OUTPUT_PREFIX, commit_shards, discard_shards, existing_outputs
 from util import fs
 from util.errors import InputError
 from util.io import atomic_write_json, check_writable_dir, format_duration
@@ -188,11 +188,11 @@ def build(args):
     check_flags(args)
     check_output_dir(args)
     vocab_size = check_tokenizer(args)
-    corpus_files, total_bytes = corpus.check_corpus(args.corpus_dir)
-    corpus.check_annotation_files(args.corpus_dir, corpus_files, args.ref_file,
+    corpus_files, total_bytes = reader.check_corpus(args.corpus_dir)
+    reader.check_annotation_files(args.corpus_dir, corpus_files, args.ref_file,
                                   args.dep_file)
     if args.strict:
-        corpus.check_decodable(args.corpus_dir, corpus_files)
+        reader.check_decodable(args.corpus_dir, corpus_files)
     if args.num_out_files is None:
         args.num_out_files = default_num_out_files(total_bytes, args.num_processes)
     work_dir = local_inputs.make_work_dir() if local_inputs.needs_work_dir(args) else None
