@@ -77,6 +77,10 @@ class PretrainingConfig(object):
         self.num_eval_steps = 100  # batches evaluated by do_eval
         self.log_every_steps = 100  # steps between progress lines (and TensorBoard scalars)
         self.init_checkpoint = None  # warm-start weights (e.g. a released model) for a fresh run
+        self.init_checkpoint_step = None  # with init_checkpoint, where the schedule starts: None =
+                                          # step 0 (warm-up, decay to 0 at num_train_steps); N =
+                                          # step N (a released model's steps, e.g. 1000000 for
+                                          # small); "checkpoint" = init_checkpoint's global_step
 
         # model
         self.model_size = "small"  # tiny, small, small_ex (or small-ex), base or large
@@ -209,6 +213,17 @@ class PretrainingConfig(object):
              "\"whole_word_masking\" and \"per_example_randomness\" to false with it")
         need(self.shuffle_buffer_size >= 1, "shuffle_buffer_size must be >= 1")
         check_accumulation(self, "pre-training hparams")
+        step = self.init_checkpoint_step
+        need(step is None or step == "checkpoint" or (
+            isinstance(step, int) and not isinstance(step, bool) and 0 <= step),
+            "init_checkpoint_step must be null, an integer >= 0 or \"checkpoint\", got %r"
+            % (step,))
+        need(step is None or self.init_checkpoint, "init_checkpoint_step needs init_checkpoint "
+             "(the checkpoint whose schedule the run continues)")
+        need(not isinstance(step, int) or step < self.num_train_steps,
+             "init_checkpoint_step %r is not below num_train_steps %d: nothing would be "
+             "trained; raise num_train_steps past it (the schedule decays to 0 there)"
+             % (step, self.num_train_steps))
         distribute.check_hparams(self, "pre-training hparams")
         tpu.check_hparams(self, "pre-training hparams")
         need(not (self.distribution == "multi_worker_mirrored" and self.eval_each_checkpoint),

@@ -46,6 +46,8 @@ EMBEDDING_VARIABLES = ("electra/embeddings/word_embeddings", "bert/embeddings/wo
 VOCAB_REMEDY = "use the vocab it was trained with, or a fresh model_name"
 RESUME_SHAPE_REMEDY = ("set the model_size and model_hparam_overrides it was trained with, "
                        "or use a new --model-name")
+INIT_SHAPE_REMEDY = ("set model_size (and model_hparam_overrides, embedding_size) to the "
+                     "checkpoint's: a warm start takes its weights as they are")
 RESUME_MISSING_REMEDY = (
     "it was not written by this pre-training (a released checkpoint has no optimizer "
     "slots). To continue from its weights, use a new --model-name with "
@@ -85,18 +87,49 @@ def warm_start(init_checkpoint):
     (step 0, the whole warm-up and decay), not a resume of the source's schedule."""
     weights = [v for v in tf.global_variables() if not is_optimizer_state(v.op.name)]
     restored, skipped = checkpoints.init_matching_variables(init_checkpoint, weights)
+    if not is_first_replica():  # the other replicas' copies start from the first's values
+        return
     print("warm start from %s: %d variables restored, %d not found (kept at their "
           "initialisation)%s" % (init_checkpoint, len(restored), len(skipped),
                                  ": " + ", ".join(skipped[:10]) if skipped else ""), flush=True)
 
 
-def model_fn_builder(config, special_ids, warm_start_from):
+def initial_step(config):
+    """The step a warm-started run starts at (init_checkpoint_step): 0, N, or the
+    checkpoint's own global_step."""
+    step = config.init_checkpoint_step
+    if step != "checkpoint":
+        return step or 0
+    names = dict(tf.train.list_variables(fs.tf_checkpoint_path(config.init_checkpoint)))
+    if "global_step" not in names:
+        raise InputError(
+            "init_checkpoint %s has no global_step (a released model's checkpoint holds only "
+            "weights): set \"init_checkpoint_step\" to the steps it was trained for (e.g. "
+            "1000000 for the released ELECTRA-small), or null for a fresh schedule"
+            % config.init_checkpoint)
+    return int(tf.train.load_checkpoint(
+        fs.tf_checkpoint_path(config.init_checkpoint)).get_tensor("global_step"))
+
+
+def start_at(global_step, step):
+    """A Scaffold for a fresh run that starts its schedule at `step`: its init_fn runs after
+    the initialisers and before any hook, so the first checkpoint, progress line and
+    learning rate are step's."""
+    set_step = global_step.assign(step)
+    return tf.train.Scaffold(init_fn=lambda scaffold, session: session.run(set_step))
+
+
+def model_fn_builder(config, special_ids, warm_start_from, start_step=0):
     def model_fn(features, labels, mode, params):
         is_training = mode == tf.estimator.ModeKeys.TRAIN
         with precision.xla_scope(config.use_xla):  # its gradients are compiled with it
             model = objective.PretrainingModel(config, features, is_training, special_ids)
-        scaffold_fn = tpu.restore_in_scaffold(config, lambda: warm_start(warm_start_from)) \
+        scaffold_fn = tpu.restore_in_scaffold(
+            config, lambda: warm_start(warm_start_from),
+            lambda: start_at(tf.train.get_global_step(), start_step) if start_step else None) \
             if warm_start_from else None
+        scaffold = start_at(tf.train.get_global_step(), start_step) \
+            if start_step and is_training and not tpu.tpu_graph(config) else None
         disc_loss = (model.disc_output.loss if model.disc_output is not None
                      else tf.constant(0.0))
         if is_training:
@@ -137,7 +170,7 @@ def model_fn_builder(config, special_ids, warm_start_from):
                                 config.train_batch_size,
                                 runs_per_step=config.gradient_accumulation_steps)
             return tf.estimator.EstimatorSpec(mode, loss=model.total_loss, train_op=train_op,
-                                              training_hooks=[hook])
+                                              training_hooks=[hook], scaffold=scaffold)
         tensors = model.eval_tensors()
         if tpu.tpu_graph(config):
             return tf.estimator.tpu.TPUEstimatorSpec(mode, loss=model.total_loss,
@@ -149,11 +182,13 @@ def model_fn_builder(config, special_ids, warm_start_from):
     return model_fn
 
 
-def build_estimator(config, special_ids, warm_start_from, strategy=None):
+def build_estimator(config, special_ids, warm_start_from, strategy=None, start_step=0):
     """strategy: a tf.distribute strategy (distribution hparam) or None for one device.
-    Multi-worker evaluation is not distributed (the chief evaluates alone)."""
+    Multi-worker evaluation is not distributed (the chief evaluates alone). start_step: the
+    schedule's first step for a fresh warm-started run (init_checkpoint_step)."""
     return estimator_lib.build_estimator(
-        config, model_fn_builder(config, special_ids, warm_start_from), config.model_dir,
+        config, model_fn_builder(config, special_ids, warm_start_from, start_step),
+        config.model_dir,
         config.seed, config.train_batch_size, config.eval_batch_size,
         session_config=precision.session_config(config.use_xla), train_distribute=strategy,
         eval_distribute=strategy if config.distribution == "mirrored" else None)
@@ -281,6 +316,13 @@ def train_and_eval_in_model_dir(config, special_ids, train_files, eval_files, ch
         if not tf.train.checkpoint_exists(config.init_checkpoint):
             raise InputError("init_checkpoint %s not found" % config.init_checkpoint)
         check_checkpoint_vocab(config.init_checkpoint, config.vocab_size, "init_checkpoint")
+        # Another model size would be skipped variable by variable: stop here instead.
+        checkpoints.check_variable_shapes(
+            config.init_checkpoint,
+            {name: shape for name, shape in graph_variable_shapes(config, special_ids).items()
+             if not is_optimizer_state(name)}, INIT_SHAPE_REMEDY,
+            model_config=discriminator_config(config), require="some", what="init_checkpoint")
+    start_step = initial_step(config) if config.init_checkpoint and not latest else 0
     # Each training tfrecord's identity, read once: compared on a resume, then recorded.
     train_record = model_dir.data_record(train_files) if train_files else None
     if latest:  # a resume: the same run, or nothing is touched
@@ -299,10 +341,13 @@ def train_and_eval_in_model_dir(config, special_ids, train_files, eval_files, ch
         batches["eval_batch_size"] = config.eval_batch_size
     strategy = distribute.build_checked_strategy(config, batches)
     estimator = build_estimator(config, special_ids,
-                                None if latest else config.init_checkpoint, strategy)
+                                None if latest else config.init_checkpoint, strategy, start_step)
     if config.do_train:
         if latest:
             print("resuming from %s" % latest, flush=True)
+        elif start_step:
+            print("starting at step %d of the schedule of %s (init_checkpoint_step)"
+                  % (start_step, config.init_checkpoint), flush=True)
         print("training %s (%s objective) to step %d on %d tfrecord files, batch %d x %d "
               "tokens%s%s; model dir %s" % (
                   config.model_size, objective_label(config),

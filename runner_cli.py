@@ -6,7 +6,7 @@ command lines live only at the top level, tests/test_layering.py):
 
 import argparse
 
-from util.errors import run_cli
+from util.errors import InputError, run_cli
 from util.hparams import load_hparams
 from util.training_utils import quiet_tensorflow
 
@@ -26,4 +26,15 @@ def runner_main(argv, description, start, data_dir_help, model_name_help, hparam
     args = parser.parse_args(argv)
     quiet_tensorflow()
     return run_cli(lambda: start(args.model_name, args.data_dir,
-                                 load_hparams(args.hparams, search_dirs=search_dirs)))
+                                 flag_keys_refused(load_hparams(args.hparams,
+                                                                search_dirs=search_dirs))))
+
+
+def flag_keys_refused(hparams):
+    """hparams, unless it sets what the command line sets (the two would disagree)."""
+    for key, flag in (("model_name", "--model-name"), ("data_dir", "--data-dir")):
+        if key in hparams:
+            raise InputError("--hparams: %s is set by %s, not in --hparams (got %r): drop it "
+                             "from the JSON and pass %s %s" % (key, flag, hparams[key], flag,
+                                                               hparams[key]))
+    return hparams

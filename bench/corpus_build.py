@@ -273,19 +273,26 @@ def ratio_lines(results):
     return lines
 
 
+# The CPU flags that change TensorFlow's kernels (oneDNN picks its code path by them).
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
+
+
 def machine_description():
-    """"N cores, <CPU model>, load average L" (other jobs skew timings)."""
-    model = "unknown CPU"
+    """"N cores, <CPU model>, flags avx2 ..., load average L" (other jobs skew timings)."""
+    model, flags = "unknown CPU", set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as reader:
             for line in reader:
-                if line.startswith("model name"):
+                if line.startswith("model name") and model == "unknown CPU":
                     model = line.split(":", 1)[1].strip()
-                    break
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return "%d cores, %s, load average %.1f" % (
-        os.cpu_count() or 0, model, os.getloadavg()[0])
+    present = [flag for flag in SPEED_FLAGS if flag in flags]
+    return "%d cores, %s, flags %s, load average %.1f" % (
+        os.cpu_count() or 0, model, " ".join(present) or "none of " + " ".join(SPEED_FLAGS),
+        os.getloadavg()[0])
 
 
 def parse_args(argv):

@@ -41,6 +41,8 @@ TASKS = {"classification": ("chnsenticorp", 128), "qa": ("cmrc2018", 512)}
 def build_config(args, task, variant, data_dir):
     import configure_finetuning
     use_xla, mixed_precision = step_common.parse_variant(variant)
+    if step_common.parse_training_parts(variant) != ("adamw", 1):
+        raise SystemExit("variant %r: lamb and accum<k> are bench/pretrain_step.py's" % variant)
     task_name, _ = TASKS[task]
     return configure_finetuning.FinetuningConfig(
         "bench", data_dir, model_size=args.model_size, task_names=[task_name],

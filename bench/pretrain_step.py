@@ -61,11 +61,13 @@ def pretraining_flops(config):
 def build_config(args, variant, data_dir):
     import configure_pretraining
     use_xla, mixed_precision = step_common.parse_variant(variant)
+    optimizer, accumulation = step_common.parse_training_parts(variant)
     return configure_pretraining.PretrainingConfig(
         "bench", data_dir, model_size=args.model_size, max_seq_length=args.seq_length,
         train_batch_size=args.batch_size, vocab_file=step_common.SAMPLE_VOCAB,
         num_train_steps=1000000, num_warmup_steps=100, seed=1,
-        use_xla=use_xla, mixed_precision=mixed_precision,
+        use_xla=use_xla, mixed_precision=mixed_precision, optimizer=optimizer,
+        gradient_accumulation_steps=accumulation,
         model_hparam_overrides=step_common.act_overrides(variant))
 
 
@@ -75,6 +77,7 @@ def model_fn_and_batch(args, variant):
 
     import run_pretraining
     from model import precision
+    from util import distribute
     from util.training_utils import quiet_tensorflow
 
     quiet_tensorflow()
@@ -82,8 +85,8 @@ def model_fn_and_batch(args, variant):
     config = build_config(args, variant, tempfile.gettempdir())
     precision.check_supported(config.mixed_precision, False, variant)
     special_ids = run_pretraining.load_special_ids(config)
-    ids, mask, segments = step_common.synthetic_ids(
-        np.random.default_rng(1), config.train_batch_size, config.max_seq_length,
+    ids, mask, segments = step_common.synthetic_ids(  # one session run's (micro-)batch
+        np.random.default_rng(1), distribute.micro_batch_size(config), config.max_seq_length,
         config.vocab_size, special_ids["[CLS]"], special_ids["[SEP]"])
     return (config, run_pretraining.model_fn_builder(config, special_ids, None),
             {"input_ids": ids, "input_mask": mask, "segment_ids": segments})
@@ -94,8 +97,10 @@ def run_variant(args, variant):
     from model import precision
 
     config, model_fn, batch = model_fn_and_batch(args, variant)
+    k = config.gradient_accumulation_steps
+    extra = {"sequences_per_run": config.train_batch_size // k, "run_share": 1.0 / k}
     step_common.time_model_fn(model_fn, batch, precision.session_config(config.use_xla),
-                              args.warmup_steps, args.steps)
+                              args.warmup_steps, args.steps, extra if k > 1 else None)
 
 
 def parse_args(argv):

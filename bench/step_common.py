@@ -18,6 +18,7 @@ counted, so FLOPs/s is a lower bound on what the hardware does, as in MFU figure
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -35,11 +36,20 @@ RESULT_PREFIX = "RESULT "
 NUM_BATCHES = 4  # distinct synthetic batches, cycled (different data each step)
 
 
+def parse_training_parts(name):
+    """The optimizer parts of a variant: "fp32+lamb" -> ("lamb", 1), "fp32+accum4" ->
+    ("adamw", 4) (gradient_accumulation_steps); anything else -> ("adamw", 1)."""
+    parts = split_label(name)[0].split("+")
+    steps = [int(p[len("accum"):]) for p in parts if re.match(r"^accum[1-9]\d*$", p)]
+    return ("lamb" if "lamb" in parts else "adamw"), (steps[0] if steps else 1)
+
+
 def parse_variant(name):
     """"xla+bf16" -> (use_xla=True, mixed_precision="bf16"); "fp32" -> (False, "none").
-    A run label's ":<hidden_act>" suffix is ignored."""
+    A run label's ":<hidden_act>" suffix is ignored; so are the optimizer parts "lamb" and
+    "accum<k>" (parse_training_parts), which only bench/pretrain_step.py takes."""
     name = split_label(name)[0]
-    parts = name.split("+")
+    parts = [p for p in name.split("+") if p != "lamb" and not re.match(r"^accum[1-9]\d*$", p)]
     unknown = [p for p in parts if p not in _PARTS]
     precisions = [p for p in parts if p in ("bf16", "fp16")]
     if unknown or len(precisions) > 1 or not parts or ("fp32" in parts and len(parts) > 1):
@@ -60,7 +70,8 @@ def add_step_args(parser, rounds=True):
                         help="untimed steps first (XLA compiles in the first)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="comma-separated: fp32, xla, bf16, xla+bf16 (fp16, xla+fp16 "
-                             "on a GPU)")
+                             "on a GPU); pretrain_step.py also +lamb and +accum<k>, e.g. "
+                             "fp32+lamb, fp32+accum4 (compared per sequence with fp32)")
     parser.add_argument("--hidden-acts", default=DEFAULT_ACT,
                         help="comma-separated hidden_act values, each run with every variant "
                              "(interleaved like them): gelu (exact erf, the default), gelu_new "
@@ -164,15 +175,18 @@ def time_training(train_op, loss, session_config, warmup_steps, steps):
             "last_loss": float(value)}
 
 
-def time_model_fn(model_fn, arrays, session_config, warmup_steps, steps):
+def time_model_fn(model_fn, arrays, session_config, warmup_steps, steps, extra=None):
     """Builds model_fn's TRAIN graph on in-memory batches `arrays`, times it (see
-    time_training) and prints the result, with this process's peak RSS, for run_child."""
+    time_training) and prints the result, with this process's peak RSS and `extra`
+    (a dict), for run_child. A step here is one session run (with gradient accumulation,
+    one micro-batch)."""
     import tensorflow.compat.v1 as tf
     with tf.Graph().as_default():
         tf.set_random_seed(1)
         spec = model_fn(in_memory_features(arrays), None, tf.estimator.ModeKeys.TRAIN, {})
         result = time_training(spec.train_op, spec.loss, session_config, warmup_steps, steps)
     result["peak_rss_mb"] = peak_rss_mb()
+    result.update(extra or {})
     emit_result(result)
 
 
@@ -220,7 +234,10 @@ def run_variants(script, variants, child_args, rounds):
 
 def summarise(result, batch_size, flops_per_step):
     """Adds seq/s (batch / median step time), the median wall and CPU ms and GFLOP/s
-    to a child's result."""
+    to a child's result. A child that times micro-batches of gradient accumulation
+    reports its sequences and FLOPs per session run ("sequences_per_run", "run_share")."""
+    batch_size = result.get("sequences_per_run", batch_size)
+    flops_per_step *= result.get("run_share", 1.0)
     times = result["step_times"]
     median = statistics.median(times)
     result.update(median_ms=1000 * median, seq_per_s=batch_size / median,

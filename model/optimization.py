@@ -192,10 +192,12 @@ class DynamicLossScale(object):
         self.value = tf.identity(self.scale.read_value())  # one read: scale, then unscale
 
     def unscale(self, grads):
-        """(grads / scale, scalar bool: every gradient finite)."""
-        grads = [None if g is None else tf.convert_to_tensor(g) / self.value for g in grads]
-        all_finite = tf.reduce_all([tf.reduce_all(tf.is_finite(g))
-                                    for g in grads if g is not None])
+        """(grads / scale, scalar bool: every gradient finite). A sparse gradient stays
+        sparse, so that clipping takes the norm it takes without loss scaling."""
+        grads = [None if g is None else _divide(g, self.value) for g in grads]
+        all_finite = tf.reduce_all([
+            tf.reduce_all(tf.is_finite(g.values if isinstance(g, tf.IndexedSlices) else g))
+            for g in grads if g is not None])
         return grads, all_finite
 
     def update(self, all_finite, at=None):
@@ -466,6 +468,13 @@ class LambOptimizer(AdamWeightDecayOptimizer):
         w_norm, u_norm = tf.norm(param), tf.norm(update)
         ratio = tf.where(w_norm > 0.0, tf.where(u_norm > 0.0, w_norm / u_norm, 1.0), 1.0)
         return ratio * update
+
+
+def _divide(grad, value):
+    """grad / value, an IndexedSlices kept as one."""
+    if isinstance(grad, tf.IndexedSlices):
+        return tf.IndexedSlices(grad.values / value, grad.indices, grad.dense_shape)
+    return grad / value
 
 
 _READS = ("Identity", "ReadVariableOp", "Cast", "Enter")

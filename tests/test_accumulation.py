@@ -67,25 +67,25 @@ def test_four_micro_batches_per_update_over_two_mirrored_cpus(data_dir, one_batc
 
 def test_a_kill_mid_accumulation_resumes_from_the_last_update(data_dir):
     model_dir = data_dir / "models" / "k4_killed"
-    settings = dict(gradient_accumulation_steps=4, num_train_steps=30,
-                    save_checkpoints_steps=10, log_every_steps=5)
+    settings = dict(gradient_accumulation_steps=4, num_train_steps=40,
+                    save_checkpoints_steps=4, log_every_steps=4)
     process = start(data_dir, "k4_killed", **settings)
     deadline = time.time() + 300
-    while not (model_dir / "model.ckpt-10.index").exists():
+    while not (model_dir / "model.ckpt-4.index").exists():
         assert process.poll() is None and time.time() < deadline, process.stdout.read()
         time.sleep(0.2)
-    time.sleep(1.0)  # into the next window: 3 of every 4 runs end mid-accumulation
+    time.sleep(0.3)  # into the next window: 3 of every 4 runs end mid-accumulation
     process.send_signal(signal.SIGKILL)
     process.wait()
-    saved = variables(model_dir, 10)
+    saved = variables(model_dir, 4)
     out = finished(start(data_dir, "k4_killed", **settings))
     assert "resuming from %s" % (model_dir / "model.ckpt-") in out
     resumed_at = int(out.split("resuming from %s" % (model_dir / "model.ckpt-"))[1].split()[0])
-    assert resumed_at % 10 == 0 and resumed_at >= 10  # an update boundary's checkpoint
-    final = variables(model_dir, 30)
+    assert resumed_at % 4 == 0 and 4 <= resumed_at < 40  # an update's checkpoint
+    final = variables(model_dir, 40)
     assert sorted(final) == sorted(saved)
     assert all(np.all(np.isfinite(v)) for v in final.values() if v.dtype.kind == "f")
-    assert final["global_step"] == 30
+    assert final["global_step"] == 40
 
 
 def test_fine_tuning_with_four_micro_batches_per_update(tmp_path_factory):
@@ -97,3 +97,15 @@ def test_fine_tuning_with_four_micro_batches_per_update(tmp_path_factory):
     assert "%d steps of 8 (1 replica x 2 sequences x 4 micro-batches)" % FT_STEPS in out
     assert_same_variables(variables(Path(str(trials).format("ft_k4")), FT_STEPS),
                           variables(Path(str(trials).format("ft_k1")), FT_STEPS))
+
+
+def test_lamb_with_four_micro_batches_over_two_mirrored_cpus(data_dir):
+    one_update = dict(optimizer="lamb", num_train_steps=1, save_checkpoints_steps=1,
+                      num_warmup_steps=0)
+    finished(start(data_dir, "lamb_k1", **one_update))
+    out = finished(start(data_dir, "lamb_k4_mirrored", logical_cpus=2, distribution="mirrored",
+                         mirrored_devices=["/cpu:0", "/cpu:1"], gradient_accumulation_steps=4,
+                         **one_update))
+    assert ", lamb; model dir" in out
+    assert_same_variables(variables(data_dir / "models" / "lamb_k4_mirrored", 1),
+                          variables(data_dir / "models" / "lamb_k1", 1))

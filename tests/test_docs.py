@@ -52,7 +52,8 @@ import pytest
 DOC_PAGES = ["README.md", "bench/README.md"] + sorted(
     str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))
 SHELL_TOOLS = {"cp", "mkdir", "rm", "echo", "cat", "ls", "cd", "source", "tensorboard", "gsutil",
-               "unzip", "export", "time", "head", "tail", "wc", "git", "pip", "ln", "grep"}
+               "unzip", "export", "time", "head", "tail", "wc", "git", "pip", "ln", "grep",
+               "cut"}
 PYTHONS = {"python", "python3", ".venv/bin/python"}
 # Scripts the docs show that are not ours (transformers 4.x's converter).
 NOT_OURS = {"convert_electra_original_tf_checkpoint_to_pytorch.py"}

@@ -254,3 +254,13 @@ def test_pretraining_presets_hold_the_published_recipe(preset):
     shape = configs.discriminator_config(config)
     assert (shape.num_hidden_layers, shape.hidden_size, shape.num_attention_heads) == (
         int(layers), int(hidden), int(heads))
+
+
+@pytest.mark.parametrize("runner", ["run_pretraining", "run_finetuning"])
+def test_hparams_may_not_set_what_the_command_line_sets(runner, tmp_path, capsys):
+    import importlib
+    status = importlib.import_module(runner).main([
+        "--data-dir", str(tmp_path), "--model-name", "m", "--hparams", '{"data_dir": "/elsewhere"}'])
+    assert status == 2
+    assert ("error: --hparams: data_dir is set by --data-dir, not in --hparams (got "
+            "'/elsewhere')") in capsys.readouterr().err

@@ -205,7 +205,7 @@ def _two_term_model(ids, x, weights):
     return [(2.0, first[0], first[1]), (50.0, second[0], second[1])]
 
 
-def _train_toy(optimizer, k, batches):
+def _train_toy(optimizer, k, batches, loss_scaling=False):
     """Variables after len(batches) runs of train_op, each fed one batch (ids, x, weights)."""
     with tf.Graph().as_default():
         ids = tf.placeholder(tf.int32, [None])
@@ -215,7 +215,8 @@ def _train_toy(optimizer, k, batches):
         loss = tf.add_n([w * n / (d + 1e-6) for w, n, d in terms])
         train_op, lr = optimization.create_optimizer(
             loss, 0.01, num_train_steps=10, weight_decay_rate=0.01, clip_norm=1.0,
-            optimizer=optimizer, accumulation_steps=k, loss_terms=terms)
+            optimizer=optimizer, accumulation_steps=k, loss_terms=terms,
+            loss_scaling=loss_scaling)
         grad_norm = tf.global_norm(tf.gradients(loss, tf.trainable_variables()))
         step = tf.train.get_global_step()
         with tf.Session() as sess:
@@ -255,3 +256,24 @@ def test_four_micro_batches_of_four_make_the_update_of_one_batch_of_sixteen(opti
     # and the accumulation did something: the first big step alone differs from two
     first_only, _, _ = _train_toy(optimizer, 1, big[:1])
     assert max(np.abs(first_only[n] - want[n]).max() for n in want) > 1e-3
+
+
+def test_accumulation_under_loss_scaling_unscales_each_micro_batch_and_skips_bad_windows():
+    """float16's loss scale (2^15, exact in float32) leaves the accumulated update as it is;
+    a window with one non-finite micro-batch gradient makes no update at all."""
+    rng = np.random.RandomState(5)
+    ids, x = rng.randint(0, 10, 16), rng.randn(16, 4).astype(np.float32)
+    weights = (rng.rand(16) < 0.5).astype(np.float32)
+    micro = [(ids[i:i + 4], x[i:i + 4], weights[i:i + 4]) for i in range(0, 16, 4)]
+    plain, _, _ = _train_toy("adamw", 4, micro)
+    scaled, trace, _ = _train_toy("adamw", 4, micro, loss_scaling=True)
+    for name in plain:  # (a sparse gradient stays sparse through the unscaling, too)
+        np.testing.assert_array_equal(scaled[name], plain[name], err_msg=name)
+    assert [s for s, _ in trace] == [0, 0, 0, 1]
+    bad = list(micro)
+    bad[1] = (bad[1][0], np.full_like(bad[1][1], np.inf), bad[1][2])
+    skipped, trace, _ = _train_toy("adamw", 4, bad, loss_scaling=True)
+    initial, _, _ = _train_toy("adamw", 4, [])
+    for name in initial:
+        np.testing.assert_array_equal(skipped[name], initial[name], err_msg=name)
+    assert trace[-1][0] == 1  # the step still counts, as a skipped float16 step does

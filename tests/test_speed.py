@@ -254,18 +254,21 @@ def test_step_benchmark_pools_interleaved_rounds_and_prints_ratios():
     proc = subprocess.run(
         [sys.executable, "bench/pretrain_step.py", "--model-size", "tiny", "--seq-length", "32",
          "--batch-size", "4", "--steps", "2", "--warmup-steps", "1", "--rounds", "2",
-         "--variants", "fp32,bf16"],
+         "--variants", "fp32,bf16,fp32+accum2"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "2 timed steps per variant and round, 2 interleaved rounds" in out
     # variant, seq/s, mean seq/s, step ms, CPU ms, peak RSS MB, GFLOP/s, first/last loss
     rows = {m.group(1): [float(x) for x in m.groups()[1:]] for m in re.finditer(
-        r"^(fp32|bf16)" + r"\s+([\d.]+)" * 6 + r"\s+([\d.]+)/([\d.]+)$", out, re.M)}
-    assert set(rows) == {"fp32", "bf16"}, out
-    for seq_per_s, _, step_ms, _, _, _, first_loss, _ in rows.values():
-        # sequences/s is the batch (4) over the median step time, both printed rounded
-        assert seq_per_s == pytest.approx(4 * 1000.0 / step_ms, rel=0.01), out
+        r"^(fp32|bf16|fp32\+accum2)" + r"\s+([\d.]+)" * 6 + r"\s+([\d.]+)/([\d.]+)$", out,
+        re.M)}
+    assert set(rows) == {"fp32", "bf16", "fp32+accum2"}, out
+    for name, (seq_per_s, _, step_ms, _, _, _, first_loss, _) in rows.items():
+        # sequences/s is the batch (4) over the median step time, both printed rounded; a
+        # step of accum2 is one session run of a micro-batch of 2
+        batch = 2 if name == "fp32+accum2" else 4
+        assert seq_per_s == pytest.approx(batch * 1000.0 / step_ms, rel=0.01), out
         # The loss of the first step, at the initial weights (std 0.02), is the objective's
         # at uniform predictions: ln V for the generator's softmax over the vocab, ln 2 for
         # each discriminator decision, times disc_weight 50 (measured: 0.6% below).

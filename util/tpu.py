@@ -37,15 +37,18 @@ def check_hparams(config, source):
                                         config.num_tpu_cores))
 
 
-def restore_in_scaffold(config, restore):
+def restore_in_scaffold(config, restore, make_scaffold=None):
     """Runs restore() (tf.train.init_from_checkpoint calls) where the graph allows it: in
     the TPUEstimatorSpec's scaffold_fn for the TPU graph (on a TPU the variables' initial
-    values must come from the host), at once otherwise. Returns the scaffold_fn or None."""
+    values must come from the host), at once otherwise. Returns the scaffold_fn or None.
+    make_scaffold: None, or a function returning the Scaffold (or None) the TPU graph's
+    scaffold_fn gives (e.g. one with an init_fn); the other graphs pass theirs to the
+    EstimatorSpec themselves."""
     if not tpu_graph(config):
         restore()
         return None
 
     def scaffold_fn():
         restore()
-        return tf.train.Scaffold()
+        return (make_scaffold and make_scaffold()) or tf.train.Scaffold()
     return scaffold_fn
