@@ -80,7 +80,8 @@ class PretrainingConfig(object):
         self.init_checkpoint_step = None  # with init_checkpoint, where the schedule starts: None =
                                           # step 0 (warm-up, decay to 0 at num_train_steps); N =
                                           # step N (a released model's steps, e.g. 1000000 for
-                                          # small); "checkpoint" = init_checkpoint's global_step
+                                          # small), warming up again from there; "checkpoint" =
+                                          # init_checkpoint's global_step
 
         # model
         self.model_size = "small"  # tiny, small, small_ex (or small-ex), base or large

@@ -100,6 +100,10 @@ def initial_step(config):
     step = config.init_checkpoint_step
     if step != "checkpoint":
         return step or 0
+    if not tf.train.checkpoint_exists(config.init_checkpoint):
+        raise InputError("init_checkpoint %s not found: with \"init_checkpoint_step\": "
+                         "\"checkpoint\" its global_step is where this run's schedule starts"
+                         % config.init_checkpoint)
     names = dict(tf.train.list_variables(fs.tf_checkpoint_path(config.init_checkpoint)))
     if "global_step" not in names:
         raise InputError(
@@ -107,8 +111,14 @@ def initial_step(config):
             "weights): set \"init_checkpoint_step\" to the steps it was trained for (e.g. "
             "1000000 for the released ELECTRA-small), or null for a fresh schedule"
             % config.init_checkpoint)
-    return int(tf.train.load_checkpoint(
+    step = int(tf.train.load_checkpoint(
         fs.tf_checkpoint_path(config.init_checkpoint)).get_tensor("global_step"))
+    if step >= config.num_train_steps:
+        raise InputError(
+            "init_checkpoint %s is at step %d, not below num_train_steps %d: nothing would be "
+            "trained; raise num_train_steps past it (the schedule decays to 0 there)"
+            % (config.init_checkpoint, step, config.num_train_steps))
+    return step
 
 
 def start_at(global_step, step):
@@ -119,7 +129,9 @@ def start_at(global_step, step):
     return tf.train.Scaffold(init_fn=lambda scaffold, session: session.run(set_step))
 
 
-def model_fn_builder(config, special_ids, warm_start_from, start_step=0):
+def model_fn_builder(config, special_ids, warm_start_from, start_step=0, warmup_from=0):
+    """start_step: the first step of a fresh warm-started run (init_checkpoint_step);
+    warmup_from: where the schedule's warm-up starts (that step, in its resumes too)."""
     def model_fn(features, labels, mode, params):
         is_training = mode == tf.estimator.ModeKeys.TRAIN
         with precision.xla_scope(config.use_xla):  # its gradients are compiled with it
@@ -141,7 +153,7 @@ def model_fn_builder(config, special_ids, warm_start_from, start_step=0):
                     lr_decay_power=config.lr_decay_power,
                     loss_scaling=config.mixed_precision == "fp16", optimizer=config.optimizer,
                     accumulation_steps=config.gradient_accumulation_steps,
-                    loss_terms=model.loss_terms)
+                    loss_terms=model.loss_terms, warmup_from=warmup_from)
             if tpu.tpu_graph(config):  # no summaries on a TPU; its tensors stay there
                 hook = LoopProgressHook(config.num_train_steps, config.log_every_steps,
                                         config.train_batch_size)
@@ -182,12 +194,13 @@ def model_fn_builder(config, special_ids, warm_start_from, start_step=0):
     return model_fn
 
 
-def build_estimator(config, special_ids, warm_start_from, strategy=None, start_step=0):
+def build_estimator(config, special_ids, warm_start_from, strategy=None, start_step=0,
+                    warmup_from=0):
     """strategy: a tf.distribute strategy (distribution hparam) or None for one device.
     Multi-worker evaluation is not distributed (the chief evaluates alone). start_step: the
     schedule's first step for a fresh warm-started run (init_checkpoint_step)."""
     return estimator_lib.build_estimator(
-        config, model_fn_builder(config, special_ids, warm_start_from, start_step),
+        config, model_fn_builder(config, special_ids, warm_start_from, start_step, warmup_from),
         config.model_dir,
         config.seed, config.train_batch_size, config.eval_batch_size,
         session_config=precision.session_config(config.use_xla), train_distribute=strategy,
@@ -322,7 +335,10 @@ def train_and_eval_in_model_dir(config, special_ids, train_files, eval_files, ch
             {name: shape for name, shape in graph_variable_shapes(config, special_ids).items()
              if not is_optimizer_state(name)}, INIT_SHAPE_REMEDY,
             model_config=discriminator_config(config), require="some", what="init_checkpoint")
-    start_step = initial_step(config) if config.init_checkpoint and not latest else 0
+    # The schedule of a run continuing init_checkpoint's starts (and warms up) at its step,
+    # in this run's resumes too.
+    warmup_from = initial_step(config) if config.init_checkpoint else 0
+    start_step = 0 if latest else warmup_from
     # Each training tfrecord's identity, read once: compared on a resume, then recorded.
     train_record = model_dir.data_record(train_files) if train_files else None
     if latest:  # a resume: the same run, or nothing is touched
@@ -341,7 +357,8 @@ def train_and_eval_in_model_dir(config, special_ids, train_files, eval_files, ch
         batches["eval_batch_size"] = config.eval_batch_size
     strategy = distribute.build_checked_strategy(config, batches)
     estimator = build_estimator(config, special_ids,
-                                None if latest else config.init_checkpoint, strategy, start_step)
+                                None if latest else config.init_checkpoint, strategy, start_step,
+                                warmup_from)
     if config.do_train:
         if latest:
             print("resuming from %s" % latest, flush=True)

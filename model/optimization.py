@@ -41,6 +41,11 @@ def check_hparams(config, source):
             "(train_batch_size is the batch of one update; each micro-batch takes "
             "train_batch_size / gradient_accumulation_steps)"
             % (source, config.train_batch_size, k, k))
+    if k > 1 and config.distribution == "multi_worker_mirrored":
+        raise InputError(
+            "%s: gradient_accumulation_steps %d with \"multi_worker_mirrored\" is not "
+            "supported yet (a two-host test did not finish): accumulate on one host "
+            "(\"mirrored\"), or reach the batch with more hosts and k = 1" % (source, k))
     if k > 1 and (config.use_tpu or config.use_tpu_estimator):
         raise InputError(
             "%s: gradient_accumulation_steps %d needs the CPU/GPU path: TPUEstimator runs "
@@ -49,8 +54,11 @@ def check_hparams(config, source):
 
 
 def learning_rate_schedule(learning_rate, num_train_steps, num_warmup_steps=0,
-                           warmup_proportion=0.0, lr_decay_power=1.0):
-    """Linear warm-up to `learning_rate`, then polynomial decay to 0 at num_train_steps."""
+                           warmup_proportion=0.0, lr_decay_power=1.0, warmup_from=0):
+    """Linear warm-up to `learning_rate`, then polynomial decay to 0 at num_train_steps.
+    warmup_from: the step the warm-up starts at (a run continuing another's schedule from
+    step N warms up again from N: its Adam moments start at zero, and without bias
+    correction its first updates would be several times their size)."""
     global_step = tf.train.get_or_create_global_step()
     step = tf.cast(global_step, tf.float32)
     decayed = tf.train.polynomial_decay(learning_rate, global_step, num_train_steps,
@@ -58,7 +66,7 @@ def learning_rate_schedule(learning_rate, num_train_steps, num_warmup_steps=0,
                                         cycle=False)
     warmup_steps = max(num_train_steps * warmup_proportion, num_warmup_steps)
     if warmup_steps > 0:
-        decayed *= tf.minimum(1.0, step / float(warmup_steps))
+        decayed *= tf.minimum(1.0, (step - float(warmup_from)) / float(warmup_steps))
     return decayed
 
 
@@ -85,7 +93,7 @@ def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0
                      lr_decay_power=1.0, layerwise_lr_decay_power=-1,
                      n_transformer_layers=None, clip_norm=1.0, variables=None,
                      loss_scaling=False, optimizer="adamw", accumulation_steps=1,
-                     loss_terms=None):
+                     loss_terms=None, warmup_from=0):
     """Returns (train_op, learning_rate tensor). train_op also increments global_step.
 
     optimizer: "adamw" (the official one) or "lamb" (AdamW's update times LAMB's
@@ -108,7 +116,7 @@ def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0
     """
     global_step = tf.train.get_or_create_global_step()
     lr = learning_rate_schedule(learning_rate, num_train_steps, num_warmup_steps,
-                                warmup_proportion, lr_decay_power)
+                                warmup_proportion, lr_decay_power, warmup_from)
     multipliers = None
     if layerwise_lr_decay_power > 0:
         multipliers = layerwise_lr_multipliers(n_transformer_layers, layerwise_lr_decay_power)
@@ -134,8 +142,10 @@ def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0
         grads, all_finite = loss_scale.unscale(grads)
     grads, _ = tf.clip_by_global_norm(
         grads, clip_norm=clip_norm, use_norm=None if accumulator is None else norm)
-    train_op = optimizer.apply_gradients(zip(grads, tvars), global_step=global_step,
-                                         should_apply=all_finite)
+    # (CrossShardOptimizer, on a TPU, takes no should_apply; a TPU has neither fp16 nor
+    # accumulation, so it is only passed when there is something to skip)
+    skip = {} if all_finite is None else {"should_apply": all_finite}
+    train_op = optimizer.apply_gradients(zip(grads, tvars), global_step=global_step, **skip)
     if loss_scale is not None:
         at = None if accumulator is None else accumulator.boundary
         train_op = tf.group(train_op, loss_scale.update(all_finite, at=at))

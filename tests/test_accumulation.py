@@ -109,3 +109,4 @@ def test_lamb_with_four_micro_batches_over_two_mirrored_cpus(data_dir):
     assert ", lamb; model dir" in out
     assert_same_variables(variables(data_dir / "models" / "lamb_k4_mirrored", 1),
                           variables(data_dir / "models" / "lamb_k1", 1))
+

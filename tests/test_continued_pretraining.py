@@ -66,16 +66,17 @@ def test_warm_start_with_a_fresh_schedule(data_dir, released):
 
 def test_warm_start_continuing_the_released_schedule(data_dir, released):
     # The released model trained 1,000 steps of a 1,002-step schedule: 2 more steps, at the
-    # learning rate the polynomial decay gives there, lr * (1 - step / num_train_steps).
+    # learning rate the polynomial decay gives there, lr * (1 - step / num_train_steps),
+    # warmed up again from step 1,000 (num_warmup_steps 1: the first update's rate is 0).
     status, out = pretrain(data_dir, "continued", init_checkpoint=released["prefix"],
                            init_checkpoint_step=1000, num_train_steps=1000 + STEPS)
     assert status == 0, out
     assert "starting at step 1000 of the schedule" in out
     assert "step 1001/1002" in out and "step 1/" not in out
-    lr = float(out.split("step 1001/1002")[1].split("| lr ")[1].split()[0])
-    # the rate step 1001's update used: the schedule at step 1000 (printed to 3 digits)
-    expected = HPARAMS["learning_rate"] * (1 - 1000 / 1002)
-    assert lr == pytest.approx(expected, rel=5e-3)
+    def lr(step):  # the rate the update of this progress line used, printed to 3 digits
+        return float(out.split("step %d/1002" % step)[1].split("| lr ")[1].split()[0])
+    assert lr(1001) == 0.0  # the schedule at step 1000, at the start of its warm-up
+    assert lr(1002) == pytest.approx(HPARAMS["learning_rate"] * (1 - 1001 / 1002), rel=5e-3)
     model_dir = data_dir / "models" / "continued"
     assert tf.train.load_checkpoint(str(model_dir)).get_tensor("global_step") == 1002
     assert not (model_dir / "model.ckpt-0.index").exists()  # the first checkpoint is 1000's
