@@ -264,3 +264,46 @@ def test_hparams_may_not_set_what_the_command_line_sets(runner, tmp_path, capsys
     assert status == 2
     assert ("error: --hparams: data_dir is set by --data-dir, not in --hparams (got "
             "'/elsewhere')") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("hparams, message", [
+    ({"optimizer": "sgd"}, r'optimizer must be one of "adamw", "lamb", got \'sgd\''),
+    ({"gradient_accumulation_steps": 0}, r"gradient_accumulation_steps must be an integer "
+                                         r">= 1, got 0"),
+    ({"gradient_accumulation_steps": 3}, r"train_batch_size 128 does not split into 3 "
+                                         r"micro-batches: use a multiple of 3"),
+    ({"gradient_accumulation_steps": 2, "use_tpu_estimator": True},
+     r"gradient_accumulation_steps 2 needs the CPU/GPU path"),
+    ({"gradient_accumulation_steps": 2, "distribution": "multi_worker_mirrored"},
+     r'gradient_accumulation_steps 2 with "multi_worker_mirrored" is not supported yet'),
+    ({"init_checkpoint_step": 5}, r"init_checkpoint_step needs init_checkpoint"),
+    ({"init_checkpoint": "x", "init_checkpoint_step": "latest"},
+     r'init_checkpoint_step must be null, an integer >= 0 or "checkpoint", got \'latest\''),
+    ({"init_checkpoint": "x", "init_checkpoint_step": 10, "num_train_steps": 10},
+     r"init_checkpoint_step 10 is not below num_train_steps 10"),
+])
+def test_optimizer_accumulation_and_schedule_start_hparams_are_checked(hparams, message):
+    with pytest.raises(InputError, match="^pre-training hparams: " + message):
+        configure_pretraining.PretrainingConfig("m", "/tmp/d", **hparams)
+
+
+def test_a_checkpoint_step_at_or_past_the_end_is_refused(tmp_path):
+    import tensorflow.compat.v1 as tf
+    import run_pretraining
+    prefix = str(tmp_path / "ckpt")
+    with tf.Graph().as_default():
+        step = tf.Variable(10, dtype=tf.int64, name="global_step")
+        with tf.Session() as session:
+            session.run(step.initializer)
+            tf.train.Saver([step]).save(session, prefix, write_meta_graph=False)
+    config = configure_pretraining.PretrainingConfig(
+        "m", "/tmp/d", init_checkpoint=prefix, init_checkpoint_step="checkpoint",
+        num_train_steps=10)
+    with pytest.raises(InputError, match=r"init_checkpoint \S+ckpt is at step 10, not below "
+                                         r"num_train_steps 10"):
+        run_pretraining.initial_step(config)
+    config.num_train_steps = 11
+    assert run_pretraining.initial_step(config) == 10
+    config.init_checkpoint = prefix + "_gone"
+    with pytest.raises(InputError, match=r"init_checkpoint \S+_gone not found"):
+        run_pretraining.initial_step(config)
