@@ -156,7 +156,8 @@ EVAL_ONLY_HPARAMS = frozenset([
     "num_trials", "keep_all_models", "log_every_steps", "log_examples", "task_names",
     "use_tfrecords_if_existing", "predict_batch_size", "n_writes_test",
     "write_distill_outputs", "beam_size", "qa_na_threshold", "model_dir", "results_txt",
-    "results_pkl", "qa_preds_file", "qa_eval_file", "qa_na_file", "test_predictions"])
+    "results_pkl", "qa_preds_file", "qa_eval_file", "qa_na_file", "test_predictions",
+    "save_graph_def"])
 
 
 def prepare_trial_dir(config, model_dir, fingerprint):

@@ -60,9 +60,11 @@ MINI = {
     "pretrain": dict(MODEL, max_seq_length=64, train_batch_size=8, learning_rate=5e-4,
                      num_warmup_steps=5, num_train_steps=20, save_checkpoints_steps=10,
                      log_every_steps=5, eval_batch_size=8, num_eval_steps=2, seed=1,
-                     model_size="tiny", model_hparam_overrides={}, embedding_size=None),
+                     model_size="tiny", model_hparam_overrides={}, embedding_size=None,
+                     save_graph_def=False),
     "finetune": dict(FULL["finetune"], model_size="tiny", model_hparam_overrides={},
-                     embedding_size=None, train_batch_size=8, num_trials=2, log_every_steps=5),
+                     embedding_size=None, train_batch_size=8, num_trials=2, log_every_steps=5,
+                     save_graph_def=False),
     # 2 trials where the seed-style table needs them, 1 elsewhere: each run costs the tests
     "tasks": {
         "chnsenticorp": {"max_seq_length": 64, "num_train_epochs": 1},

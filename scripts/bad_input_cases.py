@@ -498,7 +498,7 @@ CASES = [
               r"has \d+ tokens but", first_tokens("small_vocab.txt", 5000),
               extra=["--vocab", "@D/small_vocab.txt"]),
     export_hf("export-hf-config", "export_hf --config is of another model size",
-              "does not match", copy_from_repo("config/small_discriminator_config.json"),
+              "does not describe it", copy_from_repo("config/small_discriminator_config.json"),
               extra=["--config", "@D/small_discriminator_config.json"]),
     export_hf("export-hf-out-file", "export_hf's output dir is a file", "cannot write",
               put("notes.txt", "keep me"), out="@D/notes.txt"),

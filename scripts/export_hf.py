@@ -51,7 +51,6 @@ tests); the generator's hidden states and the discriminator are unaffected.
 import argparse
 import json
 import os
-import re
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -230,38 +229,6 @@ def read_do_lower_case(ckpt_dir):
         return True
 
 
-def _layer_count_hint(shapes, tensors, config):
-    """' (the checkpoint has K layers under S, the config N)' when those differ, else ''."""
-    scopes = {t.tf_name.split("/encoder/")[0] for t in tensors if "/encoder/" in t.tf_name}
-    if len(scopes) != 1:
-        return ""
-    scope = scopes.pop()
-    layer = re.compile(re.escape(scope) + r"/encoder/layer_(\d+)/")
-    found = {int(m.group(1)) for m in map(layer.match, shapes) if m}
-    if len(found) == config.num_hidden_layers:
-        return ""
-    return " (the checkpoint has %d layers under %s/encoder, the config %d)" % (
-        len(found), scope, config.num_hidden_layers)
-
-
-def check_checkpoint(checkpoint, shapes, tensors, config, config_source):
-    """Every needed variable must exist with its config shape; lists all that do not.
-
-    Shapes are checked first: a config of another model size also misses variables, and
-    "hidden 256 expected 64" says more than a list of absent layers.
-    """
-    wrong = ["%s is %s, expected %s" % (t.tf_name, list(shapes[t.tf_name]), t.tf_shape)
-             for t in tensors if t.tf_name in shapes and list(shapes[t.tf_name]) != t.tf_shape]
-    hint = _layer_count_hint(shapes, tensors, config)
-    if wrong:
-        raise InputError("checkpoint %s does not match %s%s; pass the model's config with "
-                         "--config: %s" % (checkpoint, config_source, hint, "; ".join(wrong)))
-    missing = [t.tf_name for t in tensors if t.tf_name not in shapes]
-    if missing:
-        raise InputError("checkpoint %s lacks %d variable(s) that %s needs%s: %s"
-                         % (checkpoint, len(missing), config_source, hint, ", ".join(missing)))
-
-
 # ----------------------------------------------------------------------------- outputs
 
 def hf_config(config, component, pad_token_id):
@@ -339,7 +306,14 @@ def export(ckpt_dir, out_dir, component, checkpoint=None, config_file=None, voca
         raise InputError("cannot read checkpoint %s: %s" % (checkpoint, e))
     shapes = reader.get_variable_to_shape_map()
     tensors = tensors_for(component, config, shapes)
-    check_checkpoint(checkpoint, shapes, tensors, config, config_source)
+    remedy = ("%s does not describe it: pass the model's config with --config"
+              % config_source)
+    checkpoints.check_variable_shapes(
+        checkpoint, {t.tf_name: t.tf_shape for t in tensors}, remedy, model_config=config,
+        require="all", missing_remedy="the %s export needs every one: export a checkpoint "
+        "that holds the %s, or pass its config with --config" % (component, component),
+        vocab_remedy="pass the config and vocab it was trained with "
+        "(--config, --vocab)")
 
     n_params = sum(int(np.prod(t.tf_shape)) for t in tensors)
     check_writable_dir(out_dir, "output directory", min_free_bytes=4 * n_params + 2 ** 24)

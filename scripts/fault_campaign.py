@@ -27,10 +27,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 PRETRAIN = {"model_size": "tiny", "max_seq_length": 64, "train_batch_size": 8,
             "learning_rate": 1e-3, "num_warmup_steps": 5, "num_train_steps": 120,
             "save_checkpoints_steps": 10, "log_every_steps": 10, "keep_checkpoint_max": 3,
-            "do_eval": True, "num_eval_steps": 2, "eval_batch_size": 8, "seed": 1}
+            "do_eval": True, "num_eval_steps": 2, "eval_batch_size": 8, "seed": 1,
+            "save_graph_def": False}
 FINETUNE = {"model_size": "tiny", "task_names": ["chnsenticorp"], "max_seq_length": 64,
             "train_batch_size": 8, "num_train_epochs": 6.0, "learning_rate": 1e-3,
-            "save_checkpoints_steps": 10, "keep_checkpoint_max": 3, "log_every_steps": 10}
+            "save_checkpoints_steps": 10, "keep_checkpoint_max": 3, "log_every_steps": 10,
+            "save_graph_def": False}
 
 
 def prepare(work):

@@ -45,7 +45,8 @@ def sample_data_dir(tmp_path_factory):
     return data_dir
 
 
-# The model of pretrained_model_dir: tiny ELECTRA, 3 steps of run_pretraining.py.
+# The model of pretrained_model_dir: tiny ELECTRA, 3 steps of run_pretraining.py (with the
+# default save_graph_def: graph.pbtxt and .meta files, as the Estimator writes them).
 PRETRAINED_HPARAMS = {"model_size": "tiny", "max_seq_length": 128, "train_batch_size": 4,
                       "num_train_steps": 3, "save_checkpoints_steps": 3, "num_warmup_steps": 1,
                       "learning_rate": 1e-3, "seed": 11}

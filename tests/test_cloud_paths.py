@@ -30,10 +30,12 @@ BUCKET = "ram://cloud-paths-test"
 DATA = BUCKET + "/D"
 MODEL = DATA + "/models/tiny"
 EXPORT = BUCKET + "/exports/chnsenticorp"
-PRETRAIN = {"model_size": "tiny", "max_seq_length": 32, "num_warmup_steps": 1,
+PRETRAIN = {"model_size": "tiny", "save_graph_def": False,
+            "max_seq_length": 32, "num_warmup_steps": 1,
             "learning_rate": 1e-3, "seed": 3, "train_batch_size": 8, "eval_batch_size": 8,
             "num_eval_steps": 1, "log_every_steps": 1}
-FINETUNE = {"model_size": "tiny", "task_names": ["chnsenticorp"], "max_seq_length": 32,
+FINETUNE = {"model_size": "tiny", "save_graph_def": False,
+            "task_names": ["chnsenticorp"], "max_seq_length": 32,
             "learning_rate": 1e-3, "train_batch_size": 8, "eval_batch_size": 8,
             "num_train_epochs": 1.0, "log_every_steps": 100}
 SKIP_DIRS = {".git", ".venv", "__pycache__", ".pytest_cache"}

@@ -34,7 +34,8 @@ from util.errors import InputError
 PROGRESS = re.compile(r"^step (\d+)/\d+ \| loss ([\d.]+) \| gen ([\d.]+) \| disc ([\d.]+)",
                       re.M)
 STEPS = 8
-HPARAMS = {"model_size": "tiny", "max_seq_length": 64, "train_batch_size": 8,
+HPARAMS = {"model_size": "tiny", "save_graph_def": False,
+           "max_seq_length": 64, "train_batch_size": 8,
            "num_train_steps": STEPS, "log_every_steps": 1, "save_checkpoints_steps": STEPS,
            "learning_rate": 1e-3, "num_warmup_steps": 2, "seed": 3,
            "per_example_randomness": True,
@@ -203,7 +204,8 @@ def test_global_batch_must_split_over_the_replicas():
 # --- fine-tuning -------------------------------------------------------------------------
 
 FT_STEPS = 6  # 48 training examples, batch 8, one epoch
-FT_HPARAMS = {"task_names": ["chnsenticorp"], "model_size": "tiny", "random_init": True,
+FT_HPARAMS = {"task_names": ["chnsenticorp"], "model_size": "tiny", "save_graph_def": False,
+              "random_init": True,
               "max_seq_length": 64, "train_batch_size": 8, "eval_batch_size": 16,
               "num_train_epochs": 1.0, "learning_rate": 1e-3, "log_every_steps": 1,
               "seed": 5,

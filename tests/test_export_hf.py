@@ -249,17 +249,20 @@ def test_error_missing_variables_are_listed(capsys, released_dir, tmp_path):
     for name in ("vocab.txt", "discriminator.json"):
         shutil.copy(released_dir / name, tmp_path / name)
     err = run_failing(capsys, tmp_path, tmp_path / "out")
-    assert "lacks 4 variable(s)" in err
-    for name in ("dense/kernel", "dense/bias", "dense_1/kernel", "dense_1/bias"):
-        assert "discriminator_predictions/" + name in err
+    assert "lacks 4 of the 41 variables the 2-layer 64-hidden model needs" in err
+    assert "(e.g. discriminator_predictions/dense/bias, discriminator_predictions/dense/" \
+        "kernel, discriminator_predictions/dense_1/bias)" in err
 
 
 def test_error_config_does_not_match_checkpoint(capsys, released_dir, tmp_path):
     err = run_failing(capsys, released_dir, tmp_path / "out", "--config",
                       REPO / "config" / "small_discriminator_config.json")
-    assert "does not match" in err and "--config" in err
-    assert "electra/embeddings/word_embeddings is [21128, 64], expected [21128, 128]" in err
-    assert "the checkpoint has 2 layers under electra/encoder, the config 12" in err
+    assert "does not describe it" in err and "--config" in err
+    assert "has discriminator_predictions/dense/bias with shape [64] but the 12-layer " \
+        "256-hidden model needs [256]" in err
+    assert "embedding_size 64 in the checkpoint, 128 in the model" in err
+    assert "num_hidden_layers 2 in the checkpoint (electra/encoder/layer_*), 12 in the " \
+        "model" in err
 
 
 def test_error_missing_layers_are_listed(capsys, released_dir, tmp_path):
@@ -267,8 +270,10 @@ def test_error_missing_layers_are_listed(capsys, released_dir, tmp_path):
     config["num_hidden_layers"] = 3
     (tmp_path / "deep.json").write_text(json.dumps(config))
     err = run_failing(capsys, released_dir, tmp_path / "out", "--config", tmp_path / "deep.json")
-    assert "lacks 16 variable(s)" in err and "the config 3" in err
-    assert "electra/encoder/layer_2/output/LayerNorm/gamma" in err
+    assert "lacks 16 of the" in err and "the 3-layer 64-hidden model needs" in err
+    assert "(e.g. electra/encoder/layer_2/attention/output/LayerNorm/beta" in err
+    assert "num_hidden_layers 2 in the checkpoint (electra/encoder/layer_*), 3 in the " \
+        "model" in err
 
 
 def test_error_vocab_does_not_match_embeddings(capsys, released_dir, tmp_path):

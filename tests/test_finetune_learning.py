@@ -30,7 +30,7 @@ PLACE_FIRST, PLACE_SECOND = "江河湖海山", "州城县乡村"
 # The two kinds of span a question asks for: characters of their first, middle, last place.
 SPAN_CHARS = {"甲": ("金木石", "火土风", "云雨雪"), "乙": ("春夏秋", "冬东西", "南北红")}
 
-TINY = {"model_size": "tiny", "random_init": True, "max_seq_length": 32,
+TINY = {"model_size": "tiny", "save_graph_def": False, "random_init": True, "max_seq_length": 32,
         "train_batch_size": 16, "eval_batch_size": 64, "layerwise_lr_decay": 0.8,
         "log_every_steps": 1000, "num_trials": 1, "seed": 1}
 

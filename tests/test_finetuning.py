@@ -17,7 +17,7 @@ import run_pretraining
 from finetune import task_builder
 from tests.conftest import SHARED, shared_file
 
-TINY = {"model_size": "tiny", "learning_rate": 1e-3, "train_batch_size": 8,
+TINY = {"model_size": "tiny", "save_graph_def": False, "learning_rate": 1e-3, "train_batch_size": 8,
         "eval_batch_size": 16, "num_train_epochs": 1.0, "log_every_steps": 5}
 
 CAIL_LINES = [

@@ -18,8 +18,8 @@ def test_own_data_path_in_miniature_learns_and_stays_quiet(tmp_path):
     shared = shared_file("data", "chnsenticorp")
     env = dict(os.environ, PY=sys.executable, D=str(tmp_path / "D"), SHARED=str(shared),
                REVIEWS="1200",
-               PRETRAIN_HPARAMS=json.dumps({"num_train_steps": 60, "num_warmup_steps": 6,
-                                            "save_checkpoints_steps": 60,
+               PRETRAIN_HPARAMS=json.dumps({"num_train_steps": 20, "num_warmup_steps": 2,
+                                            "save_checkpoints_steps": 20,
                                             "log_every_steps": 50}),
                FINETUNE_HPARAMS=json.dumps({"max_seq_length": 64, "num_train_epochs": 8,
                                             "learning_rate": 1e-3,

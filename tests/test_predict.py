@@ -23,7 +23,7 @@ from finetune import model_fn as model_fn_lib
 from tests.conftest import SAMPLE_CORPUS, SAMPLE_VOCAB
 
 TASKS = ["chnsenticorp", "peoples-daily-ner", "cmrc2018"]
-HPARAMS = {"model_size": "tiny", "random_init": True, "task_names": TASKS,
+HPARAMS = {"model_size": "tiny", "save_graph_def": False, "random_init": True, "task_names": TASKS,
            "max_seq_length": 48, "max_query_length": 12, "doc_stride": 16,
            "learning_rate": 1e-3, "train_batch_size": 8, "num_train_epochs": 1.0,
            "do_eval": False, "log_every_steps": 100,

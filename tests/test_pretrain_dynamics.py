@@ -9,7 +9,8 @@ import pytest
 from experiments import pretrain_dynamics
 from tests.conftest import REPO, shared_file, tsv_accuracy
 
-TINY = {"model_size": "tiny", "model_hparam_overrides": {}, "embedding_size": None}
+TINY = {"model_size": "tiny", "save_graph_def": False,
+        "model_hparam_overrides": {}, "embedding_size": None}
 PRETRAIN = dict(TINY, train_batch_size=4, eval_batch_size=4, num_eval_steps=2)
 FINETUNE = dict(TINY, max_seq_length=32, num_train_epochs=0.2, num_trials=2,
                 eval_batch_size=128)

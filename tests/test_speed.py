@@ -33,7 +33,8 @@ from tests.test_finetuning import make_task_data
 from util.errors import InputError
 
 PROGRESS = re.compile(r"^step (\d+)/\d+ \| loss ([\d.]+) \| gen ([\d.]+) \| disc ([\d.]+)")
-TINY = {"model_size": "tiny", "max_seq_length": 128, "num_warmup_steps": 10,
+TINY = {"model_size": "tiny", "save_graph_def": False,
+        "max_seq_length": 128, "num_warmup_steps": 10,
         "learning_rate": 1e-3, "seed": 3, "train_batch_size": 8, "log_every_steps": 5}
 STEPS = 60  # the measurements below were taken over 100 steps; differences grow with steps
 GEN_TOL, DISC_TOL = 0.05, 0.015  # per logged step, absolute
@@ -254,16 +255,16 @@ def test_step_benchmark_pools_interleaved_rounds_and_prints_ratios():
     proc = subprocess.run(
         [sys.executable, "bench/pretrain_step.py", "--model-size", "tiny", "--seq-length", "32",
          "--batch-size", "4", "--steps", "2", "--warmup-steps", "1", "--rounds", "2",
-         "--variants", "fp32,bf16,fp32+accum2"],
+         "--variants", "fp32,fp32+accum2"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "2 timed steps per variant and round, 2 interleaved rounds" in out
     # variant, seq/s, mean seq/s, step ms, CPU ms, peak RSS MB, GFLOP/s, first/last loss
     rows = {m.group(1): [float(x) for x in m.groups()[1:]] for m in re.finditer(
-        r"^(fp32|bf16|fp32\+accum2)" + r"\s+([\d.]+)" * 6 + r"\s+([\d.]+)/([\d.]+)$", out,
+        r"^(fp32|fp32\+accum2)" + r"\s+([\d.]+)" * 6 + r"\s+([\d.]+)/([\d.]+)$", out,
         re.M)}
-    assert set(rows) == {"fp32", "bf16", "fp32+accum2"}, out
+    assert set(rows) == {"fp32", "fp32+accum2"}, out
     for name, (seq_per_s, _, step_ms, _, _, _, first_loss, _) in rows.items():
         # sequences/s is the batch (4) over the median step time, both printed rounded; a
         # step of accum2 is one session run of a micro-batch of 2
@@ -274,10 +275,10 @@ def test_step_benchmark_pools_interleaved_rounds_and_prints_ratios():
         # each discriminator decision, times disc_weight 50 (measured: 0.6% below).
         vocab_size = len(SAMPLE_VOCAB.read_text(encoding="utf-8").rstrip("\n").split("\n"))
         assert first_loss == pytest.approx(math.log(vocab_size) + 50 * math.log(2), rel=0.02)
-    # one initialisation (seed 1) for both variants: the first losses differ by rounding
-    assert rows["bf16"][6] == pytest.approx(rows["fp32"][6], abs=0.05), out
-    ratio = float(re.search(r"^bf16/fp32 sequences/s: ([\d.]+)x$", out, re.M).group(1))
-    assert abs(ratio - rows["bf16"][0] / rows["fp32"][0]) <= 0.01 + 0.01 * ratio
+    # per sequence: accum2's 2 sequences per run against fp32's 4 per step
+    ratio = float(re.search(r"^fp32\+accum2/fp32 sequences/s: ([\d.]+)x$", out,
+                            re.M).group(1))
+    assert abs(ratio - rows["fp32+accum2"][0] / rows["fp32"][0]) <= 0.01 + 0.01 * ratio
 
 
 def test_run_variants_pools_steps_and_stops_retrying_a_failed_variant(monkeypatch):

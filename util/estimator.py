@@ -2,8 +2,8 @@
 
 The runners differ only in the model_fn, the model dir, the seed, the strategies and the
 batch sizes they pass; the checkpoint, summary and logging settings come from the same
-hparams (save_checkpoints_steps, keep_checkpoint_max, log_every_steps) the same way, for
-the tf.estimator.Estimator and the TPUEstimator alike.
+hparams (save_checkpoints_steps, keep_checkpoint_max, log_every_steps, save_graph_def) the
+same way, for the tf.estimator.Estimator and the TPUEstimator alike.
 """
 
 import tensorflow.compat.v1 as tf
@@ -24,6 +24,8 @@ def run_config(config, model_dir, seed, session_config=None, train_distribute=No
         save_summary_steps=config.log_every_steps,
         # The runners' ProgressHook reports the speed; TF's own step counter only warns.
         log_step_count_steps=None,
+        # graph.pbtxt and the .meta files (the event file holds the graph regardless).
+        checkpoint_save_graph_def=config.save_graph_def,
         session_config=session_config)
     if not tpu.tpu_graph(config):
         return tf.estimator.RunConfig(train_distribute=train_distribute,
@@ -50,8 +52,8 @@ def build_estimator(config, model_fn, model_dir, seed, train_batch_size, eval_ba
 
     config: the runner's hparams (PretrainingConfig or FinetuningConfig); read here:
       save_checkpoints_steps (checkpoint interval), keep_checkpoint_max (newest kept; 0
-      keeps all), log_every_steps (TensorBoard summary interval), and use_tpu /
-      use_tpu_estimator with the TPU keys (tpu_name, tpu_zone, gcp_project, tpu_job_name,
+      keeps all), log_every_steps (TensorBoard summary interval), save_graph_def
+      (graph.pbtxt and .meta files), and use_tpu / use_tpu_estimator with the TPU keys (tpu_name, tpu_zone, gcp_project, tpu_job_name,
       num_tpu_cores, iterations_per_loop), which pick the TPUEstimator.
     model_fn: model_fn(features, labels, mode, params). The TPUEstimator passes params
       (params["batch_size"]: each core's share of the batch); the Estimator gets {}.
