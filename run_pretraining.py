@@ -167,6 +167,10 @@ def model_fn_builder(config, special_ids, warm_start_from, start_step=0, warmup_
                 losses["loss/" + out.name] = out.loss
             # On several replicas each loss is the replica's share of the batch's: sum them.
             losses = dict(zip(losses, cross_replica_sum(list(losses.values()))))
+            # That all-reduce runs in every session run: fetched only by the hooks (the
+            # chief's summaries, the progress lines: at other runs with accumulation or
+            # log_every_steps > 1), a worker of a cluster would wait in it for the others.
+            train_op = tf.group(train_op, *losses.values())
             if is_first_replica():  # one set of summaries, not one per replica
                 for name, value in sorted(losses.items()) + [("learning_rate", lr)]:
                     tf.summary.scalar(name, value)
@@ -234,7 +238,7 @@ def run_eval(estimator, config, eval_files, checkpoint_path=None):
     return results
 
 
-class EvalEachCheckpoint(tf.estimator.CheckpointSaverListener):
+class EvalEachCheckpoint(tf.train.CheckpointSaverListener):
     """Evaluates every checkpoint right after it is saved: a learning curve for do_eval."""
 
     def __init__(self, estimator, config, eval_files):
@@ -321,6 +325,12 @@ def train_and_eval(config):
 
 
 def train_and_eval_in_model_dir(config, special_ids, train_files, eval_files, chief):
+    # The strategy first: multi-worker collectives must be configured before anything
+    # starts TensorFlow's runtime (the checks below build a graph to read its shapes).
+    batches = distribute.training_batch_sizes(config)
+    if config.distribution == "mirrored" and config.do_eval:
+        batches["eval_batch_size"] = config.eval_batch_size
+    strategy = distribute.build_checked_strategy(config, batches)
     latest = tf.train.latest_checkpoint(config.model_dir) if fs.isdir(config.model_dir) \
         else None
     if latest:
@@ -352,10 +362,6 @@ def train_and_eval_in_model_dir(config, special_ids, train_files, eval_files, ch
     if chief:
         model_dir.write_model_files(config, train_record)
 
-    batches = distribute.training_batch_sizes(config)
-    if config.distribution == "mirrored" and config.do_eval:
-        batches["eval_batch_size"] = config.eval_batch_size
-    strategy = distribute.build_checked_strategy(config, batches)
     estimator = build_estimator(config, special_ids,
                                 None if latest else config.init_checkpoint, strategy, start_step,
                                 warmup_from)

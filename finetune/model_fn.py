@@ -159,6 +159,9 @@ def model_fn_builder(config, tasks, bert_config, init_checkpoint, num_train_step
         # loss_reduction), from the sum of the replicas' per-example losses.
         mean_loss = (cross_replica_sum(tf.reduce_sum(losses))
                      / float(micro_batch_size(config)))  # (this micro-batch's)
+        # Its all-reduce runs in every session run (see run_pretraining.py: fetched only by
+        # the hooks, at different runs, it would leave a worker of a cluster waiting).
+        train_op = tf.group(train_op, mean_loss)
         if is_first_replica():  # TensorBoard, every log_every_steps (save_summary_steps);
             tf.summary.scalar("mean_example_loss", mean_loss)  # ("loss": the Estimator's,
             tf.summary.scalar("learning_rate", lr)  # the batch loss as reduced)

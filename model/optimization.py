@@ -41,11 +41,6 @@ def check_hparams(config, source):
             "(train_batch_size is the batch of one update; each micro-batch takes "
             "train_batch_size / gradient_accumulation_steps)"
             % (source, config.train_batch_size, k, k))
-    if k > 1 and config.distribution == "multi_worker_mirrored":
-        raise InputError(
-            "%s: gradient_accumulation_steps %d with \"multi_worker_mirrored\" is not "
-            "supported yet (a two-host test did not finish): accumulate on one host "
-            "(\"mirrored\"), or reach the batch with more hosts and k = 1" % (source, k))
     if k > 1 and (config.use_tpu or config.use_tpu_estimator):
         raise InputError(
             "%s: gradient_accumulation_steps %d needs the CPU/GPU path: TPUEstimator runs "

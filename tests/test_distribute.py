@@ -24,6 +24,7 @@ import subprocess
 import sys
 
 import pytest
+import tensorflow.compat.v1 as tf
 
 import configure_finetuning
 import configure_pretraining
@@ -145,7 +146,7 @@ def run_two_workers(start_worker):
                 p.kill()
 
 
-def test_two_workers_follow_the_one_device_trajectory(data_dir, one_device):
+def test_two_workers_follow_the_one_device_trajectory_and_resume(data_dir, one_device):
     outs = run_two_workers(lambda env: start(data_dir, "two_workers", env=env,
                                              distribution="multi_worker_mirrored"))
     for out in outs:  # each worker prints the global losses
@@ -153,6 +154,16 @@ def test_two_workers_follow_the_one_device_trajectory(data_dir, one_device):
     model_dir = data_dir / "models" / "two_workers"
     assert (model_dir / ("model.ckpt-%d.index" % STEPS)).exists()  # written by the chief
     assert (model_dir / "pretrain_hparams.json").exists()
+    # Restarted on its model dir, the cluster resumes from the chief's checkpoint (the
+    # resume checks read it before training: the strategy must be built before them).
+    outs = run_two_workers(lambda env: start(data_dir, "two_workers", env=env,
+                                             distribution="multi_worker_mirrored",
+                                             num_train_steps=STEPS + 2))
+    for out in outs:
+        assert "resuming from %s" % (model_dir / ("model.ckpt-%d" % STEPS)) in out, out
+        assert re.search(r"^step %d/%d \| loss" % (STEPS + 2, STEPS + 2), out, re.M), out
+    assert tf.train.load_variable(str(model_dir / ("model.ckpt-%d" % (STEPS + 2))),
+                                  "global_step") == STEPS + 2
 
 
 def config(**hparams):

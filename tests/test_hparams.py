@@ -274,8 +274,6 @@ def test_hparams_may_not_set_what_the_command_line_sets(runner, tmp_path, capsys
                                          r"micro-batches: use a multiple of 3"),
     ({"gradient_accumulation_steps": 2, "use_tpu_estimator": True},
      r"gradient_accumulation_steps 2 needs the CPU/GPU path"),
-    ({"gradient_accumulation_steps": 2, "distribution": "multi_worker_mirrored"},
-     r'gradient_accumulation_steps 2 with "multi_worker_mirrored" is not supported yet'),
     ({"init_checkpoint_step": 5}, r"init_checkpoint_step needs init_checkpoint"),
     ({"init_checkpoint": "x", "init_checkpoint_step": "latest"},
      r'init_checkpoint_step must be null, an integer >= 0 or "checkpoint", got \'latest\''),

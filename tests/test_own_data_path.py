@@ -20,10 +20,12 @@ def test_own_data_path_in_miniature_learns_and_stays_quiet(tmp_path):
                REVIEWS="1200",
                PRETRAIN_HPARAMS=json.dumps({"num_train_steps": 20, "num_warmup_steps": 2,
                                             "save_checkpoints_steps": 20,
-                                            "log_every_steps": 50}),
+                                            "log_every_steps": 50,
+                                            "save_graph_def": False}),
                FINETUNE_HPARAMS=json.dumps({"max_seq_length": 64, "num_train_epochs": 8,
                                             "learning_rate": 1e-3,
-                                            "predict_batch_size": 128}))
+                                            "predict_batch_size": 128,
+                                            "save_graph_def": False}))
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user's shell has it
     done = subprocess.run(["bash", str(REPO / "scripts" / "own_data_cpu.sh")], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=1200)

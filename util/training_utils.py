@@ -111,7 +111,7 @@ class CountingHook(tf.train.SessionRunHook):
         self._progress.finish()
 
 
-class CheckpointLogger(tf.estimator.CheckpointSaverListener):
+class CheckpointLogger(tf.train.CheckpointSaverListener):
     """Says when a checkpoint has been written (so a user knows what a restart resumes)."""
 
     def __init__(self, printer=print):
