@@ -30,6 +30,7 @@ from util import estimator as estimator_lib
 from util import checkpoints
 from util import fs
 from util import lock
+from util import modes
 from util import tfrecords
 from util import tpu
 from util.distribute import cross_replica_sum, is_first_replica
@@ -133,7 +134,7 @@ def model_fn_builder(config, special_ids, warm_start_from, start_step=0, warmup_
     """start_step: the first step of a fresh warm-started run (init_checkpoint_step);
     warmup_from: where the schedule's warm-up starts (that step, in its resumes too)."""
     def model_fn(features, labels, mode, params):
-        is_training = mode == tf.estimator.ModeKeys.TRAIN
+        is_training = mode == modes.TRAIN
         with precision.xla_scope(config.use_xla):  # its gradients are compiled with it
             model = objective.PretrainingModel(config, features, is_training, special_ids)
         scaffold_fn = tpu.restore_in_scaffold(
@@ -260,7 +261,7 @@ def graph_variable_shapes(config, special_ids):
                     for name in pretrain_data.FEATURE_NAMES + extra_features(config)}
         tf.train.get_or_create_global_step()
         model_fn_builder(config, special_ids, None)(features, None,
-                                                    tf.estimator.ModeKeys.TRAIN, {})
+                                                    modes.TRAIN, {})
         return {v.op.name: v.shape.as_list() for v in tf.global_variables()}
 
 

@@ -22,6 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from bench import step_common  # noqa: E402
+from util import modes  # noqa: E402
 from bench.pretrain_step import child_args, model_fn_and_batch  # noqa: E402
 
 MATMUL_OPS = ("MatMul", "BatchMatMul", "Einsum", "FusedMatMul")  # substrings of op types
@@ -61,7 +62,7 @@ def run_variant(args, variant):
     with tf.Graph().as_default():
         tf.set_random_seed(1)
         spec = model_fn(step_common.in_memory_features(batch), None,
-                        tf.estimator.ModeKeys.TRAIN, {})
+                        modes.TRAIN, {})
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
             for _ in range(args.warmup_steps):

@@ -27,6 +27,8 @@ import time
 
 import numpy as np
 
+from util import modes
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_VOCAB = os.path.join(REPO, "sample_data", "vocab.txt")
 VARIANTS = ("fp32", "xla", "bf16", "xla+bf16")
@@ -183,7 +185,7 @@ def time_model_fn(model_fn, arrays, session_config, warmup_steps, steps, extra=N
     import tensorflow.compat.v1 as tf
     with tf.Graph().as_default():
         tf.set_random_seed(1)
-        spec = model_fn(in_memory_features(arrays), None, tf.estimator.ModeKeys.TRAIN, {})
+        spec = model_fn(in_memory_features(arrays), None, modes.TRAIN, {})
         result = time_training(spec.train_op, spec.loss, session_config, warmup_steps, steps)
     result["peak_rss_mb"] = peak_rss_mb()
     result.update(extra or {})

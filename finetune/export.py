@@ -31,6 +31,7 @@ from finetune import model_info  # noqa: E402
 from finetune.model_fn import model_fn_builder  # noqa: E402
 from util import checkpoints  # noqa: E402
 from util import fs  # noqa: E402
+from util import modes  # noqa: E402
 from util.errors import InputError  # noqa: E402
 
 SIGNATURE_KEY = "serving_default"
@@ -86,7 +87,7 @@ def serving_outputs(model, inputs):
                                    else tf.zeros(tf.shape(ids)[:1], tf.int32))
     model_fn = model_fn_builder(model.config, [task], model.bert_config,
                                 init_checkpoint=None, num_train_steps=1)
-    predictions = model_fn(features, None, tf.estimator.ModeKeys.PREDICT, {}).predictions
+    predictions = model_fn(features, None, modes.PREDICT, {}).predictions
     if task.task_type == "qa":
         return {name: predictions[name] for name in OUTPUTS[output_kind(model)]}
     logits = predictions["logits"]  # [B, C] or [B, L, C]

@@ -14,6 +14,7 @@ from model import modeling
 from model import optimization
 from model import precision
 from util import checkpoints
+from util import modes
 from util import tpu
 from util.distribute import cross_replica_sum, is_first_replica, micro_batch_size
 from util.training_utils import LoopProgressHook, ProgressHook
@@ -111,7 +112,7 @@ def model_fn_builder(config, tasks, bert_config, init_checkpoint, num_train_step
     tpu_graph = tpu.tpu_graph(config)
 
     def model_fn(features, labels, mode, params):
-        is_training = mode == tf.estimator.ModeKeys.TRAIN
+        is_training = mode == modes.TRAIN
         with precision.xla_scope(config.use_xla):  # its gradients are compiled with it
             bert = modeling.BertModel(
                 bert_config, is_training, features["input_ids"], features["input_mask"],
@@ -126,7 +127,7 @@ def model_fn_builder(config, tasks, bert_config, init_checkpoint, num_train_step
                 losses, outputs = heads.build_head(tasks[0], bert, bert_config, features,
                                                    False)
             loss = batch_loss(losses, config)
-        if mode == tf.estimator.ModeKeys.PREDICT:
+        if mode == modes.PREDICT:
             predictions = dict(outputs, loss=losses)
             if preprocessing.REAL_EXAMPLE in features:  # padded eval batches (TPU graph)
                 predictions[preprocessing.REAL_EXAMPLE] = features[preprocessing.REAL_EXAMPLE]

@@ -18,10 +18,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PRETRAIN = {"model_size": "tiny", "max_seq_length": 64, "train_batch_size": 8,
             "num_train_steps": 10, "num_warmup_steps": 2, "save_checkpoints_steps": 10,
-            "keep_checkpoint_max": 1, "learning_rate": 1e-3, "seed": 1}
+            "keep_checkpoint_max": 1, "learning_rate": 1e-3, "seed": 1, "save_graph_def": False}
 FINETUNE = {"model_size": "tiny", "task_names": ["chnsenticorp"], "max_seq_length": 64,
             "train_batch_size": 8, "eval_batch_size": 16, "num_train_epochs": 1.0,
-            "learning_rate": 1e-3, "log_every_steps": 100}
+            "learning_rate": 1e-3, "log_every_steps": 100, "save_graph_def": False}
 QA = dict(FINETUNE, task_names=["cmrc2018"], max_query_length=16, doc_stride=32,
           do_eval=False)
 # The featurisation cache is rebuilt whenever its inputs change: not user data.

@@ -14,6 +14,7 @@ import glob
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -118,9 +119,16 @@ def run_until_killed(cmd, rng):
     return "".join(output), killed
 
 
+def first_step(output):
+    """The step of a run's first progress line ("step N/T | ..."), or None."""
+    match = re.search(r"^step (\d+)/\d+ ", output, re.M)
+    return int(match.group(1)) if match else None
+
+
 def kill_and_resume(cmd, model_dir, kills, rng, log):
     """Runs cmd, SIGKILLing it `kills` times; returns a report dict."""
-    report = {"kills": 0, "resumes": 0, "corrupt": [], "steps_at_kills": []}
+    report = {"kills": 0, "resumes": 0, "corrupt": [], "steps_at_kills": [],
+              "first_steps": []}  # (checkpoint step resumed from, first progress line's)
     for _ in range(kills):
         resumed_from = global_step(model_dir) if os.path.isdir(model_dir) else 0
         output, killed = run_until_killed(cmd, rng)
@@ -130,6 +138,7 @@ def kill_and_resume(cmd, model_dir, kills, rng, log):
         report["kills"] += 1
         if resumed_from and "resuming from" in output:
             report["resumes"] += 1
+            report["first_steps"].append((resumed_from, first_step(output)))
         elif resumed_from:
             report["corrupt"].append("restart after step %d did not say it resumed"
                                      % resumed_from)
@@ -139,12 +148,14 @@ def kill_and_resume(cmd, model_dir, kills, rng, log):
         report["steps_at_kills"].append(step)
         log("kill %d: %d checkpoints readable, newest at step %d" % (
             report["kills"], count - len(problems), step))
+    resumed_from = global_step(model_dir) if os.path.isdir(model_dir) else 0
     final = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            cwd=REPO)
     report["final_exit"] = final.returncode
     report["final_output_tail"] = final.stdout[-2000:]
     if "resuming from" in final.stdout:
         report["resumes"] += 1
+        report["first_steps"].append((resumed_from, first_step(final.stdout)))
     report["corrupt"] += checkpoints_readable(model_dir)[1]
     report["final_step"] = global_step(model_dir)
     return report

@@ -6,10 +6,8 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from contextlib import redirect_stdout
 
 import pytest
@@ -199,61 +197,6 @@ def test_model_dir_is_self_describing_and_has_tensorboard_scalars(tiny_run):
         for event in tf.train.summary_iterator(str(event_file)):
             tags.update(v.tag for v in event.summary.value)
     assert {"loss/total", "loss/generator", "loss/discriminator", "learning_rate"} <= tags
-
-
-def start_training(data_dir, model_name, **hparams):
-    cmd = [sys.executable, "-u", str(REPO / "run_pretraining.py"), "--data-dir", str(data_dir),
-           "--model-name", model_name, "--hparams", json.dumps(hparams)]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=str(REPO))
-
-
-def wait_for_line(proc, pattern, timeout=240):
-    deadline = time.time() + timeout
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if re.search(pattern, line):
-            return seen
-        if time.time() > deadline:
-            break
-    proc.kill()
-    raise AssertionError("never saw %r in:\n%s" % (pattern, "".join(seen)))
-
-
-def assert_checkpoints_readable(model_dir):
-    state = tf.train.get_checkpoint_state(str(model_dir))
-    assert state is not None and state.all_model_checkpoint_paths
-    for path in state.all_model_checkpoint_paths:
-        reader = tf.train.load_checkpoint(path)
-        for name in reader.get_variable_to_shape_map():
-            reader.get_tensor(name)  # raises on a truncated or corrupt file
-
-
-def test_killed_training_resumes_from_last_checkpoint(sample_data_dir):
-    hparams = dict(TINY, train_batch_size=8, num_train_steps=100000, save_checkpoints_steps=10,
-                   log_every_steps=5)
-    proc = start_training(sample_data_dir, "killed", **hparams)
-    wait_for_line(proc, r"checkpoint saved at step 20")
-    time.sleep(0.7)  # land somewhere between checkpoints, maybe mid-save
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    model_dir = sample_data_dir / "models" / "killed"
-    assert_checkpoints_readable(model_dir)
-    latest = tf.train.latest_checkpoint(str(model_dir))
-    reached = int(tf.train.load_checkpoint(latest).get_tensor("global_step"))
-    assert reached >= 20
-
-    target = reached + 15
-    resumed = start_training(sample_data_dir, "killed", **dict(hparams, num_train_steps=target))
-    output, _ = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, output
-    assert "resuming from %s" % latest in output
-    steps = [int(m.group(1)) for m in map(PROGRESS.match, output.splitlines()) if m]
-    assert steps[0] == reached + 1 and steps[-1] == target
-    assert tf.train.load_checkpoint(tf.train.latest_checkpoint(str(model_dir)))\
-        .get_tensor("global_step") == target
-    assert_checkpoints_readable(model_dir)
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -30,6 +30,7 @@ from model import precision
 from pretrain import objective
 from tests.conftest import SAMPLE_VOCAB
 from tests.test_finetuning import make_task_data
+from util import modes
 from util.errors import InputError
 
 PROGRESS = re.compile(r"^step (\d+)/\d+ \| loss ([\d.]+) \| gen ([\d.]+) \| disc ([\d.]+)")
@@ -140,7 +141,7 @@ def test_use_xla_compiles_the_step_and_gives_the_fp32_loss(sample_data_dir):
             "m", str(sample_data_dir), model_size="tiny", max_seq_length=16, use_xla=use_xla)
         with tf.Graph().as_default() as graph:
             model_fn = run_pretraining.model_fn_builder(config, SPECIAL_IDS, None)
-            model_fn(tiny_features(), None, tf.estimator.ModeKeys.TRAIN, {})
+            model_fn(tiny_features(), None, modes.TRAIN, {})
             marked = [op for op in graph.get_operations()
                       if "_XlaCompile" in op.node_def.attr and op.get_attr("_XlaCompile")]
         if use_xla:
