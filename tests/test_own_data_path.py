@@ -22,7 +22,7 @@ def test_own_data_path_in_miniature_learns_and_stays_quiet(tmp_path):
                                             "save_checkpoints_steps": 20,
                                             "log_every_steps": 50,
                                             "save_graph_def": False}),
-               FINETUNE_HPARAMS=json.dumps({"max_seq_length": 64, "num_train_epochs": 8,
+               FINETUNE_HPARAMS=json.dumps({"max_seq_length": 32, "num_train_epochs": 4,
                                             "learning_rate": 1e-3,
                                             "predict_batch_size": 128,
                                             "save_graph_def": False}))
