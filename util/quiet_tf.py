@@ -17,7 +17,9 @@ import tempfile
 _NOISE = re.compile(
     r"Unable to register cu(DNN|FFT|BLAS) factory|Could not find cuda drivers|"
     r"TF-TRT Warning|oneDNN custom operations are on|cpu_feature_guard|"
-    r"This TensorFlow binary is optimized|rebuild TensorFlow with the appropriate compiler")
+    r"This TensorFlow binary is optimized|rebuild TensorFlow with the appropriate compiler|"
+    # TF 2.16+ (absl logging): printed on import whatever TF_CPP_MIN_LOG_LEVEL says
+    r"All log messages before absl::InitializeLog\(\) is called are written to STDERR")
 
 
 def import_tensorflow():
