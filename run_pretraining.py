@@ -105,15 +105,14 @@ def initial_step(config):
         raise InputError("init_checkpoint %s not found: with \"init_checkpoint_step\": "
                          "\"checkpoint\" its global_step is where this run's schedule starts"
                          % config.init_checkpoint)
-    names = dict(tf.train.list_variables(fs.tf_checkpoint_path(config.init_checkpoint)))
-    if "global_step" not in names:
+    reader = tf.train.load_checkpoint(fs.tf_checkpoint_path(config.init_checkpoint))
+    if not reader.has_tensor("global_step"):
         raise InputError(
             "init_checkpoint %s has no global_step (a released model's checkpoint holds only "
             "weights): set \"init_checkpoint_step\" to the steps it was trained for (e.g. "
             "1000000 for the released ELECTRA-small), or null for a fresh schedule"
             % config.init_checkpoint)
-    step = int(tf.train.load_checkpoint(
-        fs.tf_checkpoint_path(config.init_checkpoint)).get_tensor("global_step"))
+    step = int(reader.get_tensor("global_step"))
     if step >= config.num_train_steps:
         raise InputError(
             "init_checkpoint %s is at step %d, not below num_train_steps %d: nothing would be "

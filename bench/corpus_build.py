@@ -39,6 +39,7 @@ import build_pretraining_dataset as bpd  # noqa: E402
 from corpus import dataset_builder, shards  # noqa: E402
 from corpus.build_stats import format_count  # noqa: E402
 from model import tokenization  # noqa: E402
+from util.machine import machine_description  # noqa: E402
 
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(REPO), "shared", "data")
 SAMPLE_VOCAB = os.path.join(REPO, "sample_data", "vocab.txt")
@@ -271,28 +272,6 @@ def ratio_lines(results):
     lines.append("fast 2 processes / python 1 process tokens/s: %.1fx"
                  % (rate(("fast", 2)) / rate(("python", 1))))
     return lines
-
-
-# The CPU flags that change TensorFlow's kernels (oneDNN picks its code path by them).
-SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
-
-
-def machine_description():
-    """"N cores, <CPU model>, flags avx2 ..., load average L" (other jobs skew timings)."""
-    model, flags = "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as reader:
-            for line in reader:
-                if line.startswith("model name") and model == "unknown CPU":
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not flags:
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    present = [flag for flag in SPEED_FLAGS if flag in flags]
-    return "%d cores, %s, flags %s, load average %.1f" % (
-        os.cpu_count() or 0, model, " ".join(present) or "none of " + " ".join(SPEED_FLAGS),
-        os.getloadavg()[0])
 
 
 def parse_args(argv):

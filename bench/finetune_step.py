@@ -32,7 +32,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from bench import step_common  # noqa: E402
-from bench.corpus_build import machine_description  # noqa: E402
+from util.machine import machine_description  # noqa: E402
 
 # bench task -> (task whose head is used, default sequence length)
 TASKS = {"classification": ("chnsenticorp", 128), "qa": ("cmrc2018", 512)}

@@ -38,11 +38,14 @@ RESULT_PREFIX = "RESULT "
 NUM_BATCHES = 4  # distinct synthetic batches, cycled (different data each step)
 
 
+_ACCUM_PART = re.compile(r"^accum[1-9]\d*$")  # "accum<k>": gradient_accumulation_steps k
+
+
 def parse_training_parts(name):
     """The optimizer parts of a variant: "fp32+lamb" -> ("lamb", 1), "fp32+accum4" ->
     ("adamw", 4) (gradient_accumulation_steps); anything else -> ("adamw", 1)."""
     parts = split_label(name)[0].split("+")
-    steps = [int(p[len("accum"):]) for p in parts if re.match(r"^accum[1-9]\d*$", p)]
+    steps = [int(p[len("accum"):]) for p in parts if _ACCUM_PART.match(p)]
     return ("lamb" if "lamb" in parts else "adamw"), (steps[0] if steps else 1)
 
 
@@ -51,7 +54,7 @@ def parse_variant(name):
     A run label's ":<hidden_act>" suffix is ignored; so are the optimizer parts "lamb" and
     "accum<k>" (parse_training_parts), which only bench/pretrain_step.py takes."""
     name = split_label(name)[0]
-    parts = [p for p in name.split("+") if p != "lamb" and not re.match(r"^accum[1-9]\d*$", p)]
+    parts = [p for p in name.split("+") if p != "lamb" and not _ACCUM_PART.match(p)]
     unknown = [p for p in parts if p not in _PARTS]
     precisions = [p for p in parts if p in ("bf16", "fp16")]
     if unknown or len(precisions) > 1 or not parts or ("fp32" in parts and len(parts) > 1):

@@ -15,6 +15,7 @@ from model import modeling
 from scripts import char_statistics
 from scripts import report
 from util.io import atomic_write_json, format_duration
+from util.machine import cpu_info
 
 # The published Chinese ELECTRA-small pre-training (../shared/reference/seeds/
 # chinese-electra-README: 12 layers, hidden 256, batch 1024, max length 512, 1M steps).
@@ -174,7 +175,7 @@ def write_report(args, plan, timings, pretrained, random_init):
         "## Does pre-training help?\n\nDev-set metric per task, mean over seeds, against "
         "the larger of the two models' max-min spread over seeds:\n\n%s\n\n"
         "## Results table\n\n" % (
-            command, cpu_model(), conclusion(rows, history, bar, compute), corpus_rows,
+            command, cpu_info()[0], conclusion(rows, history, bar, compute), corpus_rows,
             tfrecords["examples"], plan["pretrain"]["max_seq_length"], tfrecords["tokens"],
             json.dumps(plan["pretrain"]), json.dumps(plan["finetune"]),
             json.dumps(plan["tasks"]), timing_rows, curve_section(history, bar),
@@ -186,14 +187,3 @@ def write_report(args, plan, timings, pretrained, random_init):
         "verdicts": rows, "heldout_evaluations": history, "char_statistics": bar,
         "compute": compute, "wall_clock_seconds": {k: round(v) for k, v in timings.items()},
         "command": command})
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"

@@ -53,8 +53,9 @@ def build_estimator(config, model_fn, model_dir, seed, train_batch_size, eval_ba
     config: the runner's hparams (PretrainingConfig or FinetuningConfig); read here:
       save_checkpoints_steps (checkpoint interval), keep_checkpoint_max (newest kept; 0
       keeps all), log_every_steps (TensorBoard summary interval), save_graph_def
-      (graph.pbtxt and .meta files), and use_tpu / use_tpu_estimator with the TPU keys (tpu_name, tpu_zone, gcp_project, tpu_job_name,
-      num_tpu_cores, iterations_per_loop), which pick the TPUEstimator.
+      (graph.pbtxt and .meta files), and use_tpu / use_tpu_estimator with the TPU keys
+      (tpu_name, tpu_zone, gcp_project, tpu_job_name, num_tpu_cores, iterations_per_loop),
+      which pick the TPUEstimator.
     model_fn: model_fn(features, labels, mode, params). The TPUEstimator passes params
       (params["batch_size"]: each core's share of the batch); the Estimator gets {}.
     model_dir, seed: where checkpoints and summaries go; the graph-level random seed
