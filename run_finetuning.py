@@ -32,12 +32,12 @@ from model import precision  # noqa: E402
 from model.configs import discriminator_config  # noqa: E402
 from util import checkpoints  # noqa: E402
 from util import distribute  # noqa: E402
-from util import estimator as estimator_lib  # noqa: E402
 from util import fs  # noqa: E402
 from util import lock  # noqa: E402
 from util import tfrecords  # noqa: E402
 from util import results as results_lib  # noqa: E402
 from util import tpu  # noqa: E402
+from util import training_loop  # noqa: E402
 from util.progress import Progress  # noqa: E402
 from util.errors import InputError  # noqa: E402
 from util.io import atomic_write_json  # noqa: E402
@@ -61,13 +61,13 @@ def find_pretrained_checkpoint(config):
         "init_checkpoint, or set \"random_init\": true for a from-scratch baseline"))
 
 
-def build_estimator(config, model_fn, model_dir, seed, strategy=None):
-    """The Estimator for training and prediction (util/estimator.py): TPUEstimator for the
-    TPU graph (use_tpu, use_tpu_estimator), else a tf.estimator.Estimator. strategy: a
-    tf.distribute strategy (distribution hparam) for training, or None for one device.
-    Evaluation goes through Estimator.predict, which the Estimator never distributes:
-    dev/test predictions run on one device (any predict_batch_size works)."""
-    return estimator_lib.build_estimator(
+def build_trainer(config, model_fn, model_dir, seed, strategy=None):
+    """The training loop for training and prediction (util/training_loop.py; the
+    TPUEstimator for the TPU graph: use_tpu, use_tpu_estimator). strategy: a tf.distribute
+    strategy (distribution hparam) for training, or None for one device. Evaluation goes
+    through predict, which is never distributed: dev/test predictions run on one device
+    (any predict_batch_size works)."""
+    return training_loop.build_trainer(
         config, model_fn, model_dir, seed, config.train_batch_size, config.eval_batch_size,
         config.predict_batch_size, precision.session_config(config.use_xla),
         train_distribute=strategy)
@@ -97,7 +97,7 @@ def log_features(config, task, split, features):
         print("%s %s example: %s %s" % (task.name, split, " ".join(tokens), scalars))
 
 
-def evaluate_split(config, task, estimator, split, trial):
+def evaluate_split(config, task, trainer, split, trial):
     """Predicts every feature of split, feeds the task's scorer, writes the predictions
     and returns the scorer's results (None for a split without labels: not scored). In the
     TPU graph the split is padded to whole batches; the padding's predictions are dropped
@@ -118,7 +118,7 @@ def evaluate_split(config, task, estimator, split, trial):
     progress = Progress(len(features), "predicting %s %s" % (task.name, split), "features",
                         interval=10.0, quiet_if_short=True)
     with tfrecords.name_damaged_file([path], DAMAGED_CACHE_REMEDY):
-        for outputs in estimator.predict(input_fn, yield_single_examples=True):
+        for outputs in trainer.predict(input_fn, yield_single_examples=True):
             if not outputs.pop(preprocessing.REAL_EXAMPLE, 1):
                 continue  # padding: it follows the real features and is never scored
             if real < len(features):
@@ -249,14 +249,11 @@ def train_trial(config, tasks, bert_config, init_checkpoint, trial, strategy, tr
                                 ", %s" % config.optimizer if config.optimizer != "adamw" else ""),
           flush=True)
     model_fn = model_fn_builder(config, tasks, bert_config, init_checkpoint, num_train_steps)
-    estimator = build_estimator(config, model_fn, model_dir, seed, strategy)
+    trainer = build_trainer(config, model_fn, model_dir, seed, strategy)
     input_fn = preprocessing.get_input_fn(train_set.path, preprocessing.training_specs(tasks),
                                           True, distribute.micro_batch_size(config), seed=seed)
     with tfrecords.name_damaged_file([train_set.path], DAMAGED_CACHE_REMEDY):
-        if multi_worker:
-            distribute.train_on_cluster(estimator, input_fn, num_train_steps)
-        else:
-            estimator.train(input_fn=input_fn, max_steps=num_train_steps)
+        trainer.train(input_fn=input_fn, max_steps=num_train_steps)
 
 
 def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None, chief=True,
@@ -280,14 +277,10 @@ def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None,
     records = {}
     for task in tasks:  # each task's splits through its own head of the model
         model_fn = model_fn_builder(config, [task], bert_config, None, num_train_steps=1)
-        if config.distribution == "multi_worker_mirrored":  # the chief, as one device
-            estimator = distribute.estimator_on_chief(
-                True, lambda: build_estimator(config, model_fn, model_dir, seed), None)
-        else:
-            estimator = build_estimator(config, model_fn, model_dir, seed)
+        trainer = build_trainer(config, model_fn, model_dir, seed)  # one device
         trial_results = {}
         for split in splits:
-            results = evaluate_split(config, task, estimator, split, trial)
+            results = evaluate_split(config, task, trainer, split, trial)
             if results is None:  # a test set without labels: predictions only
                 continue
             write_eval_summary(model_dir, task, split, results)
@@ -304,12 +297,8 @@ def write_eval_summary(model_dir, task, split, results):
     <task>/<metric>) at the scored checkpoint's step, beside the training curves."""
     step = int(tf.train.load_checkpoint(fs.tf_checkpoint_path(
         tf.train.latest_checkpoint(model_dir))).get_tensor("global_step"))
-    with tf.Graph().as_default():  # the v1 writer works in graph mode only
-        writer = tf.summary.FileWriter(fs.join(model_dir, "eval_" + split))
-        writer.add_summary(tf.Summary(value=[
-            tf.Summary.Value(tag="%s/%s" % (task.name, key), simple_value=float(value))
-            for key, value in sorted(results.items())]), step)
-        writer.close()
+    training_loop.write_scalars(fs.join(model_dir, "eval_" + split), {
+        "%s/%s" % (task.name, key): value for key, value in results.items()}, step)
 
 
 def run_trials(config, tasks, bert_config, init_checkpoint, strategy=None, chief=True,

@@ -26,13 +26,14 @@ from pretrain import model_dir
 from pretrain import objective
 from pretrain import pretrain_data
 from util import distribute
-from util import estimator as estimator_lib
 from util import checkpoints
 from util import fs
 from util import lock
 from util import modes
 from util import tfrecords
 from util import tpu
+from util import tpu_estimator
+from util import training_loop
 from util.distribute import cross_replica_sum, is_first_replica
 from util.errors import InputError
 from util.io import atomic_write_json
@@ -122,11 +123,17 @@ def initial_step(config):
 
 
 def start_at(global_step, step):
-    """A Scaffold for a fresh run that starts its schedule at `step`: its init_fn runs after
+    """The init_fn(session) of a fresh run that starts its schedule at `step`: it runs after
     the initialisers and before any hook, so the first checkpoint, progress line and
     learning rate are step's."""
     set_step = global_step.assign(step)
-    return tf.train.Scaffold(init_fn=lambda scaffold, session: session.run(set_step))
+    return lambda session: session.run(set_step)
+
+
+def start_scaffold(step):
+    """start_at in a Scaffold, for the TPU graph's scaffold_fn."""
+    init = start_at(tf.train.get_global_step(), step)
+    return tf.train.Scaffold(init_fn=lambda scaffold, session: init(session))
 
 
 def model_fn_builder(config, special_ids, warm_start_from, start_step=0, warmup_from=0):
@@ -138,9 +145,9 @@ def model_fn_builder(config, special_ids, warm_start_from, start_step=0, warmup_
             model = objective.PretrainingModel(config, features, is_training, special_ids)
         scaffold_fn = tpu.restore_in_scaffold(
             config, lambda: warm_start(warm_start_from),
-            lambda: start_at(tf.train.get_global_step(), start_step) if start_step else None) \
+            lambda: start_scaffold(start_step) if start_step else None) \
             if warm_start_from else None
-        scaffold = start_at(tf.train.get_global_step(), start_step) \
+        init_fn = start_at(tf.train.get_global_step(), start_step) \
             if start_step and is_training and not tpu.tpu_graph(config) else None
         disc_loss = (model.disc_output.loss if model.disc_output is not None
                      else tf.constant(0.0))
@@ -157,10 +164,9 @@ def model_fn_builder(config, special_ids, warm_start_from, start_step=0, warmup_
             if tpu.tpu_graph(config):  # no summaries on a TPU; its tensors stay there
                 hook = LoopProgressHook(config.num_train_steps, config.log_every_steps,
                                         config.train_batch_size)
-                return tf.estimator.tpu.TPUEstimatorSpec(mode, loss=model.total_loss,
-                                                         train_op=train_op,
-                                                         scaffold_fn=scaffold_fn,
-                                                         training_hooks=[hook])
+                return tpu_estimator.tpu_estimator_spec(
+                    mode, loss=model.total_loss, train_op=train_op, scaffold_fn=scaffold_fn,
+                    training_hooks=[hook])
             losses = {"loss/total": model.total_loss, "loss/generator": model.gen_loss,
                       "loss/discriminator": disc_loss}
             for out in model.linguistic_outputs:  # LERT: each head's loss
@@ -185,25 +191,26 @@ def model_fn_builder(config, special_ids, warm_start_from, start_step=0, warmup_
             hook = ProgressHook(progress, config.num_train_steps, config.log_every_steps,
                                 config.train_batch_size,
                                 runs_per_step=config.gradient_accumulation_steps)
-            return tf.estimator.EstimatorSpec(mode, loss=model.total_loss, train_op=train_op,
-                                              training_hooks=[hook], scaffold=scaffold)
+            return modes.ModelSpec(mode, loss=model.total_loss, train_op=train_op,
+                                   training_hooks=[hook], init_fn=init_fn)
         tensors = model.eval_tensors()
         if tpu.tpu_graph(config):
-            return tf.estimator.tpu.TPUEstimatorSpec(mode, loss=model.total_loss,
-                                                     eval_metrics=(objective.metric_fn, tensors),
-                                                     scaffold_fn=scaffold_fn)
+            return tpu_estimator.tpu_estimator_spec(
+                mode, loss=model.total_loss, eval_metrics=(objective.metric_fn, tensors),
+                scaffold_fn=scaffold_fn)
         # The eval loss metric averages over replicas: give each the batch's whole loss.
-        return tf.estimator.EstimatorSpec(mode, loss=cross_replica_sum(model.total_loss),
-                                          eval_metric_ops=objective.metric_fn(**tensors))
+        return modes.ModelSpec(mode, loss=cross_replica_sum(model.total_loss),
+                               eval_metric_ops=objective.metric_fn(**tensors))
     return model_fn
 
 
-def build_estimator(config, special_ids, warm_start_from, strategy=None, start_step=0,
-                    warmup_from=0):
-    """strategy: a tf.distribute strategy (distribution hparam) or None for one device.
+def build_trainer(config, special_ids, warm_start_from, strategy=None, start_step=0,
+                  warmup_from=0):
+    """The training loop (util/training_loop.py; the TPUEstimator for the TPU graph).
+    strategy: a tf.distribute strategy (distribution hparam) or None for one device.
     Multi-worker evaluation is not distributed (the chief evaluates alone). start_step: the
     schedule's first step for a fresh warm-started run (init_checkpoint_step)."""
-    return estimator_lib.build_estimator(
+    return training_loop.build_trainer(
         config, model_fn_builder(config, special_ids, warm_start_from, start_step, warmup_from),
         config.model_dir,
         config.seed, config.train_batch_size, config.eval_batch_size,
@@ -211,7 +218,7 @@ def build_estimator(config, special_ids, warm_start_from, strategy=None, start_s
         eval_distribute=strategy if config.distribution == "mirrored" else None)
 
 
-def run_eval(estimator, config, eval_files, checkpoint_path=None):
+def run_eval(trainer, config, eval_files, checkpoint_path=None):
     """Evaluates a checkpoint (default: the newest); prints and appends the metrics."""
     print("evaluating %d batches of %d from %s" % (
         config.num_eval_steps, config.eval_batch_size, ", ".join(eval_files[:3])), flush=True)
@@ -221,7 +228,7 @@ def run_eval(estimator, config, eval_files, checkpoint_path=None):
     progress = Progress(config.num_eval_steps, "evaluating", "batches", interval=10.0,
                         quiet_if_short=True)
     with tfrecords.name_damaged_file(eval_files, DAMAGED_TFRECORD_REMEDY):
-        results = estimator.evaluate(input_fn=input_fn, steps=config.num_eval_steps,
+        results = trainer.evaluate(input_fn=input_fn, steps=config.num_eval_steps,
                                      checkpoint_path=checkpoint_path,
                                      hooks=[CountingHook(progress)])
     results = {k: float(v) for k, v in results.items()}
@@ -241,14 +248,14 @@ def run_eval(estimator, config, eval_files, checkpoint_path=None):
 class EvalEachCheckpoint(tf.train.CheckpointSaverListener):
     """Evaluates every checkpoint right after it is saved: a learning curve for do_eval."""
 
-    def __init__(self, estimator, config, eval_files):
-        self._args = (estimator, config, eval_files)
+    def __init__(self, trainer, config, eval_files):
+        self._args = (trainer, config, eval_files)
         self.evaluated_steps = set()
 
     def after_save(self, session, global_step_value):
-        estimator, config, eval_files = self._args
+        trainer, config, eval_files = self._args
         checkpoint = os.path.join(config.model_dir, "model.ckpt-%d" % global_step_value)
-        run_eval(estimator, config, eval_files, checkpoint_path=checkpoint)
+        run_eval(trainer, config, eval_files, checkpoint_path=checkpoint)
         self.evaluated_steps.add(global_step_value)
 
 
@@ -362,9 +369,8 @@ def train_and_eval_in_model_dir(config, special_ids, train_files, eval_files, ch
     if chief:
         model_dir.write_model_files(config, train_record)
 
-    estimator = build_estimator(config, special_ids,
-                                None if latest else config.init_checkpoint, strategy, start_step,
-                                warmup_from)
+    trainer = build_trainer(config, special_ids, None if latest else config.init_checkpoint,
+                            strategy, start_step, warmup_from)
     if config.do_train:
         if latest:
             print("resuming from %s" % latest, flush=True)
@@ -385,21 +391,22 @@ def train_and_eval_in_model_dir(config, special_ids, train_files, eval_files, ch
                                               seed=data_seed(config),
                                               shuffle_buffer_size=config.shuffle_buffer_size)
         if config.distribution == "multi_worker_mirrored":
-            distribute.train_on_cluster(estimator, input_fn, config.num_train_steps)
+            with tfrecords.name_damaged_file(train_files, DAMAGED_TFRECORD_REMEDY):
+                trainer.train(input_fn=input_fn, max_steps=config.num_train_steps)
             return eval_on_chief(config, special_ids, eval_files, chief)
         listeners = [CheckpointLogger()]
         if config.do_eval and config.eval_each_checkpoint:
-            listeners.append(EvalEachCheckpoint(estimator, config, eval_files))
+            listeners.append(EvalEachCheckpoint(trainer, config, eval_files))
         with tfrecords.name_damaged_file(train_files, DAMAGED_TFRECORD_REMEDY):
-            estimator.train(input_fn=input_fn, max_steps=config.num_train_steps,
-                            saving_listeners=listeners)
-        final_step = estimator.get_variable_value("global_step")
+            trainer.train(input_fn=input_fn, max_steps=config.num_train_steps,
+                          saving_listeners=listeners)
+        final_step = trainer.get_variable_value("global_step")
         if len(listeners) > 1 and final_step in listeners[1].evaluated_steps:
             return None  # the last checkpoint has been evaluated already
     if config.do_eval:
         if config.distribution == "multi_worker_mirrored":
             return eval_on_chief(config, special_ids, eval_files, chief)
-        return run_eval(estimator, config, eval_files)
+        return run_eval(trainer, config, eval_files)
     return None
 
 
@@ -416,10 +423,10 @@ def eval_on_chief(config, special_ids, eval_files, chief):
     """do_eval after multi-host training: the chief evaluates alone, on one device."""
     if not config.do_eval:
         return None
-    estimator = distribute.estimator_on_chief(
-        chief, lambda: build_estimator(config, special_ids, None),
-        "do_eval: the chief evaluates the final checkpoint")
-    return None if estimator is None else run_eval(estimator, config, eval_files)
+    if not chief:
+        print("do_eval: the chief evaluates the final checkpoint", flush=True)
+        return None
+    return run_eval(build_trainer(config, special_ids, None), config, eval_files)
 
 
 def objective_label(config):

@@ -6,15 +6,17 @@ setup(
     name="chinese-electra-toolkit",
     version="0.1.0",
     description="Pre-train and fine-tune Chinese ELECTRA-family encoders "
-                "(tensorflow.compat.v1, Estimator/TPUEstimator)",
-    python_requires=">=3.9,<3.12",
+                "(tensorflow.compat.v1 graphs; TPUEstimator on TF 2.15)",
+    python_requires=">=3.9,<3.14",
     packages=find_packages(include=["model", "pretrain", "finetune", "corpus", "util"]),
     py_modules=["configure_pretraining", "run_pretraining", "build_pretraining_dataset",
                 "configure_finetuning", "run_finetuning", "runner_cli", "export_savedmodel",
                 "predict", "cmrc2018_drcd_evaluate"],
     install_requires=[
-        "tensorflow==2.15.1",  # the last release that ships tf.estimator
-        "numpy<2",  # tensorflow 2.15 is built against numpy 1.x
+        # 2.15.1 (the last with tf.estimator: the TPU paths; Python <= 3.11) to 2.21. Each
+        # release pins the numpy it was built against (2.15: numpy < 2) itself.
+        "tensorflow>=2.15.1,<2.22",
+        "numpy",
         "scipy",
         "scikit-learn",
         "sentencepiece",

@@ -165,10 +165,10 @@ def eval_of(args):
         "eval", data, **dict(hparams, model_dir=eval_dir))
     checkpoint = os.path.join(data, "models", args.eval_of,
                               "model.ckpt-%d" % trained["steps"])
-    estimator = run_pretraining.build_estimator(
+    trainer = run_pretraining.build_trainer(
         config, run_pretraining.load_special_ids(config), None)
     start = time.time()
-    final = run_pretraining.run_eval(estimator, config,
+    final = run_pretraining.run_eval(trainer, config,
                                      pretrain_data.find_tfrecords(config.eval_tfrecords),
                                      checkpoint_path=checkpoint)
     atomic_write_json(out, {"variant": variant, "seed": trained["seed"],

@@ -16,6 +16,7 @@ from model import precision
 from util import checkpoints
 from util import modes
 from util import tpu
+from util import tpu_estimator
 from util.distribute import cross_replica_sum, is_first_replica, micro_batch_size
 from util.training_utils import LoopProgressHook, ProgressHook
 
@@ -103,7 +104,7 @@ def multitask_losses(tasks, bert, bert_config, features, is_training):
 
 
 def model_fn_builder(config, tasks, bert_config, init_checkpoint, num_train_steps):
-    """An Estimator model_fn (features, labels, mode, params) for tasks (a list): TRAIN
+    """A model_fn (features, labels, mode, params) for tasks (a list): TRAIN
     the AdamW step of the (multi-task) model, PREDICT (one task) the head's outputs plus
     the per-example loss. In the TPU graph
     (util/tpu.py: use_tpu, use_tpu_estimator) it returns TPUEstimatorSpecs, looks the
@@ -132,8 +133,8 @@ def model_fn_builder(config, tasks, bert_config, init_checkpoint, num_train_step
             if preprocessing.REAL_EXAMPLE in features:  # padded eval batches (TPU graph)
                 predictions[preprocessing.REAL_EXAMPLE] = features[preprocessing.REAL_EXAMPLE]
             if tpu_graph:
-                return tf.estimator.tpu.TPUEstimatorSpec(mode, predictions=predictions)
-            return tf.estimator.EstimatorSpec(mode, predictions=predictions)
+                return tpu_estimator.tpu_estimator_spec(mode, predictions=predictions)
+            return modes.ModelSpec(mode, predictions=predictions)
         scaffold_fn = None
         if init_checkpoint:
             def restore():
@@ -153,9 +154,9 @@ def model_fn_builder(config, tasks, bert_config, init_checkpoint, num_train_step
         if tpu_graph:  # a TPU's tensors stay on the device: progress without the loss
             hook = LoopProgressHook(num_train_steps, config.log_every_steps,
                                     config.train_batch_size)
-            return tf.estimator.tpu.TPUEstimatorSpec(mode, loss=loss, train_op=train_op,
-                                                     scaffold_fn=scaffold_fn,
-                                                     training_hooks=[hook])
+            return tpu_estimator.tpu_estimator_spec(mode, loss=loss, train_op=train_op,
+                                                    scaffold_fn=scaffold_fn,
+                                                    training_hooks=[hook])
         # The progress line shows the mean per-example loss of the whole batch (whatever
         # loss_reduction), from the sum of the replicas' per-example losses.
         mean_loss = (cross_replica_sum(tf.reduce_sum(losses))
@@ -169,6 +170,5 @@ def model_fn_builder(config, tasks, bert_config, init_checkpoint, num_train_step
         hook = ProgressHook({"loss": mean_loss, "lr": lr}, num_train_steps,
                             config.log_every_steps, config.train_batch_size,
                             runs_per_step=config.gradient_accumulation_steps)
-        return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op,
-                                          training_hooks=[hook])
+        return modes.ModelSpec(mode, loss=loss, train_op=train_op, training_hooks=[hook])
     return model_fn

@@ -2,6 +2,7 @@
 pre-trained model."""
 
 import contextlib
+import importlib.util
 import io
 import json
 import os
@@ -20,6 +21,13 @@ SAMPLE_VOCAB = REPO / "sample_data" / "vocab.txt"
 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+
+# The TPUEstimator tests and the comparisons of our training loop with the Estimator need
+# tf.estimator, which only TensorFlow 2.15 ships (tensorflow_estimator).
+requires_tf_estimator = pytest.mark.skipif(
+    importlib.util.find_spec("tensorflow_estimator") is None,
+    reason="needs tf.estimator, which only tensorflow 2.15.x ships (make TF=2.15 test)")
 
 
 def shared_file(*parts):

@@ -15,7 +15,7 @@ import cmrc2018_drcd_evaluate
 import run_finetuning
 import run_pretraining
 from finetune import task_builder
-from tests.conftest import SHARED, shared_file
+from tests.conftest import SHARED, requires_tf_estimator, shared_file
 
 TINY = {"model_size": "tiny", "save_graph_def": False, "learning_rate": 1e-3, "train_batch_size": 8,
         "eval_batch_size": 16, "num_train_epochs": 1.0, "log_every_steps": 5}
@@ -314,9 +314,10 @@ TPU_EVAL_BATCH = {"chnsenticorp": 12, "msra-ner": 10, "cmrc2018": 7}
 
 
 @pytest.mark.parametrize("task", sorted(TPU_EVAL_BATCH))
-def test_tpu_estimator_finetuning_scores_exactly_as_the_estimator(pretrained, task):
+@requires_tf_estimator
+def test_tpu_estimator_finetuning_scores_exactly_as_the_training_loop(pretrained, task):
     """use_tpu_estimator: TPUEstimator(use_tpu=False) trains, predicts the dev set padded to
-    whole batches, and gives exactly the plain Estimator's metrics and predictions for
+    whole batches, and gives exactly our training loop's metrics and predictions for
     the same checkpoint; padding never reaches the prediction file."""
     make_task_data(task, pretrained / "finetuning_data" / task)
     hparams = dict(TINY, task_names=[task], max_seq_length=64,
@@ -345,7 +346,7 @@ def test_tpu_estimator_finetuning_scores_exactly_as_the_estimator(pretrained, ta
     assert 0 < num_padding == -num_features % TPU_EVAL_BATCH[task], output
     tpu_dev, tpu_preds = dev_results()
     output_tpu = output
-    # The same checkpoint through the Estimator path: no padding, a short last batch.
+    # The same checkpoint through our training loop: no padding, a short last batch.
     status, output = finetune(pretrained, dict(hparams, do_train=False))
     assert status == 0 and "padding" not in output, output
     dev, preds = dev_results()

@@ -140,7 +140,7 @@ def run_predict(model_dir, lines, argv=()):
 
 
 @pytest.mark.parametrize("task", TASKS)
-def test_saved_model_signature_matches_estimator_predictions(trained, exports, task):
+def test_saved_model_signature_matches_the_training_loops_predictions(trained, exports, task):
     import tensorflow.compat.v1 as tf
 
     model = load_model(str(exports[task]))
@@ -158,9 +158,9 @@ def test_saved_model_signature_matches_estimator_predictions(trained, exports, t
 
     model_fn = model_fn_lib.model_fn_builder(model.config, [model.task], model.bert_config,
                                              None, 1)
-    estimator = run_finetuning.build_estimator(model.config, model_fn,
-                                               str(trial_dir(trained, task)), seed=1)
-    predicted = list(estimator.predict(input_fn, yield_single_examples=True))
+    trainer = run_finetuning.build_trainer(model.config, model_fn,
+                                           str(trial_dir(trained, task)), seed=1)
+    predicted = list(trainer.predict(input_fn, yield_single_examples=True))
     assert len(predicted) == len(served) == len(features)
     if task != "chnsenticorp":  # long inputs were split into windows
         assert len(features) > len(examples)

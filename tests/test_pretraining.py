@@ -14,7 +14,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import run_pretraining
-from tests.conftest import REPO, shared_file
+from tests.conftest import REPO, requires_tf_estimator, shared_file
 from tests.test_modeling import pretraining_graph_variables, read_variable_list
 
 PROGRESS = re.compile(r"^step (\d+)/\d+ \| loss ([\d.]+) \| gen ([\d.]+) \| disc ([\d.]+)")
@@ -131,6 +131,7 @@ def test_eval_reports_generator_and_discriminator_metrics(tiny_run):
     assert (model_dir / "results" / "unsup_results.txt").read_text().startswith("step 150:")
 
 
+@requires_tf_estimator
 def test_tpu_estimator_on_cpu_trains_the_same_variables_and_evaluates(sample_data_dir,
                                                                      tiny_run):
     """use_tpu_estimator: the TPU graph (TPUEstimator, TPUEstimatorSpec, params batch size,

@@ -1,4 +1,4 @@
-"""Data-parallel training with tf.distribute under the Estimator (GPUs or several hosts).
+"""Data-parallel training with tf.distribute (GPUs or several hosts).
 
 `distribution` hparam: "none" (one device, the default), "mirrored" (all devices of this
 machine, one replica each, gradients all-reduced) or "multi_worker_mirrored" (one process
@@ -10,7 +10,6 @@ so the replicas' losses add up to the one-device loss of the whole batch and the
 gradients are exactly its gradients.
 """
 
-import contextlib
 import json
 import os
 
@@ -121,8 +120,9 @@ def build_strategy(config):
         except (ValueError, RuntimeError) as e:  # e.g. a device name that does not exist
             raise InputError("mirrored_devices %s: %s" % (config.mirrored_devices, e))
     read_tf_config()  # clear errors before TF reads it
-    # The graph-mode (v1) strategy: the Estimator builds graphs, and its distribute
-    # coordinator starts each host's server and configures the strategy from TF_CONFIG.
+    # The graph-mode (v1) strategy, built before anything else starts TF's runtime: it
+    # reads the cluster from TF_CONFIG and starts this host's server, which the training
+    # loop's sessions connect to (util/training_loop.py).
     return tf.distribute.experimental.MultiWorkerMirroredStrategy()
 
 
@@ -177,29 +177,6 @@ def build_checked_strategy(config, batch_sizes):
     return strategy
 
 
-def train_on_cluster(estimator, input_fn, max_steps):
-    """Multi-host training. The Estimator runs MultiWorkerMirroredStrategy only through
-    train_and_evaluate (TF's distribute coordinator starts each host's server); the
-    cluster has no evaluator task, so the EvalSpec is never used. The chief writes the
-    checkpoints to model_dir; TF has the other hosts save theirs under
-    model_dir/tmp_worker_<i>/, which can be deleted."""
-    tf.estimator.train_and_evaluate(
-        estimator, tf.estimator.TrainSpec(input_fn, max_steps=max_steps),
-        tf.estimator.EvalSpec(input_fn, steps=1))
-
-
-def estimator_on_chief(chief, build_estimator, note):
-    """After multi-host training, evaluation runs on the chief alone, on one device: the
-    estimator of build_estimator() called with TF_CONFIG hidden, so that it is not a
-    cluster member. None on the other hosts, which print `note` (if any) instead."""
-    if not chief:
-        if note:
-            print(note, flush=True)
-        return None
-    with tf_config_hidden():
-        return build_estimator()
-
-
 def replica_batch_size(global_batch_size, input_context):
     """Per-replica batch for an input_fn: the global batch over the replicas in sync."""
     if input_context is None:
@@ -250,17 +227,6 @@ def describe(strategy):
         return "one device"
     devices = getattr(strategy.extended, "worker_devices", ())
     return "%d replicas (%s)" % (strategy.num_replicas_in_sync, ", ".join(devices))
-
-
-@contextlib.contextmanager
-def tf_config_hidden():
-    """TF_CONFIG unset for the block: a RunConfig built inside is a one-process one."""
-    saved = os.environ.pop("TF_CONFIG", None)
-    try:
-        yield
-    finally:
-        if saved is not None:
-            os.environ["TF_CONFIG"] = saved
 
 
 def tf_config_json(worker_addresses, index):

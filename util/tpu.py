@@ -1,6 +1,6 @@
 """The TPU graph for both runners: on a Cloud TPU (use_tpu), or on this machine's CPU/GPU
 (use_tpu_estimator), as the official code runs its TPU graph on GPUs. (The TPUEstimator
-itself is built with the Estimator, in util/estimator.py.)
+itself is built in util/tpu_estimator.py; it needs TensorFlow 2.15.)
 
 `use_tpu_estimator` builds exactly what a TPU runs -- the same model_fn returning a
 TPUEstimatorSpec, input functions sized by params["batch_size"], the (metric_fn, tensors)
@@ -11,6 +11,7 @@ That is how the tests exercise the TPU code path without a TPU.
 
 import tensorflow.compat.v1 as tf
 
+from util import tpu_estimator
 from util.errors import InputError
 
 
@@ -35,6 +36,8 @@ def check_hparams(config, source):
             raise InputError("%s: %s %d does not split over num_tpu_cores %d: use a multiple "
                              "of %d" % (source, key, size, config.num_tpu_cores,
                                         config.num_tpu_cores))
+    if tpu_graph(config):  # stop now, not after the data is read, on a TF without it
+        tpu_estimator.estimator_api()
 
 
 def restore_in_scaffold(config, restore, make_scaffold=None):

@@ -1,0 +1,157 @@
+"""Our training loop (util/training_loop.py) against the tf.estimator.Estimator it replaced,
+on TensorFlow 2.15 (the last release with the Estimator): the runners, once through each,
+must leave the same checkpoints (names, values bit for bit, the `checkpoint` file), the
+same eval metrics and the same predictions.
+
+The Estimator side is the old builder, transcribed here: the runners' model functions
+wrapped to return EstimatorSpecs, and a RunConfig from the same hparams.
+"""
+
+import io
+import json
+import os
+import shutil
+from contextlib import redirect_stdout
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+import run_finetuning
+import run_pretraining
+from tests.conftest import SAMPLE_VOCAB, requires_tf_estimator
+from tests.test_finetuning import TINY as FINETUNE_TINY, make_task_data
+from tests.test_pretraining import TINY as PRETRAIN_TINY
+from util import tpu
+from util import training_loop
+
+pytestmark = requires_tf_estimator
+
+
+def estimator_trainer(config, model_fn, model_dir, seed, train_batch_size, eval_batch_size,
+                      predict_batch_size=None, session_config=None, train_distribute=None,
+                      eval_distribute=None):
+    """The tf.estimator.Estimator the runners trained with before util/training_loop.py."""
+    assert not tpu.tpu_graph(config)
+
+    def estimator_model_fn(features, labels, mode):
+        spec = model_fn(features, labels, mode, {})
+        scaffold = None
+        if spec.init_fn is not None:
+            scaffold = tf.train.Scaffold(
+                init_fn=lambda scaffold, session: spec.init_fn(session))
+        return tf.estimator.EstimatorSpec(
+            mode, loss=spec.loss, train_op=spec.train_op,
+            eval_metric_ops=spec.eval_metric_ops or None, predictions=spec.predictions,
+            training_hooks=spec.training_hooks, scaffold=scaffold)
+    run_config = tf.estimator.RunConfig(
+        model_dir=model_dir, tf_random_seed=seed,
+        save_checkpoints_steps=config.save_checkpoints_steps,
+        keep_checkpoint_max=config.keep_checkpoint_max or None,
+        save_summary_steps=config.log_every_steps, log_step_count_steps=None,
+        checkpoint_save_graph_def=config.save_graph_def, session_config=session_config,
+        train_distribute=train_distribute, eval_distribute=eval_distribute)
+    return tf.estimator.Estimator(estimator_model_fn, config=run_config)
+
+
+def run(main, data_dir, model_name, hparams):
+    out = io.StringIO()
+    with redirect_stdout(out):
+        status = main(["--data-dir", str(data_dir), "--model-name", model_name,
+                       "--hparams", json.dumps(hparams)])
+    assert status == 0, out.getvalue()
+    return out.getvalue()
+
+
+def checkpoints_of(model_dir):
+    """{checkpoint prefix: {variable: value}} of every checkpoint in model_dir."""
+    state = tf.train.get_checkpoint_state(str(model_dir))
+    out = {}
+    for path in state.all_model_checkpoint_paths:
+        reader = tf.train.load_checkpoint(os.path.join(str(model_dir), path))
+        out[os.path.basename(path)] = {name: reader.get_tensor(name)
+                                       for name in reader.get_variable_to_shape_map()}
+    return out
+
+
+def assert_same_checkpoints(ours_dir, theirs_dir):
+    assert (ours_dir / "checkpoint").read_text() == (theirs_dir / "checkpoint").read_text()
+    ours, theirs = checkpoints_of(ours_dir), checkpoints_of(theirs_dir)
+    assert sorted(ours) == sorted(theirs) and ours
+    for path in ours:
+        assert sorted(ours[path]) == sorted(theirs[path]), path
+        different = [name for name in ours[path]
+                     if not np.array_equal(ours[path][name], theirs[path][name])]
+        assert different == [], (path, different)
+
+
+def event_tags(directory):
+    """The scalar tags of every event file in directory (not below it)."""
+    tags = set()
+    for name in os.listdir(directory):
+        if name.startswith("events.out.tfevents"):
+            for event in tf.train.summary_iterator(os.path.join(directory, name)):
+                tags.update(v.tag for v in event.summary.value if v.HasField("simple_value"))
+    return tags
+
+
+def test_pretraining_and_its_resume_match_the_estimator(sample_data_dir, monkeypatch):
+    """Pre-training to step 4, then resumed to step 8, evaluating each checkpoint: the same
+    checkpoints, eval metrics, progress losses and TensorBoard tags both ways."""
+    hparams = dict(PRETRAIN_TINY, train_batch_size=4, save_checkpoints_steps=2,
+                   keep_checkpoint_max=3, log_every_steps=2, do_eval=True,
+                   eval_each_checkpoint=True, num_eval_steps=2, eval_batch_size=4)
+    outputs = {}
+    for name in ("loop_ours", "loop_estimator"):
+        if name == "loop_estimator":
+            monkeypatch.setattr(training_loop, "build_trainer", estimator_trainer)
+        outputs[name] = [run(run_pretraining.main, sample_data_dir, name,
+                             dict(hparams, num_train_steps=steps)) for steps in (4, 8)]
+    ours, theirs = (sample_data_dir / "models" / n for n in ("loop_ours", "loop_estimator"))
+    assert_same_checkpoints(ours, theirs)
+    assert sorted(checkpoints_of(ours)) == ["model.ckpt-4", "model.ckpt-6", "model.ckpt-8"]
+    results = [json.loads((d / "results" / "unsup_results.json").read_text())
+               for d in (ours, theirs)]
+    # Each run saves (and so evaluates) the checkpoint it starts from, as the Estimator did.
+    assert [r["global_step"] for r in results[0]] == [0, 2, 4, 4, 6, 8]
+    assert results[0] == results[1]
+
+    def losses(output):
+        return [line.split("|")[:4] for line in output.splitlines() if line.startswith("step ")]
+    assert losses("".join(outputs["loop_ours"])) == losses("".join(outputs["loop_estimator"]))
+    assert event_tags(ours) == event_tags(theirs) >= {"loss", "loss/total", "learning_rate"}
+    assert event_tags(ours / "eval") == event_tags(theirs / "eval") >= {"loss", "disc_auc"}
+
+
+@pytest.fixture(scope="module")
+def finetuning_dirs(tmp_path_factory, pretrained_model_dir):
+    """Two data dirs, each with the shared tiny pre-trained model and chnsenticorp."""
+    dirs = []
+    for name in ("ours", "estimator"):
+        data_dir = tmp_path_factory.mktemp("loop_ft_" + name)
+        shutil.copy(SAMPLE_VOCAB, data_dir / "vocab.txt")
+        shutil.copytree(pretrained_model_dir, data_dir / "models" / "tiny")
+        make_task_data("chnsenticorp", data_dir / "finetuning_data" / "chnsenticorp")
+        dirs.append(data_dir)
+    return dirs
+
+
+def test_finetuning_matches_the_estimator(finetuning_dirs, monkeypatch):
+    """Fine-tuning chnsenticorp: the same trial checkpoints, dev metrics and predictions."""
+    hparams = dict(FINETUNE_TINY, task_names=["chnsenticorp"], max_seq_length=64,
+                   num_train_epochs=1, save_checkpoints_steps=3, log_every_steps=2)
+    ours_dir, theirs_dir = finetuning_dirs
+    run(run_finetuning.main, ours_dir, "tiny", hparams)
+    monkeypatch.setattr(training_loop, "build_trainer", estimator_trainer)
+    run(run_finetuning.main, theirs_dir, "tiny", hparams)
+
+    def trial_dir(data_dir):
+        results = json.loads((data_dir / "models" / "tiny" / "results" /
+                              "chnsenticorp_results.json").read_text())
+        return results["trials"][0]
+    ours, theirs = trial_dir(ours_dir), trial_dir(theirs_dir)
+    assert ours["results"] == theirs["results"] and "accuracy" in ours["results"]["dev"]
+    assert_same_checkpoints(*(type(ours_dir)(t["model_dir"]) for t in (ours, theirs)))
+    preds = [(d / "models" / "tiny" / "results" / "chnsenticorp_dev_preds.json").read_text()
+             for d in (ours_dir, theirs_dir)]
+    assert preds[0] == preds[1]

@@ -1,0 +1,316 @@
+"""The training loop of both runners on CPUs and GPUs, on one host or several: train,
+evaluate and predict with tf.compat.v1 graphs and sessions, in place of
+tf.estimator.Estimator (gone after TensorFlow 2.15). The TPU graph (use_tpu,
+use_tpu_estimator) runs on the TPUEstimator instead (util/tpu_estimator.py); build_trainer
+picks one, and both answer train / evaluate / predict / get_variable_value alike.
+
+Each graph is built in the Estimator's order -- graph seed, global_step, the input
+pipeline on /cpu:0, the model function, the "loss" summary, a sharded Saver -- and
+run by a MonitoredSession with the Estimator's hooks, so that a run gives the checkpoints
+(names, values, the `checkpoint` file, keep-max), TensorBoard summaries, eval metrics and
+predictions the Estimator gave (tests/test_training_loop.py compares the two on TF 2.15).
+The order matters to the numbers: a random op without a seed of its own (the data's
+shuffle, dropout) takes the count of such ops before it in the graph as its op seed.
+
+A model function: model_fn(features, labels, mode, params) -> util.modes.ModelSpec, with
+params {} (the TPUEstimator passes its batch size there).
+"""
+
+import os
+
+import tensorflow.compat.v1 as tf
+
+from util import distribute
+from util import modes
+from util import tpu
+
+# TF's graph collection holding the global step's read, which its hooks share
+# (training_util.GLOBAL_STEP_READ_KEY, not exported); under a strategy it must be the
+# strategy's read, made here as the Estimator made it.
+GLOBAL_STEP_READ_KEY = "global_step_read_op_cache"
+# Grappler's meta-optimizer passes in the Estimator's default session config
+# (RewriterConfig.ONE; the enum is not exported).
+META_OPTIMIZER_ONE_PASS = 1
+
+
+def build_trainer(config, model_fn, model_dir, seed, train_batch_size, eval_batch_size,
+                  predict_batch_size=None, session_config=None, train_distribute=None,
+                  eval_distribute=None):
+    """What a runner trains, evaluates and predicts with: a Trainer, or the TPUEstimator for
+    the TPU graph (use_tpu / use_tpu_estimator, TF 2.15 only).
+
+    config: the runner's hparams; read here: save_checkpoints_steps, keep_checkpoint_max
+      (0 keeps all), log_every_steps (TensorBoard summary interval), save_graph_def, the
+      distribution and the TPU keys.
+    model_dir, seed: where checkpoints and summaries go; the graph-level random seed.
+    train_batch_size, eval_batch_size, predict_batch_size: global batch sizes, used by the
+      TPUEstimator only (it splits them over the cores); the input functions batch here.
+    session_config: a tf.ConfigProto (e.g. XLA auto-clustering) or None for the default.
+    train_distribute, eval_distribute: tf.distribute strategies, or None for one device;
+      prediction always runs on one device.
+    """
+    if tpu.tpu_graph(config):
+        from util import tpu_estimator  # tf.estimator: only where TF ships it (2.15)
+        return tpu_estimator.build_tpu_estimator(
+            config, model_fn, model_dir, seed, train_batch_size, eval_batch_size,
+            predict_batch_size, session_config)
+    return Trainer(config, model_fn, model_dir, seed, session_config, train_distribute,
+                   eval_distribute)
+
+
+def default_session_config():
+    """The Estimator's default: soft placement, one pass of Grappler's meta optimizer."""
+    config = tf.ConfigProto(allow_soft_placement=True)
+    config.graph_options.rewrite_options.meta_optimizer_iterations = META_OPTIMIZER_ONE_PASS
+    return config
+
+
+class Trainer:
+    """Trains, evaluates and predicts with model_fn, checkpoints in model_dir."""
+
+    def __init__(self, config, model_fn, model_dir, seed, session_config=None,
+                 train_distribute=None, eval_distribute=None):
+        self.model_dir = model_dir
+        self._model_fn = model_fn
+        self._seed = seed
+        self._save_steps = config.save_checkpoints_steps
+        self._keep_max = config.keep_checkpoint_max or None  # 0 and None: keep every one
+        self._summary_steps = config.log_every_steps  # as often as the progress lines
+        self._save_graph_def = config.save_graph_def
+        self._session_config = session_config or default_session_config()
+        self._train_strategy = train_distribute
+        self._eval_strategy = eval_distribute
+        self._multi_worker = config.distribution == "multi_worker_mirrored" \
+            and train_distribute is not None
+        self._chief = distribute.is_chief(config)
+
+    # -- training -------------------------------------------------------------------------
+
+    def train(self, input_fn, max_steps, saving_listeners=(), hooks=()):
+        """Trains to global step max_steps, from the newest checkpoint in model_dir if any
+        (nothing to do if it is there already). saving_listeners: CheckpointSaverListeners
+        called around each checkpoint (on the chief); hooks: extra SessionRunHooks."""
+        latest = tf.train.latest_checkpoint(self.model_dir)
+        if latest and read_global_step(latest) >= max_steps:
+            return None
+        with tf.Graph().as_default() as graph:
+            if self._train_strategy is None:
+                loss, train_op, spec, input_hooks = self._build_train_graph(graph, input_fn)
+            else:
+                loss, train_op, spec, input_hooks = self._build_distributed_train_graph(
+                    graph, input_fn)
+            # The Estimator's own: a "loss" scalar beside the model's summaries, and the
+            # Saver every checkpoint is written with.
+            if not any(s.op.name == "loss" for s in tf.get_collection(tf.GraphKeys.SUMMARIES)):
+                tf.summary.scalar("loss", loss)
+            tf.add_to_collection(tf.GraphKeys.LOSSES, loss)
+            tf.add_to_collection(tf.GraphKeys.SAVERS, tf.train.Saver(
+                sharded=True, max_to_keep=self._keep_max, keep_checkpoint_every_n_hours=10000,
+                defer_build=True, save_relative_paths=True))
+            scaffold = tf.train.Scaffold(init_fn=spec_init_fn(spec.init_fn))
+            worker_hooks = (input_hooks + list(hooks)
+                            + [tf.train.StopAtStepHook(last_step=max_steps),
+                               tf.train.NanTensorHook(loss)] + list(spec.training_hooks))
+            session = self._training_session(scaffold, worker_hooks, list(saving_listeners))
+            with session:
+                while not session.should_stop():
+                    _, last_loss = session.run([train_op, loss])
+        return last_loss
+
+    def _build_train_graph(self, graph, input_fn):
+        """One device: (loss, train_op, spec, input hooks)."""
+        tf.set_random_seed(self._seed)
+        tf.train.create_global_step(graph)
+        features, labels, input_hooks = call_input_fn(input_fn)
+        spec = self._model_fn(features, labels, modes.TRAIN, {})
+        return spec.loss, spec.train_op, spec, input_hooks
+
+    def _build_distributed_train_graph(self, graph, input_fn):
+        """Each replica's model under the strategy (the Estimator's order: the input
+        pipeline before global_step here); the loss is the sum of the replicas' (each
+        holds its share of the batch's)."""
+        strategy = self._train_strategy
+        with strategy.scope():
+            tf.set_random_seed(self._seed)
+            features, labels, input_hooks = distributed_input(strategy, input_fn)
+            global_step = tf.train.create_global_step(graph)
+            tf.add_to_collection(GLOBAL_STEP_READ_KEY, strategy.extended.read_var(global_step))
+            grouped = strategy.extended.call_for_each_replica(
+                self._model_fn, args=(features, labels, modes.TRAIN, {}))
+            loss = strategy.reduce(tf.distribute.ReduceOp.SUM, grouped.loss, axis=None)
+            train_op = strategy.group(grouped.train_op)
+            spec = modes.ModelSpec(
+                mode=modes.TRAIN, loss=loss, train_op=train_op,
+                init_fn=strategy.experimental_local_results(grouped.init_fn)[0],
+                training_hooks=[strategy.experimental_local_results(h)[0]
+                                for h in grouped.training_hooks])
+        return loss, train_op, spec, input_hooks
+
+    def _training_session(self, scaffold, worker_hooks, listeners):
+        """The MonitoredSession of training, with the hooks the Estimator's
+        MonitoredTrainingSession had: checkpoints every save_checkpoints_steps (and at the
+        end), summaries every log_every_steps, then the worker hooks. On a cluster every
+        worker initialises (or restores from model_dir) its own copy and runs the saving
+        hooks too (their ops may hold collectives); the other workers write theirs under
+        model_dir/tmp_worker_<index>/, which can be deleted."""
+        output_dir, master, config = self.model_dir, "", self._session_config
+        if self._multi_worker:
+            cluster, task_type, index = distribute.read_tf_config()
+            master = "grpc://" + cluster[task_type][index]
+            config = self._train_strategy.update_config_proto(config)
+            if not self._chief:
+                output_dir = os.path.join(self.model_dir, "tmp_%s_%d" % (task_type, index))
+                listeners = []
+        saver_hook = tf.train.CheckpointSaverHook(
+            output_dir, save_steps=self._save_steps, scaffold=scaffold, listeners=listeners,
+            save_graph_def=self._save_graph_def)
+        summary_hook = tf.train.SummarySaverHook(
+            save_steps=self._summary_steps, output_dir=output_dir, scaffold=scaffold)
+        if self._multi_worker:
+            hooks = worker_hooks + [summary_hook, saver_hook]
+        else:  # the Estimator's order: its chief-only saver first
+            hooks = [saver_hook, summary_hook] + worker_hooks
+        creator = tf.train.ChiefSessionCreator(scaffold=scaffold, master=master, config=config,
+                                               checkpoint_dir=self.model_dir)
+        return tf.train.MonitoredSession(session_creator=creator, hooks=hooks,
+                                         stop_grace_period_secs=120)
+
+    # -- evaluation and prediction --------------------------------------------------------
+
+    def evaluate(self, input_fn, steps, checkpoint_path=None, hooks=()):
+        """The eval metrics (plus "loss", the mean of the batches' losses, and
+        "global_step") of checkpoint_path (default: the newest) over `steps` batches or
+        until the input ends; also written as TensorBoard scalars to model_dir/eval."""
+        checkpoint_path = checkpoint_path or self._latest_checkpoint()
+        with tf.Graph().as_default() as graph:
+            tf.set_random_seed(self._seed)
+            global_step = tf.train.create_global_step(graph)
+            if self._eval_strategy is None:
+                features, labels, input_hooks = call_input_fn(input_fn)
+                spec = self._model_fn(features, labels, modes.EVAL, {})
+                metrics = dict(spec.eval_metric_ops, loss=tf.metrics.mean(spec.loss))
+                update_ops = [metrics[name][1] for name in sorted(metrics)]
+            else:
+                metrics, update_ops, input_hooks = self._distributed_eval_metrics(input_fn)
+            values = {name: metrics[name][0] for name in sorted(metrics)}
+            values["global_step"] = global_step
+            final = tf.train.FinalOpsHook(values)
+            update = tf.group(*update_ops)
+            with self._restoring_session(checkpoint_path,
+                                         input_hooks + list(hooks) + [final]) as session:
+                for _ in range(steps):
+                    if session.should_stop():
+                        break
+                    session.run(update)
+        results = final.final_ops_values
+        write_scalars(os.path.join(self.model_dir, "eval"),
+                      {k: v for k, v in results.items() if k != "global_step"},
+                      int(results["global_step"]))
+        return results
+
+    def _distributed_eval_metrics(self, input_fn):
+        """The eval metrics of each replica's model under the eval strategy."""
+        strategy = self._eval_strategy
+        features, labels, input_hooks = distributed_input(strategy, input_fn)
+        grouped = strategy.extended.call_for_each_replica(
+            self._model_fn, args=(features, labels, modes.EVAL, {}))
+        metrics = dict(grouped.eval_metric_ops)
+        metrics["loss"] = strategy.extended.call_for_each_replica(
+            tf.metrics.mean, args=(grouped.loss,))
+        update_ops = [strategy.group(metrics[name][1]) for name in sorted(metrics)]
+        return metrics, update_ops, input_hooks
+
+    def predict(self, input_fn, checkpoint_path=None, yield_single_examples=True):
+        """Yields the model's predictions ({name: value}) with checkpoint_path (default: the
+        newest), one example at a time (or one batch), until the input ends."""
+        checkpoint_path = checkpoint_path or self._latest_checkpoint()
+        with tf.Graph().as_default() as graph:
+            tf.set_random_seed(self._seed)
+            tf.train.create_global_step(graph)
+            features, _, input_hooks = call_input_fn(input_fn)
+            predictions = self._model_fn(features, None, modes.PREDICT, {}).predictions
+            with self._restoring_session(checkpoint_path, input_hooks) as session:
+                while not session.should_stop():
+                    batch = session.run(predictions)
+                    if not yield_single_examples:
+                        yield batch
+                        continue
+                    for i in range(len(next(iter(batch.values())))):
+                        yield {name: value[i] for name, value in batch.items()}
+
+    def _restoring_session(self, checkpoint_path, hooks):
+        creator = tf.train.ChiefSessionCreator(
+            scaffold=tf.train.Scaffold(), checkpoint_filename_with_path=checkpoint_path,
+            config=self._session_config)
+        return tf.train.MonitoredSession(session_creator=creator, hooks=hooks)
+
+    def _latest_checkpoint(self):
+        latest = tf.train.latest_checkpoint(self.model_dir)
+        if not latest:
+            raise ValueError("no checkpoint in %s to evaluate or predict with" % self.model_dir)
+        return latest
+
+    def get_variable_value(self, name):
+        """A variable's value in the newest checkpoint."""
+        return tf.train.load_checkpoint(self._latest_checkpoint()).get_tensor(name)
+
+
+def split_features(result):
+    """(features, labels) from what a dataset yields: a pair, or the features alone."""
+    if isinstance(result, (list, tuple)):
+        if len(result) != 2:
+            raise ValueError("an input_fn's dataset yields features or (features, labels), "
+                             "got %d elements" % len(result))
+        return result[0], result[1]
+    return result, None
+
+
+def call_input_fn(input_fn):
+    """One device: (features, labels, [hook initialising the iterator])."""
+    with tf.device("/cpu:0"):  # the input pipeline on the host, as the Estimator placed it
+        dataset = input_fn(params={})
+    iterator = tf.data.make_initializable_iterator(dataset)
+    features, labels = split_features(iterator.get_next())
+    return features, labels, [InitializeIterator(lambda: iterator.initializer)]
+
+
+def distributed_input(strategy, input_fn):
+    """Under a strategy: each input pipeline's share, as per-replica (features, labels)."""
+    iterator = strategy.make_input_fn_iterator(
+        lambda input_context: input_fn(params={}, input_context=input_context))
+    features, labels = split_features(iterator.get_next())
+    return features, labels, [InitializeIterator(iterator.initialize)]
+
+
+def spec_init_fn(init_fn):
+    """A Scaffold's init_fn (scaffold, session) for a ModelSpec's init_fn (session)."""
+    if init_fn is None:
+        return None
+    return lambda scaffold, session: init_fn(session)
+
+
+def read_global_step(checkpoint_path):
+    return int(tf.train.load_checkpoint(checkpoint_path).get_tensor("global_step"))
+
+
+def write_scalars(output_dir, scalars, step):
+    """{tag: number} as TensorBoard scalars at `step` in output_dir's event file."""
+    with tf.Graph().as_default():  # the v1 writer works in graph mode only
+        writer = tf.summary.FileWriter(output_dir)
+        writer.add_summary(tf.Summary(value=[
+            tf.Summary.Value(tag=tag, simple_value=float(value))
+            for tag, value in sorted(scalars.items())]), step)
+        writer.close()
+
+
+class InitializeIterator(tf.train.SessionRunHook):
+    """Runs an input iterator's initializer once the session exists."""
+
+    def __init__(self, make_initializer):
+        self._make_initializer = make_initializer
+
+    def begin(self):
+        self._initializer = self._make_initializer()
+
+    def after_create_session(self, session, coord):
+        session.run(self._initializer)
