@@ -23,7 +23,7 @@ $(VENV)/.installed: setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]" "$(TF_REQUIREMENT)"
-	$(PY) -c 'import tensorflow as tf; print("$(VENV): tensorflow", tf.__version__)'
+	$(PY) -c 'from importlib.metadata import version; print("$(VENV): tensorflow", version("tensorflow"))'
 	touch $@
 
 test: venv

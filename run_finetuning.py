@@ -295,8 +295,7 @@ def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None,
 def write_eval_summary(model_dir, task, split, results):
     """A split's metrics as TensorBoard scalars (<trial dir>/eval_<split>/, tags
     <task>/<metric>) at the scored checkpoint's step, beside the training curves."""
-    step = int(tf.train.load_checkpoint(fs.tf_checkpoint_path(
-        tf.train.latest_checkpoint(model_dir))).get_tensor("global_step"))
+    step = training_loop.read_global_step(tf.train.latest_checkpoint(model_dir))
     training_loop.write_scalars(fs.join(model_dir, "eval_" + split), {
         "%s/%s" % (task.name, key): value for key, value in results.items()}, step)
 
@@ -326,6 +325,7 @@ def run_trials(config, tasks, bert_config, init_checkpoint, strategy=None, chief
 
 
 def run(config):
+    tpu.check_tensorflow(config)
     precision.check_supported(config.mixed_precision, config.use_tpu, "fine-tuning hparams")
     if config.inherited_shape:
         print("model shape from %s: %s" % (

@@ -310,6 +310,7 @@ def warn_about_warmup(config):
 def train_and_eval(config):
     """Checks the inputs, then (holding the model dir's lock on the chief: a second run on
     it stops, naming this one) the model dir, then trains and/or evaluates."""
+    tpu.check_tensorflow(config)
     precision.check_supported(config.mixed_precision, config.use_tpu, "pre-training hparams")
     if config.do_train:
         warn_about_warmup(config)

@@ -11,6 +11,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 from contextlib import redirect_stdout
 
 import numpy as np
@@ -19,7 +21,7 @@ import tensorflow.compat.v1 as tf
 
 import run_finetuning
 import run_pretraining
-from tests.conftest import SAMPLE_VOCAB, requires_tf_estimator
+from tests.conftest import REPO, SAMPLE_VOCAB, requires_tf_estimator
 from tests.test_finetuning import TINY as FINETUNE_TINY, make_task_data
 from tests.test_pretraining import TINY as PRETRAIN_TINY
 from util import tpu
@@ -155,3 +157,42 @@ def test_finetuning_matches_the_estimator(finetuning_dirs, monkeypatch):
     preds = [(d / "models" / "tiny" / "results" / "chnsenticorp_dev_preds.json").read_text()
              for d in (ours_dir, theirs_dir)]
     assert preds[0] == preds[1]
+
+
+# run_pretraining in a fresh process over two logical CPUs (they can be made only before TF
+# starts its devices), through our loop or (argv[1] "estimator") the Estimator.
+MIRRORED_DRIVER = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import run_pretraining
+from util import training_loop
+if sys.argv[1] == "estimator":
+    from tests.test_training_loop import estimator_trainer
+    training_loop.build_trainer = estimator_trainer
+sys.exit(run_pretraining.main(sys.argv[2:]))
+"""
+
+
+def test_mirrored_pretraining_and_its_evaluation_match_the_estimator(sample_data_dir):
+    """MirroredStrategy over two CPUs, training and (distributed) evaluation: the same
+    checkpoints and metrics through our loop and through the Estimator."""
+    hparams = dict(PRETRAIN_TINY, train_batch_size=4, num_train_steps=4,
+                   save_checkpoints_steps=2, log_every_steps=2, do_eval=True,
+                   num_eval_steps=2, eval_batch_size=4, distribution="mirrored",
+                   mirrored_devices=["/cpu:0", "/cpu:1"])
+    processes = [subprocess.Popen(
+        [sys.executable, "-c", MIRRORED_DRIVER, side, "--data-dir", str(sample_data_dir),
+         "--model-name", "mirrored_" + side, "--hparams", json.dumps(hparams)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for side in ("ours", "estimator")]
+    for process in processes:
+        out, _ = process.communicate(timeout=600)
+        assert process.returncode == 0 and "2 replicas" in out, out[-3000:]
+    ours, theirs = (sample_data_dir / "models" / ("mirrored_" + side)
+                    for side in ("ours", "estimator"))
+    assert_same_checkpoints(ours, theirs)
+    results = [json.loads((d / "results" / "unsup_results.json").read_text())
+               for d in (ours, theirs)]
+    assert results[0] == results[1] and results[0][-1]["global_step"] == 4

@@ -36,7 +36,13 @@ def check_hparams(config, source):
             raise InputError("%s: %s %d does not split over num_tpu_cores %d: use a multiple "
                              "of %d" % (source, key, size, config.num_tpu_cores,
                                         config.num_tpu_cores))
-    if tpu_graph(config):  # stop now, not after the data is read, on a TF without it
+
+
+def check_tensorflow(config):
+    """The TPU graph needs tf.estimator (TensorFlow 2.15): a runner calls this first, so
+    that a newer TensorFlow stops it before any data is read. (Not part of check_hparams:
+    the hparams themselves are valid under any TensorFlow.)"""
+    if tpu_graph(config):
         tpu_estimator.estimator_api()
 
 

@@ -21,6 +21,7 @@ import os
 import tensorflow.compat.v1 as tf
 
 from util import distribute
+from util import fs
 from util import modes
 from util import tpu
 
@@ -252,7 +253,8 @@ class Trainer:
 
     def get_variable_value(self, name):
         """A variable's value in the newest checkpoint."""
-        return tf.train.load_checkpoint(self._latest_checkpoint()).get_tensor(name)
+        return tf.train.load_checkpoint(
+            fs.tf_checkpoint_path(self._latest_checkpoint())).get_tensor(name)
 
 
 def split_features(result):
@@ -290,7 +292,8 @@ def spec_init_fn(init_fn):
 
 
 def read_global_step(checkpoint_path):
-    return int(tf.train.load_checkpoint(checkpoint_path).get_tensor("global_step"))
+    return int(tf.train.load_checkpoint(fs.tf_checkpoint_path(checkpoint_path))
+               .get_tensor("global_step"))
 
 
 def write_scalars(output_dir, scalars, step):

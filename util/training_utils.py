@@ -1,4 +1,5 @@
-"""Progress reporting for Estimator training loops."""
+"""Progress reporting and checkpoint listeners for the training loops (util/training_loop.py,
+the TPUEstimator)."""
 
 import logging
 import time
