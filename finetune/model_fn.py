@@ -1,4 +1,4 @@
-"""The fine-tuning graph: encoder, task head, loss and optimizer, as an Estimator model_fn.
+"""The fine-tuning graph: encoder, task head, loss and optimizer, as a model_fn.
 
 One builder for every user of the graph: the runner (run_finetuning.py) trains and
 evaluates with it, finetune/export.py and finetune/predict.py build its PREDICT mode,
@@ -165,7 +165,7 @@ def model_fn_builder(config, tasks, bert_config, init_checkpoint, num_train_step
         # the hooks, at different runs, it would leave a worker of a cluster waiting).
         train_op = tf.group(train_op, mean_loss)
         if is_first_replica():  # TensorBoard, every log_every_steps (save_summary_steps);
-            tf.summary.scalar("mean_example_loss", mean_loss)  # ("loss": the Estimator's,
+            tf.summary.scalar("mean_example_loss", mean_loss)  # ("loss": the loop's,
             tf.summary.scalar("learning_rate", lr)  # the batch loss as reduced)
         hook = ProgressHook({"loss": mean_loss, "lr": lr}, num_train_steps,
                             config.log_every_steps, config.train_batch_size,

@@ -1,4 +1,4 @@
-"""Featurised task data <-> tfrecords, and the Estimator input_fn over them.
+"""Featurised task data <-> tfrecords, and the input_fn over them.
 
 Featurising a large training set (tokenising, windowing) takes minutes, so the tfrecords
 are kept in <model dir>/finetuning_tfrecords/ and reused while the settings and the source
@@ -170,7 +170,7 @@ def num_padding(num_features, batch_size):
 def get_input_fn(path, specs, is_training, batch_size, seed=None, padding=None):
     """input_fn over one task tfrecord: shuffled and repeated for training, in order else.
 
-    Under a tf.distribute strategy (distribution hparam) the Estimator passes an
+    Under a tf.distribute strategy (distribution hparam) the training loop passes an
     input_context: batch_size is then the global batch, each replica gets its share, and
     each host keeps every n-th example of the stream (seed: hosts must shuffle alike).
     TPUEstimator passes the batch in params["batch_size"] (each core's share on a TPU).

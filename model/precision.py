@@ -63,8 +63,8 @@ def xla_scope(use_xla):
 
 
 def session_config(use_xla):
-    """Session config for an Estimator RunConfig: None (the Estimator's default) or the
-    default plus XLA auto-clustering."""
+    """Session config for the training loop: None (its default, the Estimator's) or soft
+    placement plus XLA auto-clustering."""
     if not use_xla:
         return None
     # allow_soft_placement is what the Estimator's default config has too.

@@ -103,11 +103,11 @@ def check_seq_length(files, max_seq_length):
 
 def get_input_fn(files, max_seq_length, is_training, batch_size, num_cpu_threads=4,
                  extra_features=(), seed=None, shuffle_buffer_size=1000):
-    """An Estimator input_fn over `files`; extra_features (e.g. word_starts) are parsed too.
+    """An input_fn over `files`; extra_features (e.g. word_starts) are parsed too.
 
-    TPUEstimator passes the per-shard batch size in params["batch_size"]; the plain
-    Estimator passes no params, and `batch_size` is used. Under a tf.distribute strategy
-    the Estimator passes an input_context: `batch_size` is then the global batch, each
+    TPUEstimator passes the per-shard batch size in params["batch_size"]; the training
+    loop (util/training_loop.py) passes no batch size, and `batch_size` is used. Under a
+    tf.distribute strategy the loop passes an input_context: `batch_size` is then the global batch, each
     replica gets its share, and each host keeps every n-th example of the stream.
     seed: shuffle seed; hosts must shuffle alike to read disjoint shares (None: random).
     shuffle_buffer_size: training examples shuffled together (the official code used 100).

@@ -100,8 +100,8 @@ def event_tags(directory):
 def test_pretraining_and_its_resume_match_the_estimator(sample_data_dir, monkeypatch):
     """Pre-training to step 2, then resumed to step 4, evaluating each checkpoint: the same
     checkpoints, eval metrics, progress losses and TensorBoard tags both ways."""
-    hparams = dict(PRETRAIN_TINY, train_batch_size=4, save_checkpoints_steps=1,
-                   keep_checkpoint_max=3, log_every_steps=2, do_eval=True,
+    hparams = dict(PRETRAIN_TINY, train_batch_size=4, save_checkpoints_steps=2,
+                   keep_checkpoint_max=2, log_every_steps=1, do_eval=True,
                    eval_each_checkpoint=True, num_eval_steps=2, eval_batch_size=4)
     outputs = {}
     for name in ("loop_ours", "loop_estimator"):
@@ -111,11 +111,11 @@ def test_pretraining_and_its_resume_match_the_estimator(sample_data_dir, monkeyp
                              dict(hparams, num_train_steps=steps)) for steps in (2, 4)]
     ours, theirs = (sample_data_dir / "models" / n for n in ("loop_ours", "loop_estimator"))
     assert_same_checkpoints(ours, theirs)
-    assert sorted(checkpoints_of(ours)) == ["model.ckpt-2", "model.ckpt-3", "model.ckpt-4"]
+    assert sorted(checkpoints_of(ours)) == ["model.ckpt-2", "model.ckpt-4"]
     results = [json.loads((d / "results" / "unsup_results.json").read_text())
                for d in (ours, theirs)]
     # Each run saves (and so evaluates) the checkpoint it starts from, as the Estimator did.
-    assert [r["global_step"] for r in results[0]] == [0, 1, 2, 2, 3, 4]
+    assert [r["global_step"] for r in results[0]] == [0, 2, 2, 4]
     assert results[0] == results[1]
 
     def losses(output):

@@ -51,8 +51,8 @@ def restore_in_scaffold(config, restore, make_scaffold=None):
     the TPUEstimatorSpec's scaffold_fn for the TPU graph (on a TPU the variables' initial
     values must come from the host), at once otherwise. Returns the scaffold_fn or None.
     make_scaffold: None, or a function returning the Scaffold (or None) the TPU graph's
-    scaffold_fn gives (e.g. one with an init_fn); the other graphs pass theirs to the
-    EstimatorSpec themselves."""
+    scaffold_fn gives (e.g. one with an init_fn); the other graphs give the training loop
+    their ModelSpec's init_fn themselves."""
     if not tpu_graph(config):
         restore()
         return None

@@ -113,6 +113,7 @@ class Trainer:
                             + [tf.train.StopAtStepHook(last_step=max_steps),
                                tf.train.NanTensorHook(loss)] + list(spec.training_hooks))
             session = self._training_session(scaffold, worker_hooks, list(saving_listeners))
+            last_loss = None  # (an input that ends at once trains no step)
             with session:
                 while not session.should_stop():
                     _, last_loss = session.run([train_op, loss])
