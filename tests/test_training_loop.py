@@ -24,6 +24,8 @@ import run_pretraining
 from tests.conftest import REPO, SAMPLE_VOCAB, requires_tf_estimator
 from tests.test_finetuning import TINY as FINETUNE_TINY, make_task_data
 from tests.test_pretraining import TINY as PRETRAIN_TINY
+from tests.test_distribute import free_ports
+from util import distribute
 from util import tpu
 from util import training_loop
 
@@ -53,7 +55,25 @@ def estimator_trainer(config, model_fn, model_dir, seed, train_batch_size, eval_
         save_summary_steps=config.log_every_steps, log_step_count_steps=None,
         checkpoint_save_graph_def=config.save_graph_def, session_config=session_config,
         train_distribute=train_distribute, eval_distribute=eval_distribute)
-    return tf.estimator.Estimator(estimator_model_fn, config=run_config)
+    estimator = tf.estimator.Estimator(estimator_model_fn, config=run_config)
+    if config.distribution == "multi_worker_mirrored" and train_distribute is not None:
+        return EstimatorOnCluster(estimator)
+    return estimator
+
+
+class EstimatorOnCluster:
+    """The Estimator trains under MultiWorkerMirroredStrategy only through
+    train_and_evaluate (TF's distribute coordinator starts each host's server); the
+    cluster has no evaluator, so the EvalSpec is never used."""
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    def train(self, input_fn, max_steps, saving_listeners=None):
+        assert not saving_listeners
+        tf.estimator.train_and_evaluate(
+            self.estimator, tf.estimator.TrainSpec(input_fn, max_steps=max_steps),
+            tf.estimator.EvalSpec(input_fn, steps=1))
 
 
 def run(main, data_dir, model_name, hparams):
@@ -159,20 +179,46 @@ def test_finetuning_matches_the_estimator(finetuning_dirs, monkeypatch):
     assert preds[0] == preds[1]
 
 
-# run_pretraining in a fresh process over two logical CPUs (they can be made only before TF
-# starts its devices), through our loop or (argv[1] "estimator") the Estimator.
-MIRRORED_DRIVER = """
+# run_pretraining in a fresh process through our loop or (argv[1] "estimator") the
+# Estimator, first splitting the CPU into argv[2] logical devices (they can be made only
+# before TF starts its devices).
+DRIVER = """
 import sys
 import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+side, cpus = sys.argv[1], int(sys.argv[2])
+if cpus > 1:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * cpus)
 import run_pretraining
 from util import training_loop
-if sys.argv[1] == "estimator":
+if side == "estimator":
     from tests.test_training_loop import estimator_trainer
     training_loop.build_trainer = estimator_trainer
-sys.exit(run_pretraining.main(sys.argv[2:]))
+sys.exit(run_pretraining.main(sys.argv[3:]))
 """
+
+
+def start_pretraining(side, cpus, data_dir, model_name, hparams, env=None):
+    return subprocess.Popen(
+        [sys.executable, "-c", DRIVER, side, str(cpus), "--data-dir", str(data_dir),
+         "--model-name", model_name, "--hparams", json.dumps(hparams)],
+        cwd=REPO, env=dict(os.environ, **(env or {})), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+
+
+def finished(processes):
+    outputs = []
+    try:
+        for process in processes:
+            out, _ = process.communicate(timeout=600)
+            assert process.returncode == 0, out[-3000:]
+            outputs.append(out)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    return outputs
 
 
 def test_mirrored_pretraining_and_its_evaluation_match_the_estimator(sample_data_dir):
@@ -182,17 +228,29 @@ def test_mirrored_pretraining_and_its_evaluation_match_the_estimator(sample_data
                    save_checkpoints_steps=2, log_every_steps=2, do_eval=True,
                    num_eval_steps=2, eval_batch_size=4, distribution="mirrored",
                    mirrored_devices=["/cpu:0", "/cpu:1"])
-    processes = [subprocess.Popen(
-        [sys.executable, "-c", MIRRORED_DRIVER, side, "--data-dir", str(sample_data_dir),
-         "--model-name", "mirrored_" + side, "--hparams", json.dumps(hparams)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for side in ("ours", "estimator")]
-    for process in processes:
-        out, _ = process.communicate(timeout=600)
-        assert process.returncode == 0 and "2 replicas" in out, out[-3000:]
+    outputs = finished([start_pretraining(side, 2, sample_data_dir, "mirrored_" + side, hparams)
+                        for side in ("ours", "estimator")])
+    assert all("2 replicas" in out for out in outputs), outputs
     ours, theirs = (sample_data_dir / "models" / ("mirrored_" + side)
                     for side in ("ours", "estimator"))
     assert_same_checkpoints(ours, theirs)
     results = [json.loads((d / "results" / "unsup_results.json").read_text())
                for d in (ours, theirs)]
     assert results[0] == results[1] and results[0][-1]["global_step"] == 4
+
+
+def test_two_worker_pretraining_matches_the_estimator(sample_data_dir):
+    """MultiWorkerMirroredStrategy, two workers on loopback ports: the chief's checkpoints
+    through our loop and through the Estimator's train_and_evaluate are the same."""
+    hparams = dict(PRETRAIN_TINY, train_batch_size=4, num_train_steps=4,
+                   save_checkpoints_steps=2, log_every_steps=2,
+                   distribution="multi_worker_mirrored")
+    for side in ("ours", "estimator"):
+        workers = ["localhost:%d" % port for port in free_ports(2)]
+        finished([start_pretraining(side, 1, sample_data_dir, "workers_" + side, hparams,
+                                    {"TF_CONFIG": distribute.tf_config_json(workers, i)})
+                  for i in range(2)])
+    ours, theirs = (sample_data_dir / "models" / ("workers_" + side)
+                    for side in ("ours", "estimator"))
+    assert_same_checkpoints(ours, theirs)
+    assert sorted(checkpoints_of(ours))[-1] == "model.ckpt-4"
