@@ -6,8 +6,9 @@
 # 3.10-3.13) into .venv, or 2.15 (2.15.1, the last with tf.estimator, which the TPU paths
 # use_tpu / use_tpu_estimator need; Python 3.9-3.11) into .venv-tf2.15.
 PYTHON ?= python3
-TF ?= 2.21
-VENV ?= $(if $(filter 2.21,$(TF)),.venv,.venv-tf$(TF))
+DEFAULT_TF := 2.21
+TF ?= $(DEFAULT_TF)
+VENV ?= $(if $(filter $(DEFAULT_TF),$(TF)),.venv,.venv-tf$(TF))
 PY := $(VENV)/bin/python
 DEMO_DIR ?= demo_data
 TF_REQUIREMENT := $(if $(filter 2.15,$(TF)),tensorflow==2.15.1,tensorflow==$(TF).*)

@@ -255,6 +255,10 @@ class FinetuningConfig(object):
         need(self.max_seq_length >= 8, "max_seq_length must be >= 8")
         need(self.train_batch_size > 0 and self.eval_batch_size > 0, "batch sizes must be > 0")
         need(self.num_train_epochs > 0, "num_train_epochs must be > 0")
+        need(isinstance(self.save_checkpoints_steps, int) and self.save_checkpoints_steps > 0,
+             "save_checkpoints_steps must be an integer > 0")
+        need(isinstance(self.log_every_steps, int) and self.log_every_steps > 0,
+             "log_every_steps must be an integer > 0")
         check_accumulation(self, "fine-tuning hparams")
         need(0 <= self.warmup_proportion < 1, "warmup_proportion must be in [0, 1)")
         need(self.predict_batch_size > 0, "predict_batch_size must be > 0")

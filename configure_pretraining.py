@@ -231,8 +231,9 @@ class PretrainingConfig(object):
         distribute.check_hparams(self, "pre-training hparams")
         tpu.check_hparams(self, "pre-training hparams")
         need(not (self.distribution == "multi_worker_mirrored" and self.eval_each_checkpoint),
-             "eval_each_checkpoint cannot run with \"multi_worker_mirrored\" (TF's cluster "
-             "training takes no checkpoint listeners): evaluate the final checkpoint instead")
+             "eval_each_checkpoint cannot run with \"multi_worker_mirrored\" (the other "
+             "hosts would wait in the next all-reduce while the chief evaluates): evaluate "
+             "the final checkpoint instead")
         need(not (self.per_example_randomness and self.whole_word_masking),
              "per_example_randomness covers token masking only: set \"whole_word_masking\": "
              "false with it")

@@ -295,7 +295,7 @@ def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None,
 def write_eval_summary(model_dir, task, split, results):
     """A split's metrics as TensorBoard scalars (<trial dir>/eval_<split>/, tags
     <task>/<metric>) at the scored checkpoint's step, beside the training curves."""
-    step = training_loop.read_global_step(tf.train.latest_checkpoint(model_dir))
+    step = checkpoints.global_step(tf.train.latest_checkpoint(model_dir))
     training_loop.write_scalars(fs.join(model_dir, "eval_" + split), {
         "%s/%s" % (task.name, key): value for key, value in results.items()}, step)
 

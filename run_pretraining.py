@@ -229,8 +229,8 @@ def run_eval(trainer, config, eval_files, checkpoint_path=None):
                         quiet_if_short=True)
     with tfrecords.name_damaged_file(eval_files, DAMAGED_TFRECORD_REMEDY):
         results = trainer.evaluate(input_fn=input_fn, steps=config.num_eval_steps,
-                                     checkpoint_path=checkpoint_path,
-                                     hooks=[CountingHook(progress)])
+                                   checkpoint_path=checkpoint_path,
+                                   hooks=[CountingHook(progress)])
     results = {k: float(v) for k, v in results.items()}
     lines = ["%s: %.4f" % (k, v) for k, v in sorted(results.items())]
     print("eval results at step %d:\n  %s" % (results["global_step"], "\n  ".join(lines)),

@@ -83,8 +83,9 @@ def checkpoints_readable(model_dir):
 
 def global_step(model_dir):
     import tensorflow.compat.v1 as tf
+    from util import checkpoints
     latest = tf.train.latest_checkpoint(model_dir)
-    return int(tf.train.load_checkpoint(latest).get_tensor("global_step")) if latest else 0
+    return checkpoints.global_step(latest) if latest else 0
 
 
 def json_files_complete(directory):

@@ -23,10 +23,3 @@ def test_start_up_noise_is_dropped_and_other_lines_kept():
     assert all(quiet_tf._NOISE.search(line) for line in NOISE)
     assert not any(quiet_tf._NOISE.search(line) for line in GENUINE)
 
-
-def test_the_private_deprecation_switch_is_still_there():
-    """util/training_utils.quiet_tensorflow silences the compat.v1 deprecation notices
-    through TF's private module flag (no public switch exists); this fails the day a
-    TensorFlow release drops it, instead of the notices quietly coming back."""
-    from tensorflow.python.util import deprecation
-    assert isinstance(deprecation._PRINT_DEPRECATION_WARNINGS, bool)

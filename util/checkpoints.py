@@ -14,6 +14,12 @@ def _step(prefix):
     return int(match.group(1)) if match else -1
 
 
+def global_step(prefix):
+    """The global_step a checkpoint was saved at (read from it, not from its name)."""
+    return int(tf.train.load_checkpoint(fs.tf_checkpoint_path(prefix))
+               .get_tensor("global_step"))
+
+
 def find_checkpoint(directory, checkpoint=None, missing=None):
     """The checkpoint prefix a tool reads, by one rule for every tool:
 

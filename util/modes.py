@@ -18,7 +18,9 @@ class ModelSpec(collections.namedtuple("ModelSpec", [
     """What a model function gives the training loop (util/training_loop.py).
 
     mode: TRAIN, EVAL or PREDICT.
-    loss: the scalar loss of the batch (TRAIN, EVAL; under a strategy, this replica's share).
+    loss: the scalar loss of the batch (TRAIN, EVAL; under a strategy, this replica's share:
+      the loop sums the replicas' and, unlike the Estimator, never rescales a loss for
+      tf.train.Optimizer.compute_gradients -- our optimizers sum gradients themselves).
     train_op: the op of one session run of training (TRAIN).
     eval_metric_ops: {name: (value tensor, update op)} as tf.metrics give them (EVAL).
     predictions: {name: tensor with the batch first} (PREDICT).

@@ -2,8 +2,8 @@
 machine): the one use of tf.estimator left, which only TensorFlow 2.15 ships.
 
 Everything else trains on our own loop (util/training_loop.py); build_trainer there picks
-this for the TPU graph, and the hparam checks (util/tpu.check_hparams) stop a TPU run on a
-newer TensorFlow up front with how to install 2.15.
+this for the TPU graph, and the runners' first check (util/tpu.check_tensorflow) stops a TPU
+run on a newer TensorFlow up front with how to install 2.15.
 """
 
 import tensorflow.compat.v1 as tf

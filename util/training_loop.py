@@ -16,22 +16,25 @@ A model function: model_fn(features, labels, mode, params) -> util.modes.ModelSp
 params {} (the TPUEstimator passes its batch size there).
 """
 
+import contextlib
 import os
 
 import tensorflow.compat.v1 as tf
+from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 
+from util import checkpoints
 from util import distribute
 from util import fs
 from util import modes
 from util import tpu
+from util import tpu_estimator
 
 # TF's graph collection holding the global step's read, which its hooks share
-# (training_util.GLOBAL_STEP_READ_KEY, not exported); under a strategy it must be the
-# strategy's read, made here as the Estimator made it.
+# (training_util.GLOBAL_STEP_READ_KEY, not exported: tests/test_tf_internals.py checks the
+# name); under a strategy it must be the strategy's read, made here as the Estimator did.
 GLOBAL_STEP_READ_KEY = "global_step_read_op_cache"
-# Grappler's meta-optimizer passes in the Estimator's default session config
-# (RewriterConfig.ONE; the enum is not exported).
-META_OPTIMIZER_ONE_PASS = 1
+# Names the Estimator puts beside the model's metrics.
+RESERVED_METRICS = ("loss", "global_step")
 
 
 def build_trainer(config, model_fn, model_dir, seed, train_batch_size, eval_batch_size,
@@ -50,8 +53,7 @@ def build_trainer(config, model_fn, model_dir, seed, train_batch_size, eval_batc
     train_distribute, eval_distribute: tf.distribute strategies, or None for one device;
       prediction always runs on one device.
     """
-    if tpu.tpu_graph(config):
-        from util import tpu_estimator  # tf.estimator: only where TF ships it (2.15)
+    if tpu.tpu_graph(config):  # (tf.estimator: TF 2.15 only)
         return tpu_estimator.build_tpu_estimator(
             config, model_fn, model_dir, seed, train_batch_size, eval_batch_size,
             predict_batch_size, session_config)
@@ -62,7 +64,7 @@ def build_trainer(config, model_fn, model_dir, seed, train_batch_size, eval_batc
 def default_session_config():
     """The Estimator's default: soft placement, one pass of Grappler's meta optimizer."""
     config = tf.ConfigProto(allow_soft_placement=True)
-    config.graph_options.rewrite_options.meta_optimizer_iterations = META_OPTIMIZER_ONE_PASS
+    config.graph_options.rewrite_options.meta_optimizer_iterations = RewriterConfig.ONE
     return config
 
 
@@ -90,16 +92,17 @@ class Trainer:
     def train(self, input_fn, max_steps, saving_listeners=(), hooks=()):
         """Trains to global step max_steps, from the newest checkpoint in model_dir if any
         (nothing to do if it is there already). saving_listeners: CheckpointSaverListeners
-        called around each checkpoint (on the chief); hooks: extra SessionRunHooks."""
+        called around each checkpoint (on the chief); hooks: extra SessionRunHooks.
+        Returns the last session run's loss (None if no step ran)."""
         latest = tf.train.latest_checkpoint(self.model_dir)
-        if latest and read_global_step(latest) >= max_steps:
+        if latest and checkpoints.global_step(latest) >= max_steps:
             return None
         with tf.Graph().as_default() as graph:
             if self._train_strategy is None:
-                loss, train_op, spec, input_hooks = self._build_train_graph(graph, input_fn)
+                spec, input_hooks = self._build_train_graph(graph, input_fn)
             else:
-                loss, train_op, spec, input_hooks = self._build_distributed_train_graph(
-                    graph, input_fn)
+                spec, input_hooks = self._build_distributed_train_graph(graph, input_fn)
+            loss, train_op = spec.loss, spec.train_op
             # The Estimator's own: a "loss" scalar beside the model's summaries, and the
             # Saver every checkpoint is written with.
             if not any(s.op.name == "loss" for s in tf.get_collection(tf.GraphKeys.SUMMARIES)):
@@ -120,17 +123,16 @@ class Trainer:
         return last_loss
 
     def _build_train_graph(self, graph, input_fn):
-        """One device: (loss, train_op, spec, input hooks)."""
+        """One device: (the model's ModelSpec, input hooks)."""
         tf.set_random_seed(self._seed)
         tf.train.create_global_step(graph)
         features, labels, input_hooks = call_input_fn(input_fn)
-        spec = self._model_fn(features, labels, modes.TRAIN, {})
-        return spec.loss, spec.train_op, spec, input_hooks
+        return self._model_fn(features, labels, modes.TRAIN, {}), input_hooks
 
     def _build_distributed_train_graph(self, graph, input_fn):
         """Each replica's model under the strategy (the Estimator's order: the input
         pipeline before global_step here); the loss is the sum of the replicas' (each
-        holds its share of the batch's)."""
+        holds its share of the batch's): (a ModelSpec of the whole, input hooks)."""
         strategy = self._train_strategy
         with strategy.scope():
             tf.set_random_seed(self._seed)
@@ -146,7 +148,7 @@ class Trainer:
                 init_fn=strategy.experimental_local_results(grouped.init_fn)[0],
                 training_hooks=[strategy.experimental_local_results(h)[0]
                                 for h in grouped.training_hooks])
-        return loss, train_op, spec, input_hooks
+        return spec, input_hooks
 
     def _training_session(self, scaffold, worker_hooks, listeners):
         """The MonitoredSession of training, with the hooks the Estimator's
@@ -179,17 +181,21 @@ class Trainer:
 
     # -- evaluation and prediction --------------------------------------------------------
 
-    def evaluate(self, input_fn, steps, checkpoint_path=None, hooks=()):
+    def evaluate(self, input_fn, steps=None, checkpoint_path=None, hooks=()):
         """The eval metrics (plus "loss", the mean of the batches' losses, and
         "global_step") of checkpoint_path (default: the newest) over `steps` batches or
-        until the input ends; also written as TensorBoard scalars to model_dir/eval."""
+        until the input ends (steps None: until then); also written as TensorBoard scalars
+        to model_dir/eval."""
         checkpoint_path = checkpoint_path or self._latest_checkpoint()
-        with tf.Graph().as_default() as graph:
+        strategy = self._eval_strategy
+        with tf.Graph().as_default() as graph, \
+                (strategy.scope() if strategy else contextlib.nullcontext()):
             tf.set_random_seed(self._seed)
             global_step = tf.train.create_global_step(graph)
-            if self._eval_strategy is None:
+            if strategy is None:
                 features, labels, input_hooks = call_input_fn(input_fn)
                 spec = self._model_fn(features, labels, modes.EVAL, {})
+                check_metric_names(spec.eval_metric_ops)
                 metrics = dict(spec.eval_metric_ops, loss=tf.metrics.mean(spec.loss))
                 update_ops = [metrics[name][1] for name in sorted(metrics)]
             else:
@@ -200,10 +206,10 @@ class Trainer:
             update = tf.group(*update_ops)
             with self._restoring_session(checkpoint_path,
                                          input_hooks + list(hooks) + [final]) as session:
-                for _ in range(steps):
-                    if session.should_stop():
-                        break
+                done = 0
+                while not session.should_stop() and (steps is None or done < steps):
                     session.run(update)
+                    done += 1
         results = final.final_ops_values
         write_scalars(os.path.join(self.model_dir, "eval"),
                       {k: v for k, v in results.items() if k != "global_step"},
@@ -216,6 +222,7 @@ class Trainer:
         features, labels, input_hooks = distributed_input(strategy, input_fn)
         grouped = strategy.extended.call_for_each_replica(
             self._model_fn, args=(features, labels, modes.EVAL, {}))
+        check_metric_names(grouped.eval_metric_ops)
         metrics = dict(grouped.eval_metric_ops)
         metrics["loss"] = strategy.extended.call_for_each_replica(
             tf.metrics.mean, args=(grouped.loss,))
@@ -223,21 +230,25 @@ class Trainer:
         return metrics, update_ops, input_hooks
 
     def predict(self, input_fn, checkpoint_path=None, yield_single_examples=True):
-        """Yields the model's predictions ({name: value}) with checkpoint_path (default: the
-        newest), one example at a time (or one batch), until the input ends."""
+        """Yields the model's predictions ({name: value}; the model function's predictions
+        must be such a dict) with checkpoint_path (default: the newest), one example at a
+        time (or one batch), until the input ends."""
         checkpoint_path = checkpoint_path or self._latest_checkpoint()
         with tf.Graph().as_default() as graph:
             tf.set_random_seed(self._seed)
             tf.train.create_global_step(graph)
             features, _, input_hooks = call_input_fn(input_fn)
             predictions = self._model_fn(features, None, modes.PREDICT, {}).predictions
+            if not isinstance(predictions, dict) or not predictions:
+                raise ValueError("a model function's predictions must be a non-empty dict "
+                                 "{name: tensor with the batch first}, got %r" % (predictions,))
             with self._restoring_session(checkpoint_path, input_hooks) as session:
                 while not session.should_stop():
                     batch = session.run(predictions)
                     if not yield_single_examples:
                         yield batch
                         continue
-                    for i in range(len(next(iter(batch.values())))):
+                    for i in range(batch_length(batch)):
                         yield {name: value[i] for name, value in batch.items()}
 
     def _restoring_session(self, checkpoint_path, hooks):
@@ -256,6 +267,22 @@ class Trainer:
         """A variable's value in the newest checkpoint."""
         return tf.train.load_checkpoint(
             fs.tf_checkpoint_path(self._latest_checkpoint())).get_tensor(name)
+
+
+def check_metric_names(eval_metric_ops):
+    """The model's metrics must leave the loop's own names free."""
+    taken = sorted(set(eval_metric_ops) & set(RESERVED_METRICS))
+    if taken:
+        raise ValueError("eval metric names %s are the training loop's own (the mean loss "
+                         "and the checkpoint's step): rename them" % ", ".join(taken))
+
+
+def batch_length(batch):
+    """The batch size of a session run's predictions, the same for every name."""
+    lengths = {name: len(value) for name, value in batch.items()}
+    if len(set(lengths.values())) != 1:
+        raise ValueError("predictions of different batch lengths: %s" % lengths)
+    return next(iter(lengths.values()))
 
 
 def split_features(result):
@@ -290,11 +317,6 @@ def spec_init_fn(init_fn):
     if init_fn is None:
         return None
     return lambda scaffold, session: init_fn(session)
-
-
-def read_global_step(checkpoint_path):
-    return int(tf.train.load_checkpoint(fs.tf_checkpoint_path(checkpoint_path))
-               .get_tensor("global_step"))
 
 
 def write_scalars(output_dir, scalars, step):
