@@ -18,25 +18,14 @@ special_tokens_map.json, so that
 
 work. Writing needs only numpy and the `safetensors` package: no torch.
 
-Name mapping (TF -> HF; kernels are transposed to torch's Linear layout [out, in]):
-
-    <enc>/embeddings/{word,position,token_type}_embeddings -> electra.embeddings.*.weight
-    <enc>/embeddings/LayerNorm/{gamma,beta}              -> electra.embeddings.LayerNorm.*
-    <enc>/embeddings_project/{kernel,bias}               -> electra.embeddings_project.*
-    <enc>/encoder/layer_<i>/...                          -> electra.encoder.layer.<i>....
-    discriminator_predictions/dense, dense_1             -> discriminator_predictions.dense,
-                                                            .dense_prediction
-    generator_predictions/dense, LayerNorm               -> generator_predictions.*
-    generator_predictions/output_bias                    -> generator_lm_head.bias
-
-The discriminator's <enc> is `electra`. The generator's encoder is `generator/...`, but its
-embeddings are the discriminator's shared `electra/embeddings` (or its own
+Names: the official TF names map to HF's as model/hf_names.py lays out (the table
+scripts/import_hf.py reads too). The discriminator's encoder is `electra`; the generator's
+is `generator/...` with the discriminator's shared `electra/embeddings` (or its own
 `generator/embeddings` with untied_generator_embeddings); a BERT-MLM checkpoint
-(electra_objective=false) has Google BERT's names: encoder `bert/`, head
-`cls/predictions/transform/{dense,LayerNorm}` and `cls/predictions/output_bias`, exported
-with --component generator. HF's generator model
-calls all of it `electra.`. generator_lm_head.weight is tied to the word embeddings, so it is
-not stored (as in HF's own save_pretrained). Optimizer slots and global_step are skipped.
+(electra_objective=false) has Google BERT's names (`bert/`, `cls/predictions`) and is
+exported with --component generator. HF's generator model calls all of it `electra.`.
+generator_lm_head.weight is tied to the word embeddings, so it is not stored (as in HF's
+own save_pretrained). Optimizer slots and global_step are skipped.
 
 Activation: hidden_act names mean the same function here and in HF. "gelu" (the default, the
 exact erf GELU of the official ELECTRA code) is written as "gelu", as in the configs published
@@ -61,6 +50,7 @@ import_tensorflow()  # first: TF's start-up noise kept off stderr
 
 import numpy as np  # noqa: E402
 
+from model import hf_names  # noqa: E402
 from model import tokenization  # noqa: E402
 from model.modeling import BertConfig  # noqa: E402
 from util import checkpoints  # noqa: E402
@@ -71,118 +61,30 @@ from util.io import (atomic_copy, atomic_write_bytes, atomic_write_json,  # noqa
 
 COMPONENTS = ("discriminator", "generator")
 ARCHITECTURES = {"discriminator": "ElectraForPreTraining", "generator": "ElectraForMaskedLM"}
-# Our hidden_act names -> HF ACT2FN names computing exactly the same function.
-HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_new", "relu": "relu", "tanh": "tanh",
-                  "linear": "linear"}
 SPECIAL_TOKENS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
                   "cls_token": "[CLS]", "mask_token": "[MASK]"}
 
-# Per-layer sub-modules: (TF path under layer_<i>/, HF path under layer.<i>.).
-_LAYER_DENSES = [
-    ("attention/self/query", "attention.self.query"),
-    ("attention/self/key", "attention.self.key"),
-    ("attention/self/value", "attention.self.value"),
-    ("attention/output/dense", "attention.output.dense"),
-    ("intermediate/dense", "intermediate.dense"),
-    ("output/dense", "output.dense"),
-]
-_LAYER_NORMS = [
-    ("attention/output/LayerNorm", "attention.output.LayerNorm"),
-    ("output/LayerNorm", "output.LayerNorm"),
-]
-
-
-class Tensor(object):
-    """One HF tensor: where it comes from in the checkpoint and the shape it must have.
-
-    tf_shape is the checkpoint's (TF) shape; transpose marks a dense kernel [in, out]
-    that torch's Linear stores as weight [out, in].
-    """
-
-    def __init__(self, hf_name, tf_name, tf_shape, transpose=False):
-        self.hf_name = hf_name
-        self.tf_name = tf_name
-        self.tf_shape = list(tf_shape)
-        self.transpose = transpose
-
-
-# ----------------------------------------------------------------------------- mapping
-
-def _dense(hf, tf_name, n_in, n_out):
-    return [Tensor(hf + ".weight", tf_name + "/kernel", [n_in, n_out], transpose=True),
-            Tensor(hf + ".bias", tf_name + "/bias", [n_out])]
-
-
-def _layer_norm(hf, tf_name, width):
-    return [Tensor(hf + ".weight", tf_name + "/gamma", [width]),
-            Tensor(hf + ".bias", tf_name + "/beta", [width])]
-
-
-def encoder_tensors(config, embedding_scope, scope):
-    """The `electra.` part of an HF ELECTRA model: embeddings, projection, layers."""
-    hidden, inter = config.hidden_size, config.intermediate_size
-    emb = config.embedding_size or hidden
-    e_tf = embedding_scope + "/embeddings"
-    tensors = [
-        Tensor("electra.embeddings.word_embeddings.weight", e_tf + "/word_embeddings",
-               [config.vocab_size, emb]),
-        Tensor("electra.embeddings.position_embeddings.weight",
-               e_tf + "/position_embeddings", [config.max_position_embeddings, emb]),
-        Tensor("electra.embeddings.token_type_embeddings.weight",
-               e_tf + "/token_type_embeddings", [config.type_vocab_size, emb]),
-    ] + _layer_norm("electra.embeddings.LayerNorm", e_tf + "/LayerNorm", emb)
-    if emb != hidden:  # HF builds embeddings_project exactly when the sizes differ, as we do
-        tensors += _dense("electra.embeddings_project", scope + "/embeddings_project",
-                          emb, hidden)
-    for i in range(config.num_hidden_layers):
-        tf_layer = "%s/encoder/layer_%d/" % (scope, i)
-        hf_layer = "electra.encoder.layer.%d." % i
-        for tf_part, hf_part in _LAYER_DENSES:
-            n_in = inter if tf_part == "output/dense" else hidden
-            n_out = inter if tf_part == "intermediate/dense" else hidden
-            tensors += _dense(hf_layer + hf_part, tf_layer + tf_part, n_in, n_out)
-        for tf_part, hf_part in _LAYER_NORMS:
-            tensors += _layer_norm(hf_layer + hf_part, tf_layer + tf_part, hidden)
-    return tensors
-
-
-def discriminator_tensors(config):
-    """Every tensor of HF's ElectraForPreTraining."""
-    hidden = config.hidden_size
-    return (encoder_tensors(config, "electra", "electra")
-            + _dense("discriminator_predictions.dense", "discriminator_predictions/dense",
-                     hidden, hidden)
-            + _dense("discriminator_predictions.dense_prediction",
-                     "discriminator_predictions/dense_1", hidden, 1))
-
 
 def generator_tensors(config, checkpoint_names):
-    """Every tensor of HF's ElectraForMaskedLM except the tied generator_lm_head.weight."""
+    """Every tensor of HF's ElectraForMaskedLM (but the tied generator_lm_head.weight), from
+    the checkpoint's own layout."""
     names = set(checkpoint_names)
-    emb = config.embedding_size or config.hidden_size
     if "bert/embeddings/word_embeddings" in names:
         # BERT-MLM objective (electra_objective=false): Google BERT names.
-        scope = embedding_scope = "bert"
-        head, transform = "cls/predictions", "cls/predictions/transform/"
-    else:
-        # The official layout: own encoder under `generator`, embeddings shared under
-        # `electra` (or its own with untied_generator_embeddings); tied weights: `electra`.
-        scope = "generator" if any(n.startswith("generator/encoder/") for n in names) \
-            else "electra"
-        embedding_scope = "generator" if "generator/embeddings/word_embeddings" in names \
-            else "electra"
-        head = "generator_predictions"
-        transform = head + "/"
-    return (encoder_tensors(config, embedding_scope, scope)
-            + _dense("generator_predictions.dense", transform + "dense",
-                     config.hidden_size, emb)
-            + _layer_norm("generator_predictions.LayerNorm", transform + "LayerNorm", emb)
-            + [Tensor("generator_lm_head.bias", head + "/output_bias", [config.vocab_size])])
+        return (hf_names.encoder_tensors(config, "bert", "bert")
+                + hf_names.bert_mlm_tensors(config))
+    # The official layout: own encoder under `generator`, embeddings shared under
+    # `electra` (or its own with untied_generator_embeddings); tied weights: `electra`.
+    scope = "generator" if any(n.startswith("generator/encoder/") for n in names) \
+        else "electra"
+    embedding_scope = "generator" if "generator/embeddings/word_embeddings" in names \
+        else "electra"
+    return hf_names.generator_tensors(config, embedding_scope, scope)
 
 
 def tensors_for(component, config, checkpoint_names):
     if component == "discriminator":
-        return discriminator_tensors(config)
+        return hf_names.discriminator_tensors(config)
     return generator_tensors(config, checkpoint_names)
 
 
@@ -230,35 +132,6 @@ def read_do_lower_case(ckpt_dir):
 
 
 # ----------------------------------------------------------------------------- outputs
-
-def hf_config(config, component, pad_token_id):
-    """HF ElectraConfig fields (see the official configs) for our BertConfig."""
-    if config.hidden_act not in HF_ACTIVATIONS:
-        raise InputError("hidden_act %r has no HF equivalent" % config.hidden_act)
-    return {
-        "architectures": [ARCHITECTURES[component]],
-        "model_type": "electra",
-        "vocab_size": config.vocab_size,
-        "embedding_size": config.embedding_size or config.hidden_size,
-        "hidden_size": config.hidden_size,
-        "num_hidden_layers": config.num_hidden_layers,
-        "num_attention_heads": config.num_attention_heads,
-        "intermediate_size": config.intermediate_size,
-        "hidden_act": HF_ACTIVATIONS[config.hidden_act],
-        "hidden_dropout_prob": config.hidden_dropout_prob,
-        "attention_probs_dropout_prob": config.attention_probs_dropout_prob,
-        "max_position_embeddings": config.max_position_embeddings,
-        "type_vocab_size": config.type_vocab_size,
-        "initializer_range": config.initializer_range,
-        "layer_norm_eps": config.layer_norm_eps,
-        "pad_token_id": pad_token_id,
-        "position_embedding_type": "absolute",
-        "summary_type": "first",
-        "summary_use_proj": True,
-        "summary_activation": "gelu",
-        "summary_last_dropout": 0.1,
-    }
-
 
 def tokenizer_config(do_lower_case, model_max_length):
     config = {"tokenizer_class": "BertTokenizer", "do_lower_case": do_lower_case,
@@ -325,7 +198,7 @@ def export(ckpt_dir, out_dir, component, checkpoint=None, config_file=None, voca
     write_safetensors(fs.join(out_dir, "model.safetensors"), arrays, checkpoint)
     # config.json last: a dir interrupted before this point does not look loadable.
     atomic_write_json(fs.join(out_dir, "config.json"),
-                      hf_config(config, component, vocab["[PAD]"]))
+                      hf_names.to_hf_config(config, ARCHITECTURES[component], vocab["[PAD]"]))
     return {"checkpoint": checkpoint, "tensors": len(arrays), "parameters": n_params,
             "architecture": ARCHITECTURES[component]}
 

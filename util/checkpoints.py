@@ -35,6 +35,7 @@ def find_checkpoint(directory, checkpoint=None, missing=None):
         if fs.isdir(checkpoint):
             return find_checkpoint(checkpoint, missing=missing)
         if not fs.exists(checkpoint + ".index"):
+            check_not_hf(checkpoint, "checkpoint")
             raise InputError("checkpoint %s not found (expected %s.index and its data files)"
                              % (checkpoint, checkpoint))
         return checkpoint
@@ -52,6 +53,7 @@ def find_checkpoint(directory, checkpoint=None, missing=None):
                          "(--checkpoint of the export tools, \"init_checkpoint\" of "
                          "fine-tuning)" % (
             directory, ", ".join(sorted(fs.basename(p) for p in prefixes))))
+    check_not_hf(directory, "model dir")
     raise InputError((missing or "no checkpoint in {dir} (expected model.ckpt-N.* or "
                       "electra_model.* files with a .index)").format(dir=directory))
 
@@ -215,3 +217,55 @@ def check_variable_shapes(checkpoint, expected, remedy, model_config=None, requi
                                                  or "no scope")
     raise InputError("%s %s holds none of the %d variables %s needs (e.g. %s)%s"
                      % (what, checkpoint, len(expected), model, missing[0], hint))
+
+
+def write_checkpoint(prefix, arrays):
+    """Writes {variable name: array} as a TF checkpoint (an .index and one data file) at
+    prefix, as tf.train.Saver would, with no `checkpoint` state file and no graph. The
+    arrays are fed to the save op, not baked into a graph as constants, so a model of any
+    size fits (a GraphDef stops at 2 GB)."""
+    names = sorted(arrays)
+    with tf.Graph().as_default():
+        feeds = {name: tf.placeholder(tf.as_dtype(arrays[name].dtype), arrays[name].shape)
+                 for name in names}
+        save = tf.raw_ops.SaveV2(prefix=fs.tf_checkpoint_path(prefix), tensor_names=names,
+                                 shape_and_slices=[""] * len(names),
+                                 tensors=[feeds[name] for name in names])
+        with tf.Session() as session:
+            session.run(save, {feeds[name]: arrays[name] for name in names})
+
+
+# A checkpoint of a run of ours: model.ckpt-<step>. Anything else in a model dir (the
+# released models' electra_model / bert_model.ckpt, an import's) holds weights to start from.
+OWN_CHECKPOINT = re.compile(r"^model\.ckpt-\d+$")
+
+
+def starting_checkpoint(directory):
+    """The prefix of the one checkpoint in directory that no run of ours wrote (a released
+    or imported model's weights: what a run in that dir starts from), or None."""
+    if not fs.isdir(directory):
+        return None
+    prefixes = sorted(p[:-len(".index")] for p in fs.glob(fs.join(directory, "*.index"))
+                      if not OWN_CHECKPOINT.match(fs.basename(p)[:-len(".index")]))
+    if len(prefixes) > 1:
+        raise InputError("%s holds several checkpoints to start from (%s): keep one, or "
+                         "name it as \"init_checkpoint\"" % (
+                             directory, ", ".join(fs.basename(p) for p in prefixes)))
+    return prefixes[0] if prefixes else None
+
+
+IMPORT_COMMAND = "python scripts/import_hf.py HF_DIR --out D/models/M"
+
+
+def check_not_hf(path, what):
+    """An HF model dir or weight file where a TF checkpoint is expected is a clear error
+    naming the import command (TensorFlow would say 'not an sstable' or 'not found')."""
+    from util import hf_weights  # only here: nothing else of checkpoints needs it
+    if not path or fs.exists(path + ".index"):
+        return
+    for candidate in (path, fs.dirname(path)):
+        if candidate and hf_weights.is_hf_model(candidate):
+            raise InputError(
+                "%s %s is a Hugging Face model (config.json and PyTorch/safetensors/h5 "
+                "weights), not a TensorFlow checkpoint: convert it once with `%s` and use "
+                "D/models/M" % (what, path, IMPORT_COMMAND))

@@ -1,0 +1,371 @@
+"""scripts/import_hf.py against Hugging Face transformers itself.
+
+The fixtures in tests/fixtures/hf were written by transformers (and torch) with
+scripts/make_hf_fixtures.py, in every weight layout it writes, with the outputs transformers
+computed on a fixed batch (golden.npz; versions in versions.json). Here, without torch: the
+import, then our graph's outputs against transformers'; the round trip through
+scripts/export_hf.py; the restricted unpickler; the errors.
+"""
+
+import io
+import json
+import os
+import pickle
+import shutil
+import struct
+import zipfile
+from contextlib import redirect_stdout
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from model import modeling
+from scripts import export_hf
+from scripts import import_hf
+from tests.conftest import REPO
+from tests.test_export_hf import tf_logits
+from util import checkpoints
+from util import hf_weights
+from util import torch_pickle
+from util.errors import InputError
+
+FIXTURES = REPO / "tests" / "fixtures" / "hf"
+GOLDEN = dict(np.load(str(FIXTURES / "golden.npz")))
+TOLERANCE = 1e-5
+ELECTRA_FORMATS = ["safetensors", "sharded", "bin-zip", "bin-legacy", "bin-no-prefix", "h5"]
+GENERATOR_FORMATS = ["safetensors", "bin-zip", "bin-legacy", "bin-no-prefix", "h5"]
+BERT_FORMATS = ["safetensors", "bin-zip", "bin-legacy", "h5"]
+
+
+def run_import(hf_dir, out, generator=None):
+    argv = [str(hf_dir), "--out", str(out)] + (["--generator", str(generator)]
+                                               if generator else [])
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        status = import_hf.main(argv)
+    assert status in (0, None), buffer.getvalue()
+    return buffer.getvalue()
+
+
+def golden_inputs():
+    return [GOLDEN[k].astype(np.int32) for k in ("input_ids", "attention_mask",
+                                                  "token_type_ids")]
+
+
+def max_diff(a, b):
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return float(np.max(np.abs(a - b)))
+
+
+def bert_outputs(out_dir, with_mlm):
+    """Our BERT graph (scope bert, Google BERT's cls/predictions head) restored from the
+    import: (sequence output, MLM logits or None)."""
+    config = modeling.BertConfig.from_json_file(str(out_dir / "discriminator.json"))
+    with tf.Graph().as_default():
+        ids, mask, types = (tf.constant(x) for x in golden_inputs())
+        model = modeling.BertModel(config, False, ids, mask, types, scope="bert")
+        fetches = [model.get_sequence_output()]
+        if with_mlm:
+            with tf.variable_scope("cls/predictions"):
+                with tf.variable_scope("transform"):
+                    hidden = modeling.dense(model.get_sequence_output(), config.hidden_size,
+                                            "dense",
+                                            activation=modeling.get_activation(
+                                                config.hidden_act))
+                    hidden = modeling.layer_norm(hidden, config.layer_norm_eps)
+                bias = tf.get_variable("output_bias", [config.vocab_size])
+            fetches.append(tf.einsum("blh,vh->blv", hidden, model.get_embedding_table())
+                           + bias)
+        saver = tf.train.Saver()
+        with tf.Session() as session:
+            saver.restore(session, checkpoints.find_checkpoint(str(out_dir)))
+            values = session.run(fetches)
+    return values[0], values[1] if with_mlm else None
+
+
+# ----------------------------------------------------------------------------- agreement
+
+@pytest.mark.parametrize("fmt", ELECTRA_FORMATS)
+def test_discriminator_logits_equal_transformers(fmt, tmp_path):
+    out = tmp_path / "D" / "models" / "M"
+    run_import(FIXTURES / "electra-discriminator" / fmt, out)
+    ours, _ = tf_logits(str(out / "electra_model"), out, "discriminator", golden_inputs())
+    diff = max_diff(ours, GOLDEN["disc_logits"])
+    print("electra discriminator %-13s max |logit - transformers'| %.2e (logits to %.2f)"
+          % (fmt, diff, np.abs(ours).max()))
+    assert diff < TOLERANCE
+
+
+@pytest.mark.parametrize("fmt", GENERATOR_FORMATS)
+def test_generator_logits_equal_transformers(fmt, tmp_path):
+    out = tmp_path / "M"
+    run_import(FIXTURES / "electra-discriminator" / "safetensors", out,
+               generator=FIXTURES / "electra-generator" / fmt)
+    ours, _ = tf_logits(str(out / "electra_model"), out, "generator", golden_inputs())
+    diff = max_diff(ours, GOLDEN["gen_logits"])
+    print("electra generator     %-13s max |logit - transformers'| %.2e (logits to %.2f)"
+          % (fmt, diff, np.abs(ours).max()))
+    assert diff < TOLERANCE
+
+
+@pytest.mark.parametrize("fmt", BERT_FORMATS)
+def test_bert_outputs_equal_transformers(fmt, tmp_path):
+    out = tmp_path / "M"
+    run_import(FIXTURES / "bert-mlm" / fmt, out)
+    sequence, logits = bert_outputs(out, with_mlm=True)
+    seq_diff = max_diff(sequence, GOLDEN["bert_sequence_output"])
+    mlm_diff = max_diff(logits, GOLDEN["bert_mlm_logits"])
+    scale = float(np.abs(logits).max())
+    print("bert (masked LM)      %-13s max |sequence output diff| %.2e, |MLM logit diff| %.2e "
+          "(logits to %.1f)" % (fmt, seq_diff, mlm_diff, scale))
+    assert seq_diff < TOLERANCE
+    # The MLM logits add one more float32 LayerNorm and a product with the embedding table
+    # on top of the sequence output: rounding grows to about 3e-5; a mapping error is O(1).
+    assert mlm_diff < 10 * TOLERANCE
+
+
+def test_bert_for_pretraining_keeps_pooler_and_next_sentence_head(tmp_path):
+    out = tmp_path / "M"
+    run_import(FIXTURES / "bert-pretraining" / "safetensors", out)
+    sequence, _ = bert_outputs(out, with_mlm=False)
+    assert max_diff(sequence, GOLDEN["bert_pretraining_sequence_output"]) < TOLERANCE
+    names = dict(tf.train.list_variables(str(out / "bert_model.ckpt")))
+    hf = hf_weights.read_safetensors(str(FIXTURES / "bert-pretraining" / "safetensors" /
+                                         "model.safetensors"))
+    reader = tf.train.load_checkpoint(str(out / "bert_model.ckpt"))
+    # Google BERT's layouts: the pooler's kernel [in, out]; output_weights [2, H] as torch's
+    np.testing.assert_array_equal(reader.get_tensor("bert/pooler/dense/kernel"),
+                                  hf["bert.pooler.dense.weight"].T)
+    np.testing.assert_array_equal(reader.get_tensor("cls/seq_relationship/output_weights"),
+                                  hf["cls.seq_relationship.weight"])
+    assert names["cls/predictions/output_bias"] == [len(GOLDEN["bert_mlm_logits"][0, 0])]
+
+
+# ----------------------------------------------------------------------------- round trip
+
+def test_export_of_the_import_gives_back_transformers_tensors(tmp_path):
+    """import(x) then export_hf: every tensor of x, bit for bit, under the same names."""
+    out = tmp_path / "M"
+    run_import(FIXTURES / "electra-discriminator" / "safetensors", out,
+               generator=FIXTURES / "electra-generator" / "safetensors")
+    for component, source in (("discriminator", "electra-discriminator"),
+                              ("generator", "electra-generator")):
+        exported = tmp_path / component
+        with redirect_stdout(io.StringIO()):
+            assert export_hf.main([str(out), str(exported), "--component", component]) in (
+                0, None)
+        original = hf_weights.read_safetensors(str(FIXTURES / source / "safetensors" /
+                                                   "model.safetensors"))
+        back = hf_weights.read_safetensors(str(exported / "model.safetensors"))
+        assert sorted(back) == sorted(original)
+        for name, array in original.items():
+            np.testing.assert_array_equal(back[name], array, err_msg=name)
+        config = json.loads((exported / "config.json").read_text())
+        source_config = json.loads((FIXTURES / source / "safetensors" /
+                                    "config.json").read_text())
+        for key in ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers",
+                    "num_attention_heads", "intermediate_size", "hidden_act"):
+            assert config[key] == source_config[key], key
+
+
+def test_model_dir_describes_the_pair(tmp_path):
+    out = tmp_path / "D" / "models" / "M"
+    printed = run_import(FIXTURES / "electra-discriminator" / "bin-legacy", out,
+                         generator=FIXTURES / "electra-generator" / "bin-legacy")
+    hparams = json.loads((out / "pretrain_hparams.json").read_text())
+    source = json.loads((FIXTURES / "electra-discriminator" / "bin-legacy" /
+                         "config.json").read_text())
+    gen_source = json.loads((FIXTURES / "electra-generator" / "bin-legacy" /
+                             "config.json").read_text())
+    assert hparams["generator_hidden_size"] == gen_source["hidden_size"] / source["hidden_size"]
+    assert hparams["embedding_size"] == source["embedding_size"]
+    assert hparams["vocab_size"] == source["vocab_size"]
+    disc = modeling.BertConfig.from_json_file(str(out / "discriminator.json"))
+    gen = modeling.BertConfig.from_json_file(str(out / "generator.json"))
+    assert (disc.hidden_size, gen.hidden_size) == (source["hidden_size"],
+                                                   gen_source["hidden_size"])
+    # The official names: exactly one shared embedding table, the generator's own encoder.
+    names = dict(tf.train.list_variables(str(out / "electra_model")))
+    assert "electra/embeddings/word_embeddings" in names
+    assert not any(n.startswith("generator/embeddings/") for n in names)
+    assert "generator/embeddings_project/kernel" in names
+    assert "global_step" not in names and not any("adam" in n for n in names)
+    assert not (out / "checkpoint").exists()  # a start, not a run's resume point
+    record = json.loads((out / "hf_import.json").read_text())
+    assert [s["path"].rsplit("/", 1)[1] for s in record["sources"]] == [
+        "config.json", "vocab.txt", "pytorch_model.bin"] * 2
+    assert "--data-dir %s" % (tmp_path / "D") in printed
+    # A rerun with the same sources does nothing; the weights stay as they were.
+    before = (out / "electra_model.index").stat().st_mtime_ns
+    again = run_import(FIXTURES / "electra-discriminator" / "bin-legacy", out,
+                       generator=FIXTURES / "electra-generator" / "bin-legacy")
+    assert "nothing to do" in again
+    assert (out / "electra_model.index").stat().st_mtime_ns == before
+
+
+# ----------------------------------------------------------------------------- pickles
+
+class _Payload(object):
+    """Unpickled by `pickle`, this runs `touch <marker>`."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, ("touch %s" % self.marker,))
+
+
+def _legacy_file(body):
+    return b"".join([pickle.dumps(torch_pickle.LEGACY_MAGIC, protocol=2),
+                     pickle.dumps(torch_pickle.LEGACY_PROTOCOL, protocol=2),
+                     pickle.dumps({"little_endian": True}, protocol=2), body,
+                     pickle.dumps([], protocol=2)])
+
+
+def _zip_file(body):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("archive/data.pkl", body)
+        archive.writestr("archive/version", "3\n")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("layout", ["zip", "legacy"])
+def test_a_pickle_naming_a_foreign_global_is_refused_and_nothing_runs(layout, tmp_path):
+    marker = tmp_path / "ran"
+    body = pickle.dumps({"electra.embeddings.word_embeddings.weight": _Payload(marker)},
+                        protocol=2)
+    pickle.loads(body)  # the payload is live: plain pickle runs it
+    assert marker.exists()
+    marker.unlink()
+    hf_dir = tmp_path / "hf"
+    shutil.copytree(str(FIXTURES / "electra-discriminator" / "bin-zip"), str(hf_dir))
+    data = _zip_file(body) if layout == "zip" else _legacy_file(body)
+    (hf_dir / "pytorch_model.bin").write_bytes(data)
+    with pytest.raises(InputError) as err:
+        import_hf.import_hf(str(hf_dir), str(tmp_path / "out"))
+    assert "posix.system" in str(err.value) or "os.system" in str(err.value)
+    assert "refused, nothing of the file was run" in str(err.value)
+    assert not marker.exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_torch_reader_reads_every_tensor_of_both_layouts_exactly():
+    for kind in ("electra-discriminator", "bert-mlm"):
+        reference = hf_weights.read_safetensors(str(FIXTURES / kind / "safetensors" /
+                                                    "model.safetensors"))
+        for layout in ("bin-zip", "bin-legacy"):
+            path = FIXTURES / kind / layout / "pytorch_model.bin"
+            arrays = torch_pickle.load_state_dict(path.read_bytes(), str(path))
+            renamed = import_hf.normalise_names(arrays, kind.split("-")[0])
+            for name, array in reference.items():
+                np.testing.assert_array_equal(renamed[name], array, err_msg=(layout, name))
+
+
+def test_bfloat16_and_float16_safetensors_read_as_float32(tmp_path):
+    values = np.array([[1.5, -2.25], [2.0 ** -7, 3.0 * 2 ** 10]], dtype=np.float32)
+    bf16 = (values.view(np.uint32) >> 16).astype(np.uint16)  # exact: 8-bit mantissas
+    header = {"a": {"dtype": "BF16", "shape": [2, 2], "data_offsets": [0, 8]},
+              "b": {"dtype": "F16", "shape": [2, 2], "data_offsets": [8, 16]}}
+    text = json.dumps(header).encode()
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(struct.pack("<Q", len(text)) + text + bf16.tobytes()
+                     + values.astype(np.float16).tobytes())
+    arrays = hf_weights.read_safetensors(str(path))
+    np.testing.assert_array_equal(arrays["a"], values)
+    assert arrays["a"].dtype == np.float32
+    np.testing.assert_array_equal(arrays["b"], values.astype(np.float16))
+
+
+# ----------------------------------------------------------------------------- errors
+
+def copy_fixture(tmp_path, kind, fmt="safetensors"):
+    target = tmp_path / ("%s-%s" % (kind, fmt))
+    shutil.copytree(str(FIXTURES / kind / fmt), str(target))
+    return target
+
+
+def rewrite_safetensors(path, change):
+    arrays = hf_weights.read_safetensors(str(path))
+    change(arrays)
+    from safetensors.numpy import save_file
+    save_file(arrays, str(path), metadata={"format": "pt"})
+
+
+def import_error(hf_dir, out, generator=None):
+    with pytest.raises(InputError) as err:
+        import_hf.import_hf(str(hf_dir), str(out), generator and str(generator))
+    return str(err.value)
+
+
+def test_unknown_tensor_is_named(tmp_path):
+    hf_dir = copy_fixture(tmp_path, "electra-discriminator")
+    rewrite_safetensors(hf_dir / "model.safetensors", lambda a: a.update(
+        {"electra.encoder.layer.2.output.dense.weight": np.zeros((32, 64), np.float32)}))
+    message = import_error(hf_dir, tmp_path / "out")
+    assert "electra.encoder.layer.2.output.dense.weight" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_tensor_is_named(tmp_path):
+    hf_dir = copy_fixture(tmp_path, "electra-discriminator")
+    rewrite_safetensors(hf_dir / "model.safetensors",
+                        lambda a: a.pop("electra.encoder.layer.1.intermediate.dense.bias"))
+    message = import_error(hf_dir, tmp_path / "out")
+    assert "lacks 1 tensors" in message
+    assert "electra.encoder.layer.1.intermediate.dense.bias" in message
+
+
+def test_tensor_of_another_shape_is_named(tmp_path):
+    hf_dir = copy_fixture(tmp_path, "electra-discriminator")
+    config = json.loads((hf_dir / "config.json").read_text())
+    config["intermediate_size"] = 48
+    (hf_dir / "config.json").write_text(json.dumps(config))
+    message = import_error(hf_dir, tmp_path / "out")
+    assert "has shape [64, 32] but" in message and "[48, 32]" in message
+
+
+def test_generator_with_other_embeddings_is_refused(tmp_path):
+    message = import_error(FIXTURES / "electra-discriminator" / "safetensors", tmp_path / "o",
+                           generator=FIXTURES / "electra-generator-untied" / "safetensors")
+    assert "differs from the discriminator's" in message
+    assert "shares one embedding table" in message
+    assert not (tmp_path / "o").exists()
+
+
+def test_generator_given_as_discriminator_is_refused(tmp_path):
+    message = import_error(FIXTURES / "electra-generator" / "safetensors", tmp_path / "o")
+    assert "pass the discriminator as HF_DIR and this dir with --generator" in message
+
+
+def test_out_dir_with_a_trained_model_is_never_replaced(tmp_path):
+    out = tmp_path / "M"
+    out.mkdir()
+    (out / "model.ckpt-100.index").write_bytes(b"trained")
+    message = import_error(FIXTURES / "electra-discriminator" / "safetensors", out)
+    assert "already holds checkpoints (model.ckpt-100.index)" in message
+    assert (out / "model.ckpt-100.index").read_bytes() == b"trained"
+
+
+@pytest.mark.parametrize("target", ["dir", "file"])
+def test_hf_model_where_a_checkpoint_is_expected_names_the_import(target):
+    hf_dir = FIXTURES / "electra-discriminator" / "bin-zip"
+    path = hf_dir if target == "dir" else hf_dir / "pytorch_model.bin"
+    with pytest.raises(InputError) as err:
+        checkpoints.find_checkpoint(str(hf_dir) if target == "dir" else "", str(path))
+    assert "is a Hugging Face model" in str(err.value)
+    assert "scripts/import_hf.py" in str(err.value)
+
+
+@pytest.mark.parametrize("layout", ["zip", "legacy"])
+def test_torch_reader_follows_offsets_and_strides(layout):
+    """torch.save'd views of one storage (tests/fixtures/hf/torch-views)."""
+    path = FIXTURES / "torch-views" / ("%s.bin" % layout)
+    arrays = torch_pickle.load_state_dict(path.read_bytes(), str(path))
+    base = np.arange(24, dtype=np.float32).reshape(4, 6)
+    np.testing.assert_array_equal(arrays["offset"], base[1:])
+    np.testing.assert_array_equal(arrays["transposed"], base.T)
+    np.testing.assert_array_equal(arrays["column"], base[:, 2])
+    np.testing.assert_array_equal(arrays["half"], base.astype(np.float16)[2])
+    assert arrays["half"].dtype == np.float16
