@@ -77,7 +77,7 @@ class FinetuningConfig(object):
                                      # (official; clipped at global norm 1.0); "mean": their mean
                                      # (not official, see docs/differences-from-official.md)
         self.save_checkpoints_steps = 1000000  # checkpoint interval (and at the end)
-        self.keep_checkpoint_max = 1  # newest checkpoints kept per trial
+        self.keep_checkpoint_max = 5  # newest checkpoints kept per trial (official: RunConfig's 5)
         self.save_graph_def = True  # also write graph.pbtxt and a .meta per checkpoint (the
                                     # Estimator's files; TensorBoard reads the graph from the
                                     # event file either way): false saves seconds per start

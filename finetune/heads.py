@@ -43,12 +43,12 @@ def tagging_head(task, bert_model, bert_config, features, is_training):
 
 def qa_head(task, bert_model, bert_config, features, is_training):
     """The official joint head (finetune/qa_head.py), or with joint_prediction false
-    the official independent one."""
-    activation = modeling.get_activation(bert_config.hidden_act)
+    the official independent one; both use the exact GELU whatever bert_config's
+    hidden_act, as the official heads do."""
     hidden = bert_model.get_sequence_output()  # [B, L, H]
     if task.config.joint_prediction:
-        return joint_qa_head(hidden, features, task.config, activation, is_training)
-    return independent_qa_head(hidden, features, task.config, activation)
+        return joint_qa_head(hidden, features, task.config, is_training)
+    return independent_qa_head(hidden, features, task.config)
 
 
 HEADS = {"classification": classification_head, "tagging": tagging_head, "qa": qa_head}

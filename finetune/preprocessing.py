@@ -48,8 +48,9 @@ def write_tfrecord(path, features, specs):
 
 
 def cache_key(task, split, config):
-    """Identifies what a cached tfrecord was made from: the settings that shape features
-    and the content (name, size, SHA-256) of every file in the task's data directory."""
+    """Identifies what a cached tfrecord was made from: the settings that shape features,
+    the task's featurisation version and the content (name, size, SHA-256) of every file
+    in the task's data directory."""
     files = [[name] + _file_state(fs.join(task.data_dir(), name))
              for name in sorted(fs.listdir(task.data_dir()))
              if not fs.isdir(fs.join(task.data_dir(), name))]
@@ -63,6 +64,11 @@ def cache_key(task, split, config):
         "double_unordered": config.double_unordered,
         "strict_input": config.strict_input,  # a strict run reads the data again
     }
+    # The featurisation code itself: a task type whose features changed since caches were
+    # first written has a featurization_version; the others have none and keep their keys.
+    version = getattr(task, "featurization_version", None)
+    if version is not None:
+        settings["featurization_version"] = version
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 

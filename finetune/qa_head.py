@@ -15,6 +15,10 @@
   dense(512, gelu) `dense_2`) through dense(1) `dense_3` (`dense_2` without the start
   logits). CMRC 2018 and DRCD have no unanswerable questions: its target is 0.
 
+Both 512-wide layers use the exact GELU (`modeling.gelu`) whatever the encoder's
+`hidden_act`, as the official head calls `modeling.gelu` itself: a model whose config says
+"gelu_new", "relu" or "linear" gets the official head all the same.
+
 `qa_hidden` is one [2H, 512] kernel as in the official code, applied as h_s W_top +
 h_j W_bottom (the same sum the concatenation gives) so that no [B, beam, L, 2H] tensor is
 built.
@@ -26,6 +30,7 @@ from model import modeling
 
 MASK_PENALTY = 1000.0  # added (negated) to the logits of positions outside the answer mask
 HIDDEN_UNITS = 512  # width of qa_hidden and of the answerable classifier's hidden layer
+ACTIVATION = modeling.gelu  # of both: the official head's own, not the encoder's hidden_act
 
 
 class LayerNames(object):
@@ -62,22 +67,21 @@ class _EndLayers(object):
     """qa_hidden + the end logits' dense(1) (end_name): end logits of every position for
     given start vectors."""
 
-    def __init__(self, width, activation, end_name):
+    def __init__(self, width, end_name):
         with tf.variable_scope("qa_hidden"):
             kernel = tf.get_variable("kernel", [2 * width, HIDDEN_UNITS],
                                      initializer=tf.glorot_uniform_initializer())
             self._bias = tf.get_variable("bias", [HIDDEN_UNITS],
                                          initializer=tf.zeros_initializer())
         self._start_kernel, self._end_kernel = kernel[:width], kernel[width:]
-        self._activation = activation
         self._end_name = end_name
 
     def __call__(self, start_vectors, hidden):
         """start_vectors [B, K, H], hidden [B, L, H] -> end logits [B, K, L]."""
         from_start = tf.einsum("bkh,hu->bku", start_vectors, self._start_kernel)
         from_end = tf.einsum("blh,hu->blu", hidden, self._end_kernel)
-        x = self._activation(from_start[:, :, None, :] + from_end[:, None, :, :]
-                             + self._bias)  # [B, K, L, 512]
+        x = ACTIVATION(from_start[:, :, None, :] + from_end[:, None, :, :]
+                       + self._bias)  # [B, K, L, 512]
         with tf.variable_scope(self._end_name, reuse=tf.AUTO_REUSE):
             return tf.squeeze(_dense1(x), -1)
 
@@ -90,30 +94,30 @@ def _dense1(x):
     return tf.tensordot(x, kernel, axes=[[x.shape.ndims - 1], [0]]) + bias
 
 
-def _answerable_logit(hidden, start_logits, config, activation, names):
+def _answerable_logit(hidden, start_logits, config, names):
     """[B] "is impossible" logit from [CLS] (+ the start-probability-weighted vector)."""
     features = hidden[:, 0]  # [B, H]
     if config.answerable_uses_start_logits:
         start_p = tf.nn.softmax(start_logits)  # [B, L]
         weighted = tf.einsum("bl,blh->bh", start_p, hidden)
         features = modeling.dense(tf.concat([features, weighted], -1), HIDDEN_UNITS,
-                                  names.next(), activation=activation)  # [B, 512]
+                                  names.next(), activation=ACTIVATION)  # [B, 512]
     return tf.squeeze(modeling.dense(features, 1, names.next()), -1)
 
 
-def _answerable_term(hidden, start_logits, config, activation, names):
+def _answerable_term(hidden, start_logits, config, names):
     """(answerable_weight x its sigmoid cross-entropy [B], the "is impossible" logit [B]),
     zeros without `answerable_classifier`. Both official QA heads have it."""
     if not config.answerable_classifier:
         zeros = tf.zeros_like(start_logits[:, 0])
         return zeros, zeros
-    logit = _answerable_logit(hidden, start_logits, config, activation, names)
+    logit = _answerable_logit(hidden, start_logits, config, names)
     impossible = tf.zeros_like(logit)  # CMRC 2018 and DRCD have no unanswerable questions
     return config.answerable_weight * tf.nn.sigmoid_cross_entropy_with_logits(
         labels=impossible, logits=logit), logit
 
 
-def independent_qa_head(hidden, features, config, activation):
+def independent_qa_head(hidden, features, config):
     """joint_prediction false: hidden [B, L, H] -> start logits (`dense`) and end logits
     (`dense_1`) [B, L], both with the answer mask, no dropout; the loss is the mean of the
     two cross-entropies plus the answerable classifier's term (`dense_2`, `dense_3`)."""
@@ -124,13 +128,12 @@ def independent_qa_head(hidden, features, config, activation):
     end_logits = tf.squeeze(modeling.dense(hidden, 1, names.next()), -1) + penalty
     losses = 0.5 * (_cross_entropy(start_logits, features["start_positions"]) +
                     _cross_entropy(end_logits, features["end_positions"]))  # [B]
-    answerable_loss, answerable_logit = _answerable_term(hidden, start_logits, config,
-                                                         activation, names)
+    answerable_loss, answerable_logit = _answerable_term(hidden, start_logits, config, names)
     return losses + answerable_loss, {"start_logits": start_logits, "end_logits": end_logits,
                                       "answerable_logit": answerable_logit}
 
 
-def joint_qa_head(hidden, features, config, activation, is_training):
+def joint_qa_head(hidden, features, config, is_training):
     """hidden [B, L, H] (the encoder's final states) -> (per-example loss [B], outputs).
 
     Outputs at prediction: start_top_index / start_top_log_probs [B, K], end_top_index /
@@ -143,14 +146,13 @@ def joint_qa_head(hidden, features, config, activation, is_training):
     penalty = answer_mask_penalty(features["input_mask"], features["segment_ids"])  # [B, L]
     names = LayerNames()
     start_logits = tf.squeeze(modeling.dense(hidden, 1, names.next()), -1) + penalty  # [B, L]
-    end_layers = _EndLayers(hidden.shape[-1], activation, names.next())
+    end_layers = _EndLayers(hidden.shape[-1], names.next())
     start_positions = features["start_positions"]
     gold_start = tf.gather(hidden, start_positions[:, None], batch_dims=1)  # [B, 1, H]
     end_logits = end_layers(gold_start, hidden)[:, 0] + penalty  # [B, L]
     losses = 0.5 * (_cross_entropy(start_logits, start_positions)
                     + _cross_entropy(end_logits, features["end_positions"]))
-    answerable_loss, answerable_logit = _answerable_term(hidden, start_logits, config,
-                                                         activation, names)
+    answerable_loss, answerable_logit = _answerable_term(hidden, start_logits, config, names)
     losses += answerable_loss
     outputs = {"answerable_logit": answerable_logit}
     if is_training:

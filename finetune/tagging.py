@@ -37,6 +37,10 @@ class TaggingTask(Task):
     task_type = "tagging"
     default_labels = ()
     _label_ids = None
+    # Part of the featurisation cache's key (finetune/preprocessing.py): bump it whenever
+    # _feature writes other values, so tfrecords made by the former code (and the trials
+    # trained on them) are rebuilt, not reused. 2: segment_ids 1 on real tokens.
+    featurization_version = 2
 
     def __init__(self, config, name, tokenizer):
         super().__init__(config, name, tokenizer)
@@ -135,7 +139,9 @@ class TaggingTask(Task):
         return {
             "input_ids": self.tokenizer.convert_tokens_to_ids(tokens) + padding,
             "input_mask": [1] * len(tokens) + padding,
-            "segment_ids": [0] * self.config.max_seq_length,
+            # 1 on every real token, 0 on padding: the token type the official tagging
+            # tasks feed the encoder, so its type embedding is fine-tuned as it is there.
+            "segment_ids": [1] * len(tokens) + padding,
             "label_ids": label_ids + padding,
             "label_mask": label_mask + padding,
             "eid": example.eid,

@@ -54,14 +54,15 @@ class FixedEncoder(object):
         return self.hidden[:, 0]
 
 
-def head_graph(task, hidden, features, is_training, values):
-    """Builds the task's head on hidden; sets its variables to values (name suffix after
-    task_specific/<task>/ -> array). Returns (batch loss, {name: gradient}) evaluated."""
+def head_graph(task, hidden, features, is_training, values, hidden_act="gelu"):
+    """Builds the task's head on hidden (the encoder's hidden_act given); sets its
+    variables to values (name suffix after task_specific/<task>/ -> array). Returns
+    (batch loss, {name: gradient}) evaluated."""
     with tf.Graph().as_default():
         tf.set_random_seed(1)
         feats = {k: tf.constant(v, tf.int32) for k, v in features.items()}
         losses, _ = heads.build_head(task, FixedEncoder(hidden), SimpleNamespace(
-            hidden_act="gelu"), feats, is_training)
+            hidden_act=hidden_act), feats, is_training)
         loss = batch_loss(losses, SUM_CONFIG)
         prefix = "task_specific/%s/" % task.name
         variables = {v.op.name[len(prefix):]: v for v in tf.trainable_variables()}
@@ -220,12 +221,22 @@ def qa_values(seed):
     return values
 
 
+JOINT_QA = dict(joint_prediction=True, beam_size=4, answerable_classifier=True,
+                answerable_uses_start_logits=True, answerable_weight=0.5)
+INDEPENDENT_QA = dict(JOINT_QA, joint_prediction=False)
+
+
+def independent_qa_values(seed):
+    values = qa_values(seed)
+    del values["qa_hidden/kernel"], values["qa_hidden/bias"]
+    values["dense_1/kernel"] = values["dense_1/kernel"][:H] * 10.0  # [H, 1] here
+    return values
+
+
 def test_joint_qa_head_is_the_official_one_with_its_variable_names():
     hidden = hidden_states(5)
     values = qa_values(6)
-    config = dict(joint_prediction=True, beam_size=4, answerable_classifier=True,
-                  answerable_uses_start_logits=True, answerable_weight=0.5)
-    loss, grads = head_graph(task("cmrc2018", "qa", **config), hidden, QA_FEATURES,
+    loss, grads = head_graph(task("cmrc2018", "qa", **JOINT_QA), hidden, QA_FEATURES,
                              True, values)
     np.testing.assert_allclose(loss, np_joint_qa_loss(values, hidden), rtol=1e-5, atol=1e-5)
     finite_difference_check(np_joint_qa_loss, values, hidden, grads)
@@ -233,15 +244,29 @@ def test_joint_qa_head_is_the_official_one_with_its_variable_names():
 
 def test_independent_qa_head_is_the_official_one():
     hidden = hidden_states(7)
-    values = qa_values(8)
-    del values["qa_hidden/kernel"], values["qa_hidden/bias"]
-    values["dense_1/kernel"] = values["dense_1/kernel"][:H] * 10.0  # [H, 1] here
-    config = dict(joint_prediction=False, answerable_classifier=True,
-                  answerable_uses_start_logits=True, answerable_weight=0.5)
-    loss, grads = head_graph(task("drcd", "qa", **config), hidden, QA_FEATURES, True, values)
+    values = independent_qa_values(8)
+    loss, grads = head_graph(task("drcd", "qa", **INDEPENDENT_QA), hidden, QA_FEATURES,
+                             True, values)
     np.testing.assert_allclose(loss, np_independent_qa_loss(values, hidden), rtol=1e-5,
                                atol=1e-5)
     finite_difference_check(np_independent_qa_loss, values, hidden, grads)
+
+
+@pytest.mark.parametrize("hidden_act", ["gelu_new", "relu", "linear"])
+def test_qa_heads_use_exact_gelu_whatever_the_encoders_hidden_act(hidden_act):
+    """The official QA heads call modeling.gelu (exact erf) for qa_hidden and the
+    answerable classifier's dense(512), never the encoder's hidden_act: a released model
+    fine-tuned with "gelu_new", "relu" or "linear" in its config gets the same head. The
+    loss equals the "gelu" graph's to the bit (gelu_new moves it by only ~2e-6 relative)
+    and the NumPy transcription with exact GELU."""
+    hidden = hidden_states(5)
+    for name, config, values, np_loss in [
+            ("cmrc2018", JOINT_QA, qa_values(6), np_joint_qa_loss),
+            ("drcd", INDEPENDENT_QA, independent_qa_values(8), np_independent_qa_loss)]:
+        args = (task(name, "qa", **config), hidden, QA_FEATURES, True, values)
+        loss, _ = head_graph(*args, hidden_act=hidden_act)
+        assert loss == head_graph(*args, hidden_act="gelu")[0], name
+        np.testing.assert_allclose(loss, np_loss(values, hidden), rtol=1e-5, atol=1e-5)
 
 
 # -------------------------------------------------------------------- initialisers

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from configure_finetuning import FinetuningConfig
+from finetune import preprocessing
 from finetune.classification import ClassificationScorer, truncate_pair
 from finetune.tagging import TaggingScorer, extract_entities, windows
 from tests.conftest import REPO, shared_file
@@ -443,12 +444,38 @@ def test_tagging_labels_go_to_first_sub_token(make_task, tokenizer):
     assert feature["label_ids"] == [0, ids["B-PER"], ids["I-PER"], 0, 0, ids["O"],
                                     ids["B-ORG"], 0, 0, 0, 0, 0]
     assert feature["label_mask"] == [0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0]
-    assert feature["segment_ids"] == [0] * 12
+    assert feature["segment_ids"] == [1] * 8 + [0] * 4  # official: 1 on every real token
     assert feature["input_mask"] == [1] * 8 + [0] * 4
     assert (feature["_char_start"], feature["_num_chars"]) == (0, 4)
     assert [(s.name, s.shape) for s in task.feature_specs()] == [
         ("input_ids", [12]), ("input_mask", [12]), ("segment_ids", [12]),
         ("label_ids", [12]), ("label_mask", [12]), ("eid", [])]
+
+
+def test_tagging_segment_ids_are_one_on_every_real_token_of_every_window(make_task):
+    """The official tagging featurisation (ELECTRA finetune/tagging/tagging_tasks.py) sets
+    segment_ids = pad([1] * len(input_ids)): 1 on [CLS], the tokens and [SEP], 0 on the
+    padding, in every window of a long sentence."""
+    chars = "一二三四五六七八九十百千万亿零两"  # 16 characters: windows of 6, 6 and 4
+    task = make_task("msra-ner", {"dev.ner": "".join("%s O\n" % c for c in chars)},
+                     max_seq_length=8)
+    features = task.featurize(task.get_examples("dev")[0], is_training=False)
+    assert [(f["_char_start"], f["_num_chars"]) for f in features] == [(0, 6), (6, 6),
+                                                                        (12, 4)]
+    assert [f["segment_ids"] for f in features] == [[1] * 8, [1] * 8, [1] * 6 + [0] * 2]
+    assert all(f["segment_ids"] == f["input_mask"] for f in features)
+
+
+def test_tagging_featurisation_version_is_in_the_cache_key(make_task, monkeypatch):
+    """Cached tfrecords are keyed by the data and the settings, not by the code: the
+    tagging tasks' featurisation version is in the key, so tfrecords written before
+    segment_ids became the official ones (version 2) are rebuilt, not reused."""
+    task = make_task("msra-ner", {"train.ner": "一 O\n"}, vocab_file=str(VOCAB))
+    key = preprocessing.cache_key(task, "train", task.config)
+    assert type(task).featurization_version >= 2
+    monkeypatch.setattr(type(task), "featurization_version",
+                        type(task).featurization_version + 1)
+    assert preprocessing.cache_key(task, "train", task.config) != key
 
 
 def test_windows_split_at_character_boundaries():

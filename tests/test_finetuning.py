@@ -470,6 +470,27 @@ def test_results_of_every_setting_are_kept_newest_first(pretrained, tmp_path):
     assert text.count("run ") == 2 and "(learning_rate 0.001)" in text
 
 
+def test_a_trial_keeps_its_five_newest_checkpoints_by_default(pretrained, tmp_path):
+    """The official fine-tuning sets no keep_checkpoint_max, so each trial keeps the
+    RunConfig default of 5 checkpoints; hparams without the key keep 5 here too, and the
+    runner's Saver keeps them (7 written at every step 0..6, the newest 5 left)."""
+    config = run_finetuning.configure_finetuning.FinetuningConfig(
+        "tiny", str(tmp_path), task_names=["chnsenticorp"])
+    assert config.keep_checkpoint_max == 5
+    shutil.copytree(pretrained / "models" / "tiny", tmp_path / "models" / "tiny",
+                    ignore=shutil.ignore_patterns("results", "finetuning_*"))
+    make_task_data("chnsenticorp", tmp_path / "finetuning_data" / "chnsenticorp")
+    status, output = finetune(tmp_path, dict(TINY, task_names=["chnsenticorp"],
+                                             max_seq_length=32, save_checkpoints_steps=1))
+    assert status == 0, output
+    trial_dir = tmp_path / "models" / "tiny" / "finetuning_models" / "chnsenticorp_model_1"
+    state = tf.train.get_checkpoint_state(str(trial_dir))
+    kept = [os.path.basename(path) for path in state.all_model_checkpoint_paths]
+    assert kept == ["model.ckpt-%d" % step for step in range(2, 7)]
+    assert sorted(p.name for p in trial_dir.glob("model.ckpt-*.index")) == sorted(
+        name + ".index" for name in kept)
+
+
 def event_scalars(directory):
     """{tag: [(step, value)]} of every TensorBoard event file below directory."""
     scalars = {}

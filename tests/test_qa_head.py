@@ -19,9 +19,8 @@ import configure_pretraining
 import export_savedmodel
 import predict
 import run_finetuning
-from finetune import export, preprocessing
+from finetune import export, heads, preprocessing
 from finetune.qa_decoding import beam_candidates, nbest_answers
-from finetune.qa_head import joint_qa_head
 from tests.conftest import SAMPLE_VOCAB, shared_file
 from util.errors import InputError
 
@@ -31,22 +30,30 @@ INPUT_MASK = [1] * 12 + [0] * 2
 SEGMENT_IDS = [0] * 5 + [1] * 7 + [0] * 2
 
 
-def exact_gelu(x):
-    return x * 0.5 * (1.0 + tf.math.erf(x / math.sqrt(2.0)))
-
-
 def np_gelu(x):
     return x * 0.5 * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
 
 
 def head_config(beam_size=LENGTH, **kwargs):
-    return SimpleNamespace(**dict(dict(beam_size=beam_size, answerable_classifier=True,
+    return SimpleNamespace(**dict(dict(joint_prediction=True, beam_size=beam_size,
+                                       answerable_classifier=True,
                                        answerable_uses_start_logits=True,
                                        answerable_weight=0.5), **kwargs))
 
 
-def run_head(hidden_values, config):
-    """(prediction outputs, variable values) of the head on hidden [B, L, H]."""
+class FixedEncoder(object):
+    """Stands in for modeling.BertModel: given final hidden states [B, L, H]."""
+
+    def __init__(self, hidden):
+        self.hidden = hidden
+
+    def get_sequence_output(self):
+        return self.hidden
+
+
+def run_head(hidden_values, config, hidden_act="gelu"):
+    """(prediction outputs, variable values) of the head, built as the fine-tuning graph
+    builds it for an encoder of that hidden_act, on hidden [B, L, H]."""
     batch = len(hidden_values)
     with tf.Graph().as_default():
         tf.set_random_seed(3)
@@ -55,8 +62,9 @@ def run_head(hidden_values, config):
                     "segment_ids": tf.constant([SEGMENT_IDS] * batch),
                     "start_positions": tf.zeros([batch], tf.int32),
                     "end_positions": tf.zeros([batch], tf.int32)}
-        with tf.variable_scope("task_specific/cmrc2018"):
-            _, outputs = joint_qa_head(hidden, features, config, exact_gelu, False)
+        task = SimpleNamespace(name="cmrc2018", task_type="qa", config=config)
+        _, outputs = heads.build_head(task, FixedEncoder(hidden), SimpleNamespace(
+            hidden_act=hidden_act), features, False)
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
             values = {v.op.name.split("cmrc2018/")[1]: v for v in tf.global_variables()}
@@ -95,12 +103,9 @@ def exhaustive_best(hidden, variables, max_answer_length):
     return best
 
 
-@pytest.mark.parametrize("max_answer_length", [2, 30])
-def test_beam_decoding_finds_the_exhaustive_best_span(max_answer_length):
-    hidden = np.random.RandomState(max_answer_length).normal(size=(4, LENGTH, WIDTH))
-    outputs, variables = run_head(hidden, head_config())
+def check_top_spans_are_the_exhaustive_best(hidden, outputs, variables, max_answer_length):
     context = "abcdef"
-    for b in range(4):
+    for b in range(len(hidden)):
         row = {k: v[b] for k, v in outputs.items()}
         candidates = beam_candidates(window_feature(), row, max_answer_length)
         top = nbest_answers(context, candidates, 20)[0]
@@ -108,6 +113,22 @@ def test_beam_decoding_finds_the_exhaustive_best_span(max_answer_length):
         assert (top["start"], top["end"]) == (s - 5, e - 4)
         assert top["text"] == context[s - 5:e - 4]
         assert top["score"] == pytest.approx(score, abs=1e-4)
+
+
+@pytest.mark.parametrize("max_answer_length", [2, 30])
+def test_beam_decoding_finds_the_exhaustive_best_span(max_answer_length):
+    hidden = np.random.RandomState(max_answer_length).normal(size=(4, LENGTH, WIDTH))
+    outputs, variables = run_head(hidden, head_config())
+    check_top_spans_are_the_exhaustive_best(hidden, outputs, variables, max_answer_length)
+
+
+@pytest.mark.parametrize("hidden_act", ["relu", "linear"])
+def test_prediction_uses_exact_gelu_whatever_the_encoders_hidden_act(hidden_act):
+    """The official head's qa_hidden is modeling.gelu (exact erf) for every encoder: the
+    beam's spans and scores are the exact-GELU NumPy ones ("linear" used to crash)."""
+    hidden = np.random.RandomState(11).normal(size=(4, LENGTH, WIDTH))
+    outputs, variables = run_head(hidden, head_config(), hidden_act)
+    check_top_spans_are_the_exhaustive_best(hidden, outputs, variables, 30)
 
 
 def test_answer_mask_never_picks_question_or_padding():
