@@ -52,6 +52,7 @@ def find_pretrained_checkpoint(config):
     if config.random_init:
         return None
     if config.init_checkpoint:
+        checkpoints.check_not_hf(config.init_checkpoint, "init_checkpoint")
         if not tf.train.checkpoint_exists(config.init_checkpoint):
             raise InputError("init_checkpoint %s not found" % config.init_checkpoint)
         return config.init_checkpoint

@@ -102,6 +102,7 @@ def initial_step(config):
     step = config.init_checkpoint_step
     if step != "checkpoint":
         return step or 0
+    checkpoints.check_not_hf(config.init_checkpoint, "init_checkpoint")
     if not tf.train.checkpoint_exists(config.init_checkpoint):
         raise InputError("init_checkpoint %s not found: with \"init_checkpoint_step\": "
                          "\"checkpoint\" its global_step is where this run's schedule starts"
@@ -343,13 +344,18 @@ def train_and_eval_in_model_dir(config, special_ids, train_files, eval_files, ch
         else None
     if latest:
         check_checkpoint_vocab(latest, config.vocab_size, "checkpoint")
-    if config.init_checkpoint and not latest:
-        if not tf.train.checkpoint_exists(config.init_checkpoint):
-            raise InputError("init_checkpoint %s not found" % config.init_checkpoint)
-        check_checkpoint_vocab(config.init_checkpoint, config.vocab_size, "init_checkpoint")
+    # A first run starts from init_checkpoint, else from the weights an import (or an
+    # unzipped released model) put into the model dir.
+    init_from = None if latest else (
+        config.init_checkpoint or checkpoints.starting_checkpoint(config.model_dir))
+    if init_from:
+        checkpoints.check_not_hf(init_from, "init_checkpoint")
+        if not tf.train.checkpoint_exists(init_from):
+            raise InputError("init_checkpoint %s not found" % init_from)
+        check_checkpoint_vocab(init_from, config.vocab_size, "init_checkpoint")
         # Another model size would be skipped variable by variable: stop here instead.
         checkpoints.check_variable_shapes(
-            config.init_checkpoint,
+            init_from,
             {name: shape for name, shape in graph_variable_shapes(config, special_ids).items()
              if not is_optimizer_state(name)}, INIT_SHAPE_REMEDY,
             model_config=discriminator_config(config), require="some", what="init_checkpoint")
@@ -370,11 +376,13 @@ def train_and_eval_in_model_dir(config, special_ids, train_files, eval_files, ch
     if chief:
         model_dir.write_model_files(config, train_record)
 
-    trainer = build_trainer(config, special_ids, None if latest else config.init_checkpoint,
-                            strategy, start_step, warmup_from)
+    trainer = build_trainer(config, special_ids, init_from, strategy, start_step, warmup_from)
     if config.do_train:
         if latest:
             print("resuming from %s" % latest, flush=True)
+        elif init_from and not config.init_checkpoint:
+            print("starting from the weights in the model dir: %s (set \"init_checkpoint\" "
+                  "to start from another checkpoint)" % init_from, flush=True)
         elif start_step:
             print("starting at step %d of the schedule of %s (init_checkpoint_step)"
                   % (start_step, config.init_checkpoint), flush=True)

@@ -77,11 +77,16 @@ def init_weights(model, seed):
     return model
 
 
+def vocab_of(size):
+    """VOCAB, padded with [unusedN] tokens to size lines."""
+    return VOCAB + ["[unused%d]" % i for i in range(2, 2 + size - len(VOCAB))]
+
+
 def write_dir(path, model):
     os.makedirs(path, exist_ok=True)
     model.config.save_pretrained(path)
     with open(os.path.join(path, "vocab.txt"), "w", encoding="utf-8") as f:
-        f.write("\n".join(VOCAB) + "\n")
+        f.write("\n".join(vocab_of(model.config.vocab_size)) + "\n")
 
 
 def save_formats(root, model, tf_class, formats):
