@@ -52,6 +52,15 @@ def edit(rel, change):
     return setup
 
 
+def edit_bytes(rel, change):
+    """change(bytes) -> new bytes of the file D/rel."""
+    def setup(work):
+        with open(os.path.join(work, rel), "rb") as f:
+            data = f.read()
+        put(rel, change(data))(work)
+    return setup
+
+
 def edit_json(rel, change):
     """change(value) mutates the parsed JSON file D/rel in place."""
     def json_change(text):
@@ -82,6 +91,21 @@ def first_tokens(rel, count):
 def copy_from_repo(rel):
     def setup(work):
         shutil.copy(os.path.join(REPO, rel), work)
+    return setup
+
+
+def copy_hf_fixture(kind, fmt, rel):
+    """A Hugging Face model dir written by transformers (tests/fixtures/hf) at D/rel."""
+    def setup(work):
+        shutil.copytree(os.path.join(REPO, "tests", "fixtures", "hf", kind, fmt),
+                        os.path.join(work, rel))
+    return setup
+
+
+def both(*setups):
+    def setup(work):
+        for one in setups:
+            one(work)
     return setup
 
 
@@ -209,6 +233,12 @@ def export(id, when, message, setup=None, model=TRIAL, out="@D/export2", extra=(
 def export_hf(id, when, message, setup=None, model="@D/models/M", out="@D/hf", extra=()):
     return Case(id, "export", when, setup, [model, out] + list(extra), message=message,
                 program="scripts.export_hf")
+
+
+def import_hf(id, when, message, setup=None, hf="@D/hf_in", out="@D/models/imported",
+              extra=()):
+    return Case(id, "import", when, setup, [hf, "--out", out] + list(extra), message=message,
+                program="scripts.import_hf")
 
 
 def last_line(text):
@@ -502,4 +532,42 @@ CASES = [
               extra=["--config", "@D/small_discriminator_config.json"]),
     export_hf("export-hf-out-file", "export_hf's output dir is a file", "cannot write",
               put("notes.txt", "keep me"), out="@D/notes.txt"),
+    export_hf("export-hf-given-hf", "export_hf is given a Hugging Face model dir",
+              "is a Hugging Face model.*import_hf", copy_hf_fixture(
+                  "electra-discriminator", "bin-zip", "hf_in"), model="@D/hf_in"),
+    finetune("finetune-hf-model-dir", "the model dir holds a Hugging Face model, not a "
+             "TF checkpoint", "is a Hugging Face model.*import_hf", copy_hf_fixture(
+                 "electra-discriminator", "safetensors", "models/HF"), model="HF"),
+    pretrain("pretrain-init-checkpoint-hf", "init_checkpoint is a Hugging Face weight file",
+             "is a Hugging Face model.*import_hf", copy_hf_fixture(
+                 "electra-discriminator", "bin-legacy", "hf_in"),
+             init_checkpoint="@D/hf_in/pytorch_model.bin"),
+    import_hf("import-no-config", "import_hf's dir has no config.json", "no config.json",
+              both(copy_hf_fixture("electra-discriminator", "safetensors", "hf_in"),
+                   remove("hf_in/config.json"))),
+    import_hf("import-pickle-global", "import_hf's pytorch_model.bin names a global that "
+              "is not a tensor's (code that unpickling would run)",
+              "names the Python global .*system.*refused, nothing of the file was run",
+              both(copy_hf_fixture("electra-discriminator", "bin-zip", "hf_in"),
+                   put("hf_in/pytorch_model.bin", b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00"
+                       b"true\x85R."))),
+    import_hf("import-truncated-bin", "import_hf's pytorch_model.bin is cut short",
+              "truncated|not a readable torch state dict",
+              both(copy_hf_fixture("electra-discriminator", "bin-legacy", "hf_in"),
+                   edit_bytes("hf_in/pytorch_model.bin", lambda data: data[:len(data) // 2]))),
+    import_hf("import-missing-tensor", "import_hf's weights lack a tensor of the model",
+              r"lacks \d+ tensors", both(copy_hf_fixture("electra-discriminator", "h5", "hf_in"),
+                                       edit_json("hf_in/config.json", lambda c: c.update(
+                                           num_hidden_layers=3)))),
+    import_hf("import-generator-untied", "import_hf --generator has embeddings of its own",
+              "differs from the discriminator's", both(
+                  copy_hf_fixture("electra-discriminator", "safetensors", "hf_in"),
+                  copy_hf_fixture("electra-generator-untied", "safetensors", "hf_gen")),
+              extra=["--generator", "@D/hf_gen"]),
+    import_hf("import-generator-as-discriminator", "import_hf is given the generator as "
+              "HF_DIR", "pass the discriminator as HF_DIR", copy_hf_fixture(
+                  "electra-generator", "safetensors", "hf_in")),
+    import_hf("import-into-trained-dir", "import_hf's --out holds a trained model",
+              "already holds checkpoints", copy_hf_fixture(
+                  "electra-discriminator", "safetensors", "hf_in"), out="@D/models/M"),
 ]

@@ -2,11 +2,13 @@
 
     python scripts/export_hf.py D/models/M OUT_DIR --component discriminator
     python scripts/export_hf.py D/models/M OUT_GEN --component generator
+    python scripts/export_hf.py D/models/M OUT_BERT --component bert   # a BERT checkpoint
 
 CKPT_DIR is a pre-training model dir (the newest checkpoint is used) or a released Chinese
 ELECTRA dir (`electra_model.*` files, possibly without a `checkpoint` state file).
 `--checkpoint PREFIX` picks another checkpoint. The model shape comes from
-CKPT_DIR/<component>.json (written by run_pretraining.py, shipped with the releases) or
+CKPT_DIR/<component>.json (written by run_pretraining.py and scripts/import_hf.py; a BERT's
+is discriminator.json) or
 `--config FILE`; the vocab from CKPT_DIR/vocab.txt or `--vocab FILE`.
 
 OUT_DIR receives config.json, model.safetensors, vocab.txt, tokenizer_config.json and
@@ -14,6 +16,9 @@ special_tokens_map.json, so that
 
     ElectraForPreTraining.from_pretrained(OUT_DIR)   # --component discriminator
     ElectraForMaskedLM.from_pretrained(OUT_DIR)      # --component generator
+    BertForMaskedLM.from_pretrained(OUT_DIR)         # --component bert (BertForPreTraining
+                                                     # with a next-sentence head, BertModel
+                                                     # with neither head)
     BertTokenizerFast.from_pretrained(OUT_DIR)       # or AutoTokenizer / BertTokenizer
 
 work. Writing needs only numpy and the `safetensors` package: no torch.
@@ -23,7 +28,9 @@ scripts/import_hf.py reads too). The discriminator's encoder is `electra`; the g
 is `generator/...` with the discriminator's shared `electra/embeddings` (or its own
 `generator/embeddings` with untied_generator_embeddings); a BERT-MLM checkpoint
 (electra_objective=false) has Google BERT's names (`bert/`, `cls/predictions`) and is
-exported with --component generator. HF's generator model calls all of it `electra.`.
+exported with --component generator (as ElectraForMaskedLM) or --component bert (as BERT,
+with the pooler and next-sentence head a released BERT checkpoint holds). HF's generator
+model calls all of it `electra.`.
 generator_lm_head.weight is tied to the word embeddings, so it is not stored (as in HF's
 own save_pretrained). Optimizer slots and global_step are skipped.
 
@@ -59,8 +66,12 @@ from util.errors import InputError, run_cli  # noqa: E402
 from util.io import (atomic_copy, atomic_write_bytes, atomic_write_json,  # noqa: E402
                      check_writable_dir)
 
-COMPONENTS = ("discriminator", "generator")
+ELECTRA_COMPONENTS = ("discriminator", "generator")
+COMPONENTS = ELECTRA_COMPONENTS + ("bert",)
 ARCHITECTURES = {"discriminator": "ElectraForPreTraining", "generator": "ElectraForMaskedLM"}
+# The shape file of each component (a BERT checkpoint's is its discriminator.json).
+CONFIG_FILES = {"discriminator": "discriminator.json", "generator": "generator.json",
+                "bert": "discriminator.json"}
 SPECIAL_TOKENS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
                   "cls_token": "[CLS]", "mask_token": "[MASK]"}
 
@@ -82,9 +93,24 @@ def generator_tensors(config, checkpoint_names):
     return hf_names.generator_tensors(config, embedding_scope, scope)
 
 
+def bert_parts(checkpoint_names):
+    """(pooler, masked-LM head, next-sentence head): the parts a BERT checkpoint holds."""
+    names = set(checkpoint_names)
+    return ("bert/pooler/dense/kernel" in names, "cls/predictions/output_bias" in names,
+            "cls/seq_relationship/output_weights" in names)
+
+
+def bert_architecture(checkpoint_names):
+    pooler, mlm, nsp = bert_parts(checkpoint_names)
+    return ("BertForPreTraining" if mlm and nsp else "BertForMaskedLM" if mlm
+            else "BertModel")
+
+
 def tensors_for(component, config, checkpoint_names):
     if component == "discriminator":
         return hf_names.discriminator_tensors(config)
+    if component == "bert":
+        return hf_names.bert_tensors(config, *bert_parts(checkpoint_names))
     return generator_tensors(config, checkpoint_names)
 
 
@@ -100,8 +126,8 @@ def find_checkpoint(ckpt_dir, checkpoint=None):
 
 
 def load_config(ckpt_dir, component, config_file=None):
-    """The component's BertConfig from --config or CKPT_DIR/<component>.json."""
-    path = config_file or fs.join(ckpt_dir, component + ".json")
+    """The component's BertConfig from --config or its CONFIG_FILES entry in CKPT_DIR."""
+    path = config_file or fs.join(ckpt_dir, CONFIG_FILES[component])
     if not fs.exists(path):
         raise InputError("no model config %s: pass --config (e.g. config/<size>_%s_config.json "
                          "of this repo for a released model)" % (path, component))
@@ -168,7 +194,7 @@ def export(ckpt_dir, out_dir, component, checkpoint=None, config_file=None, voca
     checkpoint = find_checkpoint(ckpt_dir, checkpoint)
     source_dir = ckpt_dir if fs.isdir(ckpt_dir) else fs.dirname(checkpoint)
     config = load_config(source_dir, component, config_file)
-    config_source = config_file or fs.join(source_dir, component + ".json")
+    config_source = config_file or fs.join(source_dir, CONFIG_FILES[component])
     vocab_path = vocab_file or fs.join(source_dir, "vocab.txt")
     vocab = read_vocab(vocab_path, config)
 
@@ -188,6 +214,8 @@ def export(ckpt_dir, out_dir, component, checkpoint=None, config_file=None, voca
         vocab_remedy="pass the config and vocab it was trained with "
         "(--config, --vocab)")
 
+    architecture = (bert_architecture(shapes) if component == "bert"
+                    else ARCHITECTURES[component])
     n_params = sum(int(np.prod(t.tf_shape)) for t in tensors)
     check_writable_dir(out_dir, "output directory", min_free_bytes=4 * n_params + 2 ** 24)
     arrays = read_tensors(reader, tensors)
@@ -198,9 +226,10 @@ def export(ckpt_dir, out_dir, component, checkpoint=None, config_file=None, voca
     write_safetensors(fs.join(out_dir, "model.safetensors"), arrays, checkpoint)
     # config.json last: a dir interrupted before this point does not look loadable.
     atomic_write_json(fs.join(out_dir, "config.json"),
-                      hf_names.to_hf_config(config, ARCHITECTURES[component], vocab["[PAD]"]))
+                      hf_names.to_hf_config(config, architecture, vocab["[PAD]"],
+                                            "bert" if component == "bert" else "electra"))
     return {"checkpoint": checkpoint, "tensors": len(arrays), "parameters": n_params,
-            "architecture": ARCHITECTURES[component]}
+            "architecture": architecture}
 
 
 def parse_args(argv):
@@ -210,7 +239,9 @@ def parse_args(argv):
     parser.add_argument("out_dir", help="where config.json, model.safetensors, vocab go")
     parser.add_argument("--component", choices=COMPONENTS, default="discriminator",
                         help="discriminator -> ElectraForPreTraining, "
-                             "generator -> ElectraForMaskedLM (default: %(default)s)")
+                             "generator -> ElectraForMaskedLM, bert -> BertForMaskedLM / "
+                             "BertForPreTraining / BertModel by the heads the checkpoint "
+                             "holds (default: %(default)s)")
     parser.add_argument("--checkpoint", help="checkpoint prefix (default: newest in ckpt_dir)")
     parser.add_argument("--config", help="model config JSON (default: ckpt_dir/<component>.json)")
     parser.add_argument("--vocab", help="WordPiece vocab (default: ckpt_dir/vocab.txt)")

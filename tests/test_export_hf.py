@@ -89,7 +89,7 @@ def exports(model_dir, released_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("hf")
     dirs = {}
     for source, ckpt_dir in (("trained", model_dir), ("released", released_dir)):
-        for component in export_hf.COMPONENTS:
+        for component in export_hf.ELECTRA_COMPONENTS:
             dirs[source, component] = root / ("%s_%s" % (source, component))
             export(ckpt_dir, dirs[source, component], component)
     return dirs
@@ -126,7 +126,7 @@ def test_discriminator_config_json_has_hf_electra_fields(model_dir, exports):
 def test_tanh_gelu_checkpoint_exports_gelu_new(released_dir, exports):
     """A config saying "gelu_new" (BERT's tanh GELU) is exported as HF's "gelu_new"."""
     assert load_json(released_dir / "discriminator.json")["hidden_act"] == "gelu_new"
-    for component in export_hf.COMPONENTS:
+    for component in export_hf.ELECTRA_COMPONENTS:
         config = load_json(exports["released", component] / "config.json")
         assert config["hidden_act"] == "gelu_new", component
 

@@ -169,6 +169,24 @@ def test_export_of_the_import_gives_back_transformers_tensors(tmp_path):
             assert config[key] == source_config[key], key
 
 
+@pytest.mark.parametrize("kind, architecture", [("bert-mlm", "BertForMaskedLM"),
+                                                ("bert-pretraining", "BertForPreTraining")])
+def test_bert_export_of_the_import_gives_back_transformers_tensors(kind, architecture,
+                                                                   tmp_path):
+    out, exported = tmp_path / "M", tmp_path / "hf"
+    run_import(FIXTURES / kind / "safetensors", out)
+    with redirect_stdout(io.StringIO()):
+        assert export_hf.main([str(out), str(exported), "--component", "bert"]) in (0, None)
+    original = hf_weights.read_safetensors(str(FIXTURES / kind / "safetensors" /
+                                               "model.safetensors"))
+    back = hf_weights.read_safetensors(str(exported / "model.safetensors"))
+    assert sorted(back) == sorted(original)
+    for name, array in original.items():
+        np.testing.assert_array_equal(back[name], array, err_msg=name)
+    config = json.loads((exported / "config.json").read_text())
+    assert (config["architectures"], config["model_type"]) == ([architecture], "bert")
+
+
 def test_model_dir_describes_the_pair(tmp_path):
     out = tmp_path / "D" / "models" / "M"
     printed = run_import(FIXTURES / "electra-discriminator" / "bin-legacy", out,
@@ -369,3 +387,17 @@ def test_torch_reader_follows_offsets_and_strides(layout):
     np.testing.assert_array_equal(arrays["column"], base[:, 2])
     np.testing.assert_array_equal(arrays["half"], base.astype(np.float16)[2])
     assert arrays["half"].dtype == np.float16
+
+
+def test_the_checkpoint_a_model_dir_starts_from(tmp_path):
+    """A released or imported checkpoint (any name but model.ckpt-N) is where a first run
+    starts; several are ambiguous; a run's own checkpoints are not starting points."""
+    assert checkpoints.starting_checkpoint(str(tmp_path / "none")) is None
+    (tmp_path / "model.ckpt-5.index").write_bytes(b"")
+    assert checkpoints.starting_checkpoint(str(tmp_path)) is None
+    (tmp_path / "electra_small.index").write_bytes(b"")
+    assert checkpoints.starting_checkpoint(str(tmp_path)) == str(tmp_path / "electra_small")
+    (tmp_path / "bert_model.ckpt.index").write_bytes(b"")
+    with pytest.raises(InputError) as err:
+        checkpoints.starting_checkpoint(str(tmp_path))
+    assert "several checkpoints to start from (bert_model.ckpt, electra_small)" in str(err.value)

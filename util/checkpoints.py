@@ -254,9 +254,6 @@ def starting_checkpoint(directory):
     return prefixes[0] if prefixes else None
 
 
-IMPORT_COMMAND = "python scripts/import_hf.py HF_DIR --out D/models/M"
-
-
 def check_not_hf(path, what):
     """An HF model dir or weight file where a TF checkpoint is expected is a clear error
     naming the import command (TensorFlow would say 'not an sstable' or 'not found')."""
@@ -265,7 +262,9 @@ def check_not_hf(path, what):
         return
     for candidate in (path, fs.dirname(path)):
         if candidate and hf_weights.is_hf_model(candidate):
+            hf_dir = candidate if fs.isdir(candidate) else fs.dirname(candidate)
             raise InputError(
                 "%s %s is a Hugging Face model (config.json and PyTorch/safetensors/h5 "
-                "weights), not a TensorFlow checkpoint: convert it once with `%s` and use "
-                "D/models/M" % (what, path, IMPORT_COMMAND))
+                "weights), not a TensorFlow checkpoint: convert it once with `python "
+                "scripts/import_hf.py %s --out D/models/M` and use D/models/M"
+                % (what, path, hf_dir))
