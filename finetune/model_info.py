@@ -22,6 +22,8 @@ model_info.json:
     bert_config     the encoder's BertConfig
     vocab_file      file name (in the same dir) of the WordPiece vocab, or null
     spm_model_file  file name (in the same dir) of the SentencePiece model, or null
+    featurization_version  the task type's featurisation version at training time (tagging:
+                    2, segment ids 1 on real tokens as officially); absent: 1
     tasks           multi-task models only: {task name: the keys above for that task};
                     the top-level keys describe the first task
 """
@@ -67,6 +69,7 @@ def describe(config, task, bert_config):
         "bert_config": bert_config.to_dict(),
         "vocab_file": None if spm else "vocab.txt",
         "spm_model_file": fs.basename(spm) if spm else None,
+        "featurization_version": getattr(task, "featurization_version", 1),
     }
 
 
@@ -197,6 +200,7 @@ def _load_trial_hparams(model_dir, make_config):
     tokenizer = tokenizer_for(config)
     task = task_builder.get_task(config, record["task"], tokenizer)
     info = describe(config, task, discriminator_config(config))
+    info["featurization_version"] = 1  # trained before model_info.json existed
     bert_config = modeling.BertConfig.from_dict(info["bert_config"], source=path)
     return _build(info, config, bert_config, vocab_source(config))
 
@@ -224,6 +228,17 @@ def _build(info, config, bert_config, vocab_path):
     if task.task_type != info["task_type"]:
         raise InputError("model_info.json says task %s is %s, but it is a %s task"
                          % (info["task"], info["task_type"], task.task_type))
+    trained_with = info.get("featurization_version", 1)
+    current = getattr(task, "featurization_version", 1)
+    if trained_with != current:
+        # Features made today would not be the ones the model learnt from (tagging before
+        # version 2: segment ids 0, where the official code and this version feed 1).
+        raise InputError(
+            "%s was fine-tuned on %s features of version %d, but this version of the "
+            "toolkit makes version %d (%s): its predictions here would be off without "
+            "an error; fine-tune it again" % (
+                info["task"], info["task_type"], trained_with, current,
+                getattr(task, "featurization_change", "other inputs")))
     if info["label_list"] is not None:
         # The head's rows follow the label list of training time; never re-derive it
         # from data files that may have changed (or be absent).

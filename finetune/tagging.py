@@ -41,6 +41,7 @@ class TaggingTask(Task):
     # _feature writes other values, so tfrecords made by the former code (and the trials
     # trained on them) are rebuilt, not reused. 2: segment_ids 1 on real tokens.
     featurization_version = 2
+    featurization_change = "segment ids 1 on every real token, as the official code"
 
     def __init__(self, config, name, tokenizer):
         super().__init__(config, name, tokenizer)

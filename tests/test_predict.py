@@ -19,6 +19,7 @@ import export_savedmodel
 import predict as predict_cli
 import run_finetuning
 from finetune import export, model_info, predict
+from util.errors import InputError
 from finetune import model_fn as model_fn_lib
 from tests.conftest import SAMPLE_CORPUS, SAMPLE_VOCAB
 
@@ -270,15 +271,36 @@ def test_export_is_atomic_and_never_replaces_other_dirs(trained, exports, tmp_pa
 
 def test_trial_dir_without_model_info_is_described_from_its_hparams(trained, tmp_path):
     """Trial dirs trained before model_info.json existed still load (from D/)."""
-    legacy = tmp_path / "ner_model_1"
-    shutil.copytree(trial_dir(trained, "peoples-daily-ner"), legacy)
+    legacy = tmp_path / "chnsenticorp_model_1"
+    shutil.copytree(trial_dir(trained, "chnsenticorp"), legacy)
     os.remove(legacy / "model_info.json")
     os.remove(legacy / "vocab.txt")
     model = load_model(str(legacy))
-    current = load_model(str(trial_dir(trained, "peoples-daily-ner")))
+    current = load_model(str(trial_dir(trained, "chnsenticorp")))
     assert model.info == current.info
     assert model.task.label_list == current.task.label_list
     assert model.vocab_path == str(trained / "vocab.txt")
+
+
+@pytest.mark.parametrize("era", ["no model_info.json", "model_info.json without version"])
+def test_tagging_model_of_the_former_features_is_refused(trained, tmp_path, era):
+    """A tagging model fine-tuned with segment ids 0 (before featurisation version 2) would
+    predict from other inputs than it learnt from: refused, not silently off."""
+    legacy = tmp_path / "ner_model_1"
+    shutil.copytree(trial_dir(trained, "peoples-daily-ner"), legacy)
+    assert load_model(str(legacy)).info["featurization_version"] == 2
+    if era == "no model_info.json":
+        os.remove(legacy / "model_info.json")
+        os.remove(legacy / "vocab.txt")
+    else:
+        info = json.loads((legacy / "model_info.json").read_text(encoding="utf-8"))
+        del info["featurization_version"]
+        (legacy / "model_info.json").write_text(json.dumps(info), encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        load_model(str(legacy))
+    assert "features of version 1, but this version of the toolkit makes version 2 " \
+        "(segment ids 1 on every real token" in str(err.value)
+    assert "fine-tune it again" in str(err.value)
 
 
 def stub_runner(model, start_token, end_token):
