@@ -29,6 +29,7 @@ What it writes, each model dir holding config.json + vocab.txt + one weight file
     safetensors        model.safetensors (save_pretrained's default)
     sharded            model-0000i-of-0000n.safetensors + model.safetensors.index.json
                        (the discriminator only; the generator is too small to shard)
+    sharded-bin        pytorch_model-0000i-of-0000n.bin + pytorch_model.bin.index.json
     bin-zip            pytorch_model.bin, torch's zip format (safe_serialization=False)
     bin-legacy         pytorch_model.bin, torch's pre-1.6 format (_use_new_zipfile_
                        serialization=False), LayerNorm names gamma/beta as 2020 uploads have
@@ -98,6 +99,10 @@ def save_formats(root, model, tf_class, formats):
     if "sharded" in formats:
         write_dir(os.path.join(root, "sharded"), model)
         model.save_pretrained(os.path.join(root, "sharded"), max_shard_size="20KB")
+    if "sharded-bin" in formats:
+        write_dir(os.path.join(root, "sharded-bin"), model)
+        model.save_pretrained(os.path.join(root, "sharded-bin"), max_shard_size="20KB",
+                              safe_serialization=False)
     if "bin-zip" in formats:
         write_dir(os.path.join(root, "bin-zip"), model)
         model.save_pretrained(os.path.join(root, "bin-zip"), safe_serialization=False)
@@ -128,7 +133,8 @@ def main(out):
     if os.path.isdir(out):
         shutil.rmtree(out)
     os.makedirs(out)
-    all_formats = ("safetensors", "sharded", "bin-zip", "bin-legacy", "bin-no-prefix", "h5")
+    all_formats = ("safetensors", "sharded", "sharded-bin", "bin-zip", "bin-legacy",
+                   "bin-no-prefix", "h5")
     import transformers as tr
     disc_config = ElectraConfig(embedding_size=16, **SHAPE)
     disc = init_weights(ElectraForPreTraining(disc_config), 1)
@@ -148,7 +154,7 @@ def main(out):
     save_formats(os.path.join(out, "electra-discriminator"), disc,
                  tr.TFElectraForPreTraining, all_formats)
     save_formats(os.path.join(out, "electra-generator"), gen, tr.TFElectraForMaskedLM,
-                 [f for f in all_formats if f != "sharded"])  # too small to shard
+                 [f for f in all_formats if not f.startswith("sharded")])  # too small
     save_formats(os.path.join(out, "bert-mlm"), bert, tr.TFBertForMaskedLM,
                  ("safetensors", "bin-zip", "bin-legacy", "h5"))
     save_formats(os.path.join(out, "bert-pretraining"), bert_pt, None, ("safetensors",))

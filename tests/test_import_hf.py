@@ -33,7 +33,8 @@ from util.errors import InputError
 FIXTURES = REPO / "tests" / "fixtures" / "hf"
 GOLDEN = dict(np.load(str(FIXTURES / "golden.npz")))
 TOLERANCE = 1e-5
-ELECTRA_FORMATS = ["safetensors", "sharded", "bin-zip", "bin-legacy", "bin-no-prefix", "h5"]
+ELECTRA_FORMATS = ["safetensors", "sharded", "sharded-bin", "bin-zip", "bin-legacy",
+                   "bin-no-prefix", "h5"]
 GENERATOR_FORMATS = ["safetensors", "bin-zip", "bin-legacy", "bin-no-prefix", "h5"]
 BERT_FORMATS = ["safetensors", "bin-zip", "bin-legacy", "h5"]
 
