@@ -158,7 +158,7 @@ EVAL_ONLY_HPARAMS = frozenset([
     "use_tfrecords_if_existing", "predict_batch_size", "n_writes_test",
     "write_distill_outputs", "beam_size", "qa_na_threshold", "model_dir", "results_txt",
     "results_pkl", "qa_preds_file", "qa_eval_file", "qa_na_file", "test_predictions",
-    "save_graph_def"])
+    "save_graph_def", "keep_checkpoint_max"])
 
 
 def prepare_trial_dir(config, model_dir, fingerprint):
@@ -171,7 +171,10 @@ def prepare_trial_dir(config, model_dir, fingerprint):
     if fs.isdir(model_dir):
         previous = None
         if fs.exists(record):
-            previous = json.loads(fs.read_text(record))
+            # Compared without the keys that do not shape the weights, which a record
+            # written by an earlier version may still hold.
+            previous = {k: v for k, v in json.loads(fs.read_text(record)).items()
+                        if k not in EVAL_ONLY_HPARAMS}
         if previous == fingerprint and tf.train.latest_checkpoint(model_dir):
             print("resuming from %s" % tf.train.latest_checkpoint(model_dir), flush=True)
             return

@@ -24,6 +24,8 @@ model_info.json:
     spm_model_file  file name (in the same dir) of the SentencePiece model, or null
     featurization_version  the task type's featurisation version at training time (tagging:
                     2, segment ids 1 on real tokens as officially); absent: 1
+    qa_head_activation  QA: "gelu", the exact GELU of the official head whatever hidden_act;
+                    absent: a model from before, whose head followed hidden_act
     tasks           multi-task models only: {task name: the keys above for that task};
                     the top-level keys describe the first task
 """
@@ -70,6 +72,7 @@ def describe(config, task, bert_config):
         "vocab_file": None if spm else "vocab.txt",
         "spm_model_file": fs.basename(spm) if spm else None,
         "featurization_version": getattr(task, "featurization_version", 1),
+        "qa_head_activation": "gelu" if task.task_type == "qa" else None,
     }
 
 
@@ -201,6 +204,7 @@ def _load_trial_hparams(model_dir, make_config):
     task = task_builder.get_task(config, record["task"], tokenizer)
     info = describe(config, task, discriminator_config(config))
     info["featurization_version"] = 1  # trained before model_info.json existed
+    info["qa_head_activation"] = None  # and before the QA head's activation was fixed
     bert_config = modeling.BertConfig.from_dict(info["bert_config"], source=path)
     return _build(info, config, bert_config, vocab_source(config))
 
@@ -239,6 +243,14 @@ def _build(info, config, bert_config, vocab_path):
             "an error; fine-tune it again" % (
                 info["task"], info["task_type"], trained_with, current,
                 getattr(task, "featurization_change", "other inputs")))
+    if (task.task_type == "qa" and info.get("qa_head_activation") != "gelu"
+            and bert_config.hidden_act != "gelu"):
+        # Its head was trained with hidden_act; the graph built now has the exact GELU there.
+        raise InputError(
+            "%s was fine-tuned with a QA head using hidden_act %r, but this version of the "
+            "toolkit builds the official head, which always uses the exact GELU: its "
+            "predictions here would be off without an error; fine-tune it again"
+            % (info["task"], bert_config.hidden_act))
     if info["label_list"] is not None:
         # The head's rows follow the label list of training time; never re-derive it
         # from data files that may have changed (or be absent).

@@ -568,6 +568,6 @@ CASES = [
               "HF_DIR", "pass the discriminator as HF_DIR", copy_hf_fixture(
                   "electra-generator", "safetensors", "hf_in")),
     import_hf("import-into-trained-dir", "import_hf's --out holds a trained model",
-              "already holds checkpoints", copy_hf_fixture(
+              "is not empty", copy_hf_fixture(
                   "electra-discriminator", "safetensors", "hf_in"), out="@D/models/M"),
 ]

@@ -198,6 +198,13 @@ def export(ckpt_dir, out_dir, component, checkpoint=None, config_file=None, voca
     vocab_path = vocab_file or fs.join(source_dir, "vocab.txt")
     vocab = read_vocab(vocab_path, config)
 
+    if component == "bert" and (config.embedding_size or config.hidden_size) != \
+            config.hidden_size:
+        raise InputError(
+            "%s: embedding_size %d differs from hidden_size %d, and HF's BERT has no "
+            "embedding projection: export this checkpoint with --component generator (as "
+            "ElectraForMaskedLM, which has one)" % (config_source, config.embedding_size,
+                                                    config.hidden_size))
     import tensorflow.compat.v1 as tf
     try:
         reader = tf.train.load_checkpoint(fs.tf_checkpoint_path(checkpoint))

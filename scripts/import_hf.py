@@ -17,6 +17,7 @@ D/models/M then holds
     electra_model.{index,data-*} (bert_model.ckpt.* for BERT)  the weights, official names
     vocab.txt                          the HF dir's
     discriminator.json, generator.json the shapes (with model_type), as pre-training writes
+                                       (generator.json: with --generator, or a BERT's)
     pretrain_hparams.json              the shape hparams fine-tuning reads (model_size,
                                        model_hparam_overrides, embedding_size, vocab_size,
                                        generator_hidden_size, electra_objective)
@@ -34,7 +35,6 @@ naming the tensor, so nothing is silently left at its random initialisation.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -55,6 +55,7 @@ from model import tokenization  # noqa: E402
 from util import checkpoints  # noqa: E402
 from util import fs  # noqa: E402
 from util import hf_weights  # noqa: E402
+from util import lock  # noqa: E402
 from util.errors import InputError, run_cli  # noqa: E402
 from util.io import atomic_copy, atomic_write_json, check_writable_dir  # noqa: E402
 from util.hparams import parse_json  # noqa: E402
@@ -63,7 +64,7 @@ ELECTRA_DISCRIMINATORS = ("ElectraForPreTraining", "ElectraModel")
 ELECTRA_GENERATOR = "ElectraForMaskedLM"
 # BERT architectures -> (pooler, masked-LM head, next-sentence head) they hold.
 BERT_PARTS = {"BertForPreTraining": (True, True, True), "BertForMaskedLM": (False, True, False),
-              "BertModel": (True, False, False), "BertLMHeadModel": (False, True, False)}
+              "BertModel": (True, False, False)}
 # Buffers, not weights: transformers saves them in some versions.
 BUFFER_SUFFIXES = (".position_ids", "embeddings.token_type_ids")
 CHECKPOINT_NAMES = {"electra": "electra_model", "bert": "bert_model.ckpt"}
@@ -92,6 +93,11 @@ def read_config(directory):
         raise InputError("%s has no config.json: expected a Hugging Face model dir "
                          "(config.json, vocab.txt and the weights)" % directory)
     fields = parse_json(fs.read_text(path), path)
+    if "model_type" not in fields:  # configs of the 2020 uploads may lack it
+        architecture = (fields.get("architectures") or [""])[0]
+        for model_type in ("electra", "bert"):
+            if architecture.lower().startswith(model_type):
+                fields["model_type"] = model_type
     if fields.get("model_type") not in ("electra", "bert"):
         raise InputError("%s: model_type %r; this imports ELECTRA and BERT-family models "
                          "(\"electra\", \"bert\")" % (path, fields.get("model_type")))
@@ -303,14 +309,16 @@ def shape_hparams(disc, electra, fractions):
 
 
 def shape_files(disc, gen, model_type):
-    """discriminator.json and generator.json as pre-training writes them."""
+    """discriminator.json and (with a generator or a BERT's masked-LM model, gen)
+    generator.json, as pre-training writes them."""
+    configs_by_file = [("discriminator.json", disc)] + ([("generator.json", gen)] if gen
+                                                         else [])
     return {name: dict(config.to_dict(), model_type=model_type)
-            for name, config in (("discriminator.json", disc), ("generator.json", gen))}
+            for name, config in configs_by_file}
 
 
 def file_record(path):
-    digest = hashlib.sha256(fs.read_bytes(path)).hexdigest()
-    return {"path": path, "bytes": fs.getsize(path), "sha256": digest}
+    return {"path": path, "bytes": fs.getsize(path), "sha256": fs.digest(path)}
 
 
 def source_files(model):
@@ -344,32 +352,42 @@ def check_vocab(model, disc_vocab=None):
 
 
 def check_out_dir(out, sources):
-    """Refuses an out dir holding any checkpoint (a trained model is never replaced), except
-    an earlier import of exactly these sources (then nothing is redone)."""
-    record_path = fs.join(out, IMPORT_RECORD)
-    if fs.exists(record_path):
+    """None for a new or empty out dir; the earlier record when out holds an import of
+    exactly these sources (nothing is redone); otherwise an error: the import writes a new
+    model dir and never replaces what one holds (weights, a run's files, results)."""
+    present = sorted(fs.basename(n) for n in fs.listdir(out)
+                     if fs.basename(n) != ".lock") if fs.isdir(out) else []
+    if not present:
+        return None
+    if IMPORT_RECORD in present:
         try:
-            record = json.loads(fs.read_text(record_path))
+            record = json.loads(fs.read_text(fs.join(out, IMPORT_RECORD)))
         except ValueError:
             record = {}
         if [s["sha256"] for s in record.get("sources", [])] == [s["sha256"] for s in sources]:
             return record
-    if fs.isdir(out):
-        held = sorted(fs.basename(p) for p in fs.glob(fs.join(out, "*.index")))
-        if held:
-            raise InputError("%s already holds checkpoints (%s): the import writes a new "
-                             "model dir and never replaces weights; choose another --out"
-                             % (out, ", ".join(held[:3])))
-    return None
+    held = [n for n in present if n.endswith(".index")]
+    raise InputError("%s is not empty (%s): the import writes a new model dir and never "
+                     "replaces what one holds; choose another --out" % (
+                         out, "checkpoints " + ", ".join(held[:3]) if held
+                         else ", ".join(present[:4])))
 
 
-def continue_command(out, hparams):
-    """The run_pretraining.py command that continues pre-training from out."""
-    parts = os.path.normpath(out).split(os.sep)
-    data_dir, model_name = ("D", "M")
-    if len(parts) >= 3 and parts[-2] == "models":
-        data_dir, model_name = os.sep.join(parts[:-2]) or ".", parts[-1]
-    shape = {k: v for k, v in hparams.items() if k != "vocab_size"
+def data_dir_and_name(out):
+    """(D, M) of an out dir D/models/M, else ("D", "M")."""
+    models = fs.dirname(out)
+    if fs.basename(models) == "models":
+        return fs.dirname(models), fs.basename(out)
+    return "D", "M"
+
+
+def continue_command(out, hparams, complete):
+    """The run_pretraining.py command that continues pre-training from out, or why the
+    imported model cannot (complete: it holds every part the objective trains)."""
+    if not complete:
+        return None
+    data_dir, model_name = data_dir_and_name(out)
+    shape = {k: v for k, v in hparams.items() if k not in ("vocab_size", "do_lower_case")
              and not (k == "model_hparam_overrides" and not v)
              and not (k == "electra_objective" and v)}
     return ("python run_pretraining.py --data-dir %s --model-name %s --hparams '%s'"
@@ -404,31 +422,38 @@ def import_hf(hf_dir, out, generator_dir=None):
         return dict(done, reused=True)
 
     n_bytes = sum(a.nbytes for a in arrays.values())
-    check_writable_dir(out, "output directory", min_free_bytes=n_bytes + 2 ** 24)
     model_type = "electra" if electra else "bert"
     hparams = shape_hparams(disc, electra, fractions)
     do_lower_case = _do_lower_case(disc_model.directory)
     if do_lower_case is not None:
         hparams["do_lower_case"] = do_lower_case
-    fs.makedirs(out)
-    atomic_copy(vocab, fs.join(out, "vocab.txt"))
-    for name, content in shape_files(disc, gen, model_type).items():
-        atomic_write_json(fs.join(out, name), content)
-    atomic_write_json(fs.join(out, "pretrain_hparams.json"), hparams)
-    prefix = fs.join(out, CHECKPOINT_NAMES[model_type])
-    checkpoints.write_checkpoint(prefix, arrays)
-    record = {
-        "checkpoint": fs.basename(prefix),
-        "sources": sources,
-        "architectures": [m.architecture for m in models],
-        "weight_files": [fs.basename(m.weight_path) for m in models],
-        "variables": len(arrays),
-        "parameters": int(sum(a.size for a in arrays.values())),
-        "pretrain_hparams": hparams,
-        "continue_pretraining": continue_command(out, hparams),
-    }
-    # Last: an interrupted import has no record, and a rerun redoes it.
-    atomic_write_json(fs.join(out, IMPORT_RECORD), record)
+    # Continued pre-training trains the generator (ELECTRA) or the masked-LM head (BERT):
+    # the import is ready for it only when it holds them.
+    complete = bool(generator_dir) if electra else "cls/predictions/output_bias" in arrays
+    with lock.hold(out, "model dir"):  # one writer; creates out or names what is in the way
+        if check_out_dir(out, sources):  # an identical import finished meanwhile
+            return dict(check_out_dir(out, sources), reused=True)
+        check_writable_dir(out, "output directory", min_free_bytes=n_bytes + 2 ** 24)
+        atomic_copy(vocab, fs.join(out, "vocab.txt"))
+        for name, content in shape_files(disc, gen if complete else None,
+                                         model_type).items():
+            atomic_write_json(fs.join(out, name), content)
+        atomic_write_json(fs.join(out, "pretrain_hparams.json"), hparams)
+        prefix = fs.join(out, CHECKPOINT_NAMES[model_type])
+        checkpoints.write_checkpoint(prefix, arrays)
+        record = {
+            "checkpoint": fs.basename(prefix),
+            "sources": sources,
+            "architectures": [m.architecture for m in models],
+            "weight_files": [fs.basename(m.weight_path) for m in models],
+            "variables": len(arrays),
+            "parameters": int(sum(a.size for a in arrays.values())),
+            "pretrain_hparams": hparams,
+            "continue_pretraining": continue_command(out, hparams, complete),
+        }
+        # Last: it marks a finished import (a rerun with the same sources does nothing). An
+        # interrupted one leaves a dir without it, which a rerun refuses as not empty.
+        atomic_write_json(fs.join(out, IMPORT_RECORD), record)
     return record
 
 
@@ -471,9 +496,16 @@ def main(argv=None):
                 " + ".join(record["architectures"]), " + ".join(record["weight_files"]),
                 fs.join(args.out, record["checkpoint"]), record["variables"],
                 record["parameters"] / 1e6, time.time() - started))
-        print("fine-tune: python run_finetuning.py --data-dir D --model-name M --hparams "
-              "params_<task>.json (D/models/M = %s)" % args.out)
-        print("continue pre-training: %s" % record["continue_pretraining"])
+        print("fine-tune: python run_finetuning.py --data-dir %s --model-name %s --hparams "
+              "params_<task>.json" % data_dir_and_name(args.out))
+        if record["continue_pretraining"]:
+            print("continue pre-training: %s" % record["continue_pretraining"])
+        elif args.generator is None and "Electra" in record["architectures"][0]:
+            print("to continue pre-training, import the pair (a new --out, with --generator "
+                  "HF_GENERATOR_DIR): the generator would otherwise start from random weights")
+        else:
+            print("to continue pre-training, import a model with its masked-LM head "
+                  "(BertForMaskedLM or BertForPreTraining): %s has none" % args.hf_dir)
     return run_cli(job)
 
 

@@ -171,6 +171,14 @@ def test_test_outputs_and_rerun_reuses_the_finished_trial(pretrained):
     # Same settings again: the finished trial is reused, not retrained.
     status, again = finetune(pretrained, hparams)
     assert status == 0 and "resuming from" in again and "step 1/" not in again
+    # Neither another keep_checkpoint_max (it shapes no weight) nor a record written when
+    # it was still fingerprinted (the former default 1) retrains the finished trial.
+    record = pretrained / "models" / "tiny" / "finetuning_models" / "xnli_model_1" / \
+        "trial_hparams.json"
+    recorded = json.loads(record.read_text())
+    record.write_text(json.dumps(dict(recorded, keep_checkpoint_max=1)))
+    status, again = finetune(pretrained, dict(hparams, keep_checkpoint_max=2))
+    assert status == 0 and "resuming from" in again and "step 1/" not in again, again
 
 
 def test_rerun_validates_before_touching_a_finished_trial_and_sees_new_data(pretrained,

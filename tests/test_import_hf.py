@@ -282,7 +282,7 @@ def test_torch_reader_reads_every_tensor_of_both_layouts_exactly():
                 np.testing.assert_array_equal(renamed[name], array, err_msg=(layout, name))
 
 
-def test_bfloat16_and_float16_safetensors_read_as_float32(tmp_path):
+def test_bfloat16_safetensors_read_as_float32_and_float16_as_is(tmp_path):
     values = np.array([[1.5, -2.25], [2.0 ** -7, 3.0 * 2 ** 10]], dtype=np.float32)
     bf16 = (values.view(np.uint32) >> 16).astype(np.uint16)  # exact: 8-bit mantissas
     header = {"a": {"dtype": "BF16", "shape": [2, 2], "data_offsets": [0, 8]},
@@ -295,6 +295,144 @@ def test_bfloat16_and_float16_safetensors_read_as_float32(tmp_path):
     np.testing.assert_array_equal(arrays["a"], values)
     assert arrays["a"].dtype == np.float32
     np.testing.assert_array_equal(arrays["b"], values.astype(np.float16))
+    assert arrays["b"].dtype == np.float16  # the importer casts it to float32 itself
+    # Offsets outside the data, or fewer bytes than the shape needs: named errors.
+    for offsets in ([-8, 16], [8, 24], [0, 4]):
+        bad = dict(header, b=dict(header["b"], data_offsets=offsets))
+        text = json.dumps(bad).encode()
+        path.write_bytes(struct.pack("<Q", len(text)) + text + bf16.tobytes()
+                         + values.astype(np.float16).tobytes())
+        with pytest.raises(InputError) as err:
+            hf_weights.read_safetensors(str(path))
+        assert "tensor b cannot be read" in str(err.value), offsets
+
+
+def torch_zip(tensor_args, numel=4, persistent=None, tmp=None):
+    """A torch zip file made without torch: {"w": _rebuild_tensor_v2(storage, *tensor_args)}
+    over a float32 storage holding 0, 1, ..., numel - 1 (persistent: another persistent id
+    for the storage). Module stand-ins let pickle name torch's globals."""
+    import collections
+    import sys
+    import types
+    torch_module, utils_module = types.ModuleType("torch"), types.ModuleType("torch._utils")
+
+    class FloatStorage(object):
+        pass
+
+    def _rebuild_tensor_v2(*args):
+        pass
+    FloatStorage.__module__, FloatStorage.__qualname__ = "torch", "FloatStorage"
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
+    torch_module.FloatStorage, utils_module._rebuild_tensor_v2 = (FloatStorage,
+                                                                  _rebuild_tensor_v2)
+
+    class Storage(object):
+        pass
+
+    class Tensor(object):
+        def __reduce__(self):
+            return (_rebuild_tensor_v2, (Storage(),) + tuple(tensor_args)
+                    + (False, collections.OrderedDict()))
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, Storage):
+                return persistent or ("storage", FloatStorage, "0", "cpu", numel)
+            return None
+    buffer = io.BytesIO()
+    saved = {k: sys.modules.get(k) for k in ("torch", "torch._utils")}
+    sys.modules.update({"torch": torch_module, "torch._utils": utils_module})
+    try:
+        Pickler(buffer, protocol=2).dump({"w": Tensor()})
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("archive/data.pkl", buffer.getvalue())
+        z.writestr("archive/data/0", np.arange(numel, dtype=np.float32).tobytes())
+    return archive.getvalue()
+
+
+def test_hand_made_torch_file_reads():
+    """The maker of the hostile files below makes readable files when the tensor fits."""
+    arrays = torch_pickle.load_state_dict(torch_zip((1, (2,), (1,))), "w.bin")
+    np.testing.assert_array_equal(arrays["w"], [1.0, 2.0])
+
+
+@pytest.mark.parametrize("tensor_args, problem", [
+    ((3, (8,), (-1,)), "negative"),  # would read before the storage
+    ((0, (1000, 1000), (0, 0)), "does not fit"),  # 4 values made a million
+    ((2, (4,), (1,)), "does not fit"),  # past the end
+])
+def test_tensor_outside_its_storage_is_refused(tensor_args, problem):
+    with pytest.raises(InputError) as err:
+        torch_pickle.load_state_dict(torch_zip(tensor_args), "w.bin")
+    assert problem in str(err.value) and "w.bin" in str(err.value)
+
+
+def test_storage_reference_of_another_kind_is_refused():
+    with pytest.raises(InputError) as err:
+        torch_pickle.load_state_dict(torch_zip((0, (2,), (1,)), persistent=("module", "os")),
+                                     "w.bin")
+    assert "unexpected persistent id" in str(err.value)
+
+
+def test_pickle_setting_a_stand_ins_state_is_refused_and_changes_nothing():
+    """BUILD on the FloatStorage stand-in (to make later files read as int8) is refused,
+    and the next file reads as before."""
+    hostile = (b"\x80\x02ctorch\nFloatStorage\n}X\x05\x00\x00\x00dtypeX\x04\x00\x00\x00"
+               b"int8sb.")
+    with pytest.raises(InputError) as err:
+        torch_pickle.load_state_dict(hostile, "h.bin")
+    assert "sets the state of a _StorageType" in str(err.value)
+    path = FIXTURES / "torch-views" / "zip.bin"
+    arrays = torch_pickle.load_state_dict(path.read_bytes(), str(path))
+    assert arrays["offset"].dtype == np.float32
+    np.testing.assert_array_equal(arrays["offset"][0], np.arange(6, 12, dtype=np.float32))
+
+
+def test_tied_tensor_that_differs_is_refused(tmp_path):
+    gen = copy_fixture(tmp_path, "electra-generator")
+    rewrite_safetensors(gen / "model.safetensors", lambda a: a.update(
+        {"generator_lm_head.weight": a["electra.embeddings.word_embeddings.weight"] + 1}))
+    message = import_error(FIXTURES / "electra-discriminator" / "safetensors",
+                           tmp_path / "o", generator=gen)
+    assert "generator_lm_head.weight differs from electra.embeddings.word_embeddings" \
+        in message
+
+
+def test_index_and_shards_that_disagree_are_refused(tmp_path):
+    hf_dir = copy_fixture(tmp_path, "electra-discriminator", "sharded")
+    index = hf_dir / "model.safetensors.index.json"
+    content = json.loads(index.read_text())
+    content["weight_map"]["electra.encoder.layer.9.output.dense.bias"] = \
+        "model-00001-of-00005.safetensors"
+    index.write_text(json.dumps(content))
+    assert "disagree on 1 tensors (e.g. electra.encoder.layer.9.output.dense.bias)" in \
+        import_error(hf_dir, tmp_path / "o")
+    content["weight_map"]["electra.encoder.layer.9.output.dense.bias"] = "../elsewhere"
+    index.write_text(json.dumps(content))
+    assert "shards are files beside the index" in import_error(hf_dir, tmp_path / "o")
+
+
+def test_h5_listing_a_weight_twice_with_other_values_is_refused(tmp_path):
+    import h5py
+    path = tmp_path / "tf_model.h5"
+    with h5py.File(str(path), "w") as f:
+        f.attrs["layer_names"] = [b"electra", b"head"]
+        for layer, value in (("electra", 1.0), ("head", 2.0)):
+            name = "tf_electra/electra/embeddings/word_embeddings/weight:0"
+            group = f.require_group(layer)
+            group.attrs["weight_names"] = [name.encode()]
+            group[name] = np.full((2, 2), value, np.float32)
+    with pytest.raises(InputError) as err:
+        hf_weights.read_h5(str(path))
+    assert "lists electra.embeddings.word_embeddings.weight twice" in str(err.value)
 
 
 # ----------------------------------------------------------------------------- errors
@@ -363,8 +501,16 @@ def test_out_dir_with_a_trained_model_is_never_replaced(tmp_path):
     out.mkdir()
     (out / "model.ckpt-100.index").write_bytes(b"trained")
     message = import_error(FIXTURES / "electra-discriminator" / "safetensors", out)
-    assert "already holds checkpoints (model.ckpt-100.index)" in message
+    assert "is not empty (checkpoints model.ckpt-100.index)" in message
     assert (out / "model.ckpt-100.index").read_bytes() == b"trained"
+    # A model dir without checkpoints of its own (fine-tuned trials, results) likewise.
+    other = tmp_path / "N"
+    (other / "finetuning_models").mkdir(parents=True)
+    (other / "vocab.txt").write_text("mine")
+    message = import_error(FIXTURES / "electra-discriminator" / "safetensors", other)
+    assert "is not empty (finetuning_models, vocab.txt)" in message
+    assert (other / "vocab.txt").read_text() == "mine"
+    assert sorted(p.name for p in other.iterdir()) == ["finetuning_models", "vocab.txt"]
 
 
 @pytest.mark.parametrize("target", ["dir", "file"])
@@ -402,3 +548,15 @@ def test_the_checkpoint_a_model_dir_starts_from(tmp_path):
     with pytest.raises(InputError) as err:
         checkpoints.starting_checkpoint(str(tmp_path))
     assert "several checkpoints to start from (bert_model.ckpt, electra_small)" in str(err.value)
+
+
+def test_bert_export_of_a_projected_embedding_is_refused(tmp_path, capsys):
+    """HF's BERT has no embedding projection: a BERT-MLM checkpoint with embedding_size !=
+    hidden_size goes out as ElectraForMaskedLM instead."""
+    out = tmp_path / "M"
+    run_import(FIXTURES / "bert-mlm" / "safetensors", out)
+    config = json.loads((out / "discriminator.json").read_text())
+    (out / "discriminator.json").write_text(json.dumps(dict(config, embedding_size=16)))
+    assert export_hf.main([str(out), str(tmp_path / "hf"), "--component", "bert"]) == 2
+    assert "HF's BERT has no embedding projection" in capsys.readouterr().err
+    assert not (tmp_path / "hf").exists()

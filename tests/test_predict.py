@@ -338,3 +338,21 @@ def test_decoding_maps_tags_and_spans_back_to_character_offsets(trained):
         {"context": context, "question": "去了哪里？"}, ensure_ascii=False).encode("utf-8")))
     output, = predict.predict(model, stub_runner(model, "北", "京"), inputs, batch_size=4)
     assert (output["answer"], output["start"], output["end"]) == ("北京", 60, 62)
+
+
+def test_qa_model_whose_head_followed_another_activation_is_refused(trained, tmp_path):
+    """A QA model from before the head's activation was fixed to the exact GELU: with
+    hidden_act "gelu" its head was that already (it loads); with another it is refused."""
+    legacy = tmp_path / "cmrc2018_model_1"
+    shutil.copytree(trial_dir(trained, "cmrc2018"), legacy)
+    info = json.loads((legacy / "model_info.json").read_text(encoding="utf-8"))
+    assert info["qa_head_activation"] == "gelu"
+    del info["qa_head_activation"]
+    (legacy / "model_info.json").write_text(json.dumps(info), encoding="utf-8")
+    assert load_model(str(legacy)).task.name == "cmrc2018"
+    info["bert_config"]["hidden_act"] = "gelu_new"
+    (legacy / "model_info.json").write_text(json.dumps(info), encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        load_model(str(legacy))
+    assert "QA head using hidden_act 'gelu_new'" in str(err.value)
+    assert "fine-tune it again" in str(err.value)

@@ -75,6 +75,8 @@ def read_safetensors(path):
     try:
         (header_len,) = struct.unpack("<Q", data[:8])
         header = json.loads(data[8:8 + header_len].decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
     except (struct.error, ValueError, UnicodeDecodeError) as err:
         raise InputError("%s is not a safetensors file (%s)" % (path, err))
     body = memoryview(data)[8 + header_len:]
@@ -82,22 +84,30 @@ def read_safetensors(path):
     for name, entry in header.items():
         if name == "__metadata__":
             continue
-        dtype = _SAFETENSORS_DTYPES.get(entry.get("dtype"))
-        if dtype is None:
-            raise InputError("%s: tensor %s has dtype %s, which is not read here (%s)"
-                             % (path, name, entry.get("dtype"),
-                                ", ".join(_SAFETENSORS_DTYPES)))
-        start, end = entry["data_offsets"]
-        shape = tuple(entry["shape"])
-        array = np.frombuffer(body[start:end], dtype=dtype)
-        if array.size != int(np.prod(shape)) or end > len(body):
-            raise InputError("%s: tensor %s has %d values for shape %s: the file is "
-                             "truncated or damaged" % (path, name, array.size, list(shape)))
-        array = array.reshape(shape)
-        if entry["dtype"] == "BF16":
-            array = (array.astype(np.uint32) << 16).view(np.float32)
-        arrays[name] = np.array(array)  # a copy: writable, not a view of the file's bytes
+        try:
+            arrays[name] = _safetensors_tensor(body, entry)
+        except (ValueError, TypeError, KeyError) as err:
+            raise InputError("%s: tensor %s cannot be read (%s): the file is truncated or "
+                             "damaged" % (path, name, err))
     return arrays
+
+
+def _safetensors_tensor(body, entry):
+    dtype = _SAFETENSORS_DTYPES.get(entry["dtype"])
+    if dtype is None:
+        raise ValueError("dtype %s is not one of %s" % (entry["dtype"],
+                                                         ", ".join(_SAFETENSORS_DTYPES)))
+    start, end = (int(x) for x in entry["data_offsets"])
+    shape = tuple(int(n) for n in entry["shape"])
+    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    if not 0 <= start <= end <= len(body) or end - start != nbytes or min(shape,
+                                                                          default=0) < 0:
+        raise ValueError("bytes %d-%d of %d for shape %s" % (start, end, len(body),
+                                                             list(shape)))
+    array = np.frombuffer(body[start:end], dtype=dtype).reshape(shape)
+    if entry["dtype"] == "BF16":
+        return torch_pickle.bfloat16_bits_to_float32(array)
+    return np.array(array)  # a copy: writable, not a view of the file's bytes
 
 
 # ----------------------------------------------------------------------------- tf_model.h5
@@ -127,22 +137,32 @@ def read_h5(path):
         handle = h5py.File(data if data is not None else path, "r")
     except OSError as err:
         raise InputError("%s is not an HDF5 file (%s)" % (path, err))
-    arrays = {}
     with handle:
         if "layer_names" not in handle.attrs:
             raise InputError("%s has no Keras layer_names: not a tf_model.h5 written by "
                              "transformers" % path)
-        for layer in handle.attrs["layer_names"]:
-            group = handle[_text(layer)]
-            for weight in group.attrs.get("weight_names", []):
-                weight = _text(weight)
-                name, kernel = _h5_to_torch_name(weight)
-                array = np.array(group[weight])
-                if kernel:
-                    array = np.ascontiguousarray(array.T)
-                if name in arrays and not np.array_equal(arrays[name], array):
-                    raise InputError("%s lists %s twice with different values" % (path, name))
-                arrays[name] = array  # tied weights are listed under each layer using them
+        try:
+            return _h5_arrays(handle, path)
+        except InputError:
+            raise
+        except Exception as err:  # h5py's errors for a damaged file are of many types
+            raise InputError("%s cannot be read (%s: %s): the file is truncated or damaged"
+                             % (path, type(err).__name__, err))
+
+
+def _h5_arrays(handle, path):
+    arrays = {}
+    for layer in handle.attrs["layer_names"]:
+        group = handle[_text(layer)]
+        for weight in group.attrs.get("weight_names", []):
+            weight = _text(weight)
+            name, kernel = _h5_to_torch_name(weight)
+            array = np.array(group[weight])
+            if kernel:
+                array = np.ascontiguousarray(array.T)
+            if name in arrays and not np.array_equal(arrays[name], array):
+                raise InputError("%s lists %s twice with different values" % (path, name))
+            arrays[name] = array  # tied weights are listed under each layer using them
     return arrays
 
 
@@ -165,15 +185,21 @@ def _read_one(path):
 
 
 def _read_index(path):
-    """The shards an index.json's weight_map names, each read once, merged."""
+    """The shards an index.json's weight_map names (files beside it), each read once,
+    merged."""
     try:
         weight_map = json.loads(fs.read_text(path))["weight_map"]
+        if not isinstance(weight_map, dict):
+            raise ValueError("weight_map is not an object")
     except (ValueError, KeyError, TypeError) as err:
         raise InputError("%s is not a weight index (a JSON object with weight_map): %s"
                          % (path, err))
     arrays = {}
     directory = fs.dirname(path)
-    for shard in sorted(set(weight_map.values())):
+    for shard in sorted(set(map(str, weight_map.values()))):
+        if "/" in shard or "\\" in shard or shard in (".", ".."):
+            raise InputError("%s names the shard %r: shards are files beside the index"
+                             % (path, shard))
         shard_path = fs.join(directory, shard)
         if not fs.exists(shard_path):
             raise InputError("%s names the shard %s, which is missing" % (path, shard_path))

@@ -38,7 +38,25 @@ STORAGE_DTYPES = {
 }
 
 
-class _StorageType(object):
+def bfloat16_bits_to_float32(bits):
+    """float32 array of bfloat16 values given as their uint16 bits (a bfloat16 is the high
+    half of a float32's bits: exact)."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+class _StandIn(object):
+    """What the unpickler hands out. Pickle's BUILD (state set on an object after its
+    creation) is refused: a file could otherwise change a stand-in, e.g. a storage type's
+    dtype for the files read after it."""
+    __slots__ = ()
+
+    def __setstate__(self, state):
+        raise ValueError("the pickle sets the state of a %s" % type(self).__name__)
+
+
+class _StorageType(_StandIn):
+    __slots__ = ("name", "dtype")
+
     def __init__(self, name):
         self.name = name
         self.dtype = STORAGE_DTYPES[name]
@@ -48,8 +66,9 @@ class _StorageType(object):
         return np.dtype(np.uint16 if self.dtype == "bfloat16" else self.dtype)
 
 
-class _Storage(object):
+class _Storage(_StandIn):
     """A storage's raw bytes, read on first use (read_bytes: key -> bytes)."""
+    __slots__ = ("storage_type", "key", "_read_bytes", "_array")
 
     def __init__(self, storage_type, key, read_bytes):
         self.storage_type = storage_type
@@ -64,41 +83,58 @@ class _Storage(object):
         return self._array
 
 
-def _as_float32_if_bfloat16(array, storage_type):
-    if storage_type.dtype == "bfloat16":  # the high half of a float32's bits
-        return (array.astype(np.uint32) << 16).view(np.float32)
-    return array
-
-
-class _Tensor(object):
+class _Tensor(_StandIn):
     """A tensor as the pickle describes it; its values are read by array() once every
     storage's bytes are at hand (a legacy file stores them after the pickle)."""
+    __slots__ = ("storage", "offset", "size", "stride")
 
     def __init__(self, storage, storage_offset, size, stride):
+        if not isinstance(storage, _Storage):
+            raise ValueError("a tensor rebuilt from a %s, not a storage"
+                             % type(storage).__name__)
         self.storage = storage
         self.offset = int(storage_offset)
         self.size = tuple(int(n) for n in size)
         self.stride = tuple(int(s) for s in stride)
+        if len(self.size) != len(self.stride) or min(self.size + self.stride + (
+                self.offset,), default=0) < 0:
+            raise ValueError("a tensor of size %s, stride %s at offset %d (torch writes "
+                             "none with a negative or mismatched one)"
+                             % (list(self.size), list(self.stride), self.offset))
 
     def array(self):
-        """A copy of the strided view of the storage."""
+        """A copy of the strided view of the storage: every element inside it, and no
+        more elements than it holds (a state dict has no broadcast views)."""
         base = self.storage.array()
-        if 0 in self.size:
+        count = int(np.prod(self.size, dtype=np.int64)) if self.size else 1
+        if count == 0:
             return np.zeros(self.size, dtype=base.dtype)
         last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
-        if self.offset < 0 or last >= base.size:
-            raise ValueError("a tensor of size %s at offset %d runs past its storage of %d "
-                             "elements" % (list(self.size), self.offset, base.size))
+        if last >= base.size or count > base.size:
+            raise ValueError("a tensor of size %s, stride %s at offset %d does not fit its "
+                             "storage of %d elements" % (list(self.size), list(self.stride),
+                                                         self.offset, base.size))
         view = np.lib.stride_tricks.as_strided(
             base[self.offset:], shape=self.size,
             strides=tuple(s * base.itemsize for s in self.stride), writeable=False)
-        return _as_float32_if_bfloat16(np.array(view), self.storage.storage_type)
+        if self.storage.storage_type.dtype == "bfloat16":
+            return bfloat16_bits_to_float32(view)
+        return np.array(view)
+
+
+class _Function(_StandIn):
+    """An allowed global function, a new object for every reference the pickle makes."""
+    __slots__ = ("function",)
+
+    def __init__(self, function):
+        self.function = function
+
+    def __call__(self, *args):
+        return self.function(*args)
 
 
 def _rebuild_tensor(storage, storage_offset, size, stride, *unused):
     """torch._utils._rebuild_tensor(_v2)."""
-    if not isinstance(storage, _Storage):
-        raise ValueError("a tensor rebuilt from %s, not a storage" % type(storage).__name__)
     return _Tensor(storage, storage_offset, size, stride)
 
 
@@ -106,14 +142,16 @@ def _rebuild_parameter(data, requires_grad, backward_hooks, *unused):
     return data
 
 
-# The only globals a state dict needs, each to a stand-in that builds data and nothing else.
+# The only globals a state dict needs, each to a stand-in of ours that builds data and
+# nothing else, made anew for each reference.
 _ALLOWED = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("collections", "OrderedDict"): lambda: collections.OrderedDict,  # a type: immutable
+    ("torch._utils", "_rebuild_tensor"): lambda: _Function(_rebuild_tensor),
+    ("torch._utils", "_rebuild_tensor_v2"): lambda: _Function(_rebuild_tensor),
+    ("torch._utils", "_rebuild_parameter"): lambda: _Function(_rebuild_parameter),
 }
-_ALLOWED.update({("torch", name): _StorageType(name) for name in STORAGE_DTYPES})
+_ALLOWED.update({("torch", name): (lambda name=name: _StorageType(name))
+                 for name in STORAGE_DTYPES})
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -123,15 +161,15 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self._persistent_load = persistent_load
 
     def find_class(self, module, name):
-        allowed = _ALLOWED.get((module, name))
-        if allowed is None:
+        make = _ALLOWED.get((module, name))
+        if make is None:
             raise InputError(
                 "%s names the Python global %s.%s, which a weights file has no need of: "
                 "refused, nothing of the file was run (only tensors, storages and "
                 "OrderedDict are read). If you trust the file, convert it to "
                 "model.safetensors with transformers (save_pretrained) and import that"
                 % (self._path, module, name))
-        return allowed
+        return make()
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and pid and pid[0] == "storage"
@@ -217,8 +255,7 @@ def load_state_dict(data, path):
             state = _legacy_state(data, path)
     except InputError:
         raise
-    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError,
-            TypeError, KeyError, struct.error) as err:
+    except Exception as err:  # whatever a damaged or hostile pickle provokes
         raise InputError("%s is not a readable torch state dict (%s: %s)"
                          % (path, type(err).__name__, err))
     if isinstance(state, dict) and "state_dict" in state and isinstance(
@@ -234,7 +271,7 @@ def load_state_dict(data, path):
                              % (path, name, type(value).__name__))
         try:
             arrays[str(name)] = value.array()
-        except (ValueError, KeyError) as err:
+        except Exception as err:  # a storage too short, a shape too large, ...
             raise InputError("%s: tensor %s cannot be read (%s): the file is damaged"
                              % (path, name, err))
     return arrays
