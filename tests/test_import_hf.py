@@ -87,26 +87,23 @@ def bert_outputs(out_dir, with_mlm):
 
 # ----------------------------------------------------------------------------- agreement
 
-@pytest.mark.parametrize("fmt", ELECTRA_FORMATS)
-def test_discriminator_logits_equal_transformers(fmt, tmp_path):
+@pytest.mark.parametrize("component, fmt",
+                         [("discriminator", f) for f in ELECTRA_FORMATS]
+                         + [("generator", f) for f in GENERATOR_FORMATS])
+def test_electra_logits_equal_transformers(component, fmt, tmp_path):
+    """The discriminator in each layout; the generator in each layout, beside the
+    discriminator's safetensors."""
     out = tmp_path / "D" / "models" / "M"
-    run_import(FIXTURES / "electra-discriminator" / fmt, out)
-    ours, _ = tf_logits(str(out / "electra_model"), out, "discriminator", golden_inputs())
-    diff = max_diff(ours, GOLDEN["disc_logits"])
-    print("electra discriminator %-13s max |logit - transformers'| %.2e (logits to %.2f)"
-          % (fmt, diff, np.abs(ours).max()))
-    assert diff < TOLERANCE
-
-
-@pytest.mark.parametrize("fmt", GENERATOR_FORMATS)
-def test_generator_logits_equal_transformers(fmt, tmp_path):
-    out = tmp_path / "M"
-    run_import(FIXTURES / "electra-discriminator" / "safetensors", out,
-               generator=FIXTURES / "electra-generator" / fmt)
-    ours, _ = tf_logits(str(out / "electra_model"), out, "generator", golden_inputs())
-    diff = max_diff(ours, GOLDEN["gen_logits"])
-    print("electra generator     %-13s max |logit - transformers'| %.2e (logits to %.2f)"
-          % (fmt, diff, np.abs(ours).max()))
+    if component == "discriminator":
+        run_import(FIXTURES / "electra-discriminator" / fmt, out)
+    else:
+        run_import(FIXTURES / "electra-discriminator" / "safetensors", out,
+                   generator=FIXTURES / "electra-generator" / fmt)
+    ours, _ = tf_logits(str(out / "electra_model"), out, component, golden_inputs())
+    golden = GOLDEN["disc_logits" if component == "discriminator" else "gen_logits"]
+    diff = max_diff(ours, golden)
+    print("electra %-13s %-13s max |logit - transformers'| %.2e (logits to %.2f)"
+          % (component, fmt, diff, np.abs(ours).max()))
     assert diff < TOLERANCE
 
 
@@ -145,26 +142,28 @@ def test_bert_for_pretraining_keeps_pooler_and_next_sentence_head(tmp_path):
 
 # ----------------------------------------------------------------------------- round trip
 
+def export_gives_back(model_dir, exported, component, source):
+    """export_hf's --component of model_dir holds every tensor of the HF dir source, bit
+    for bit, under the same names; returns its config.json."""
+    with redirect_stdout(io.StringIO()):
+        assert export_hf.main([str(model_dir), str(exported), "--component", component]) in (
+            0, None)
+    original = hf_weights.read_safetensors(str(source / "model.safetensors"))
+    back = hf_weights.read_safetensors(str(exported / "model.safetensors"))
+    assert sorted(back) == sorted(original)
+    for name, array in original.items():
+        np.testing.assert_array_equal(back[name], array, err_msg=name)
+    return json.loads((exported / "config.json").read_text())
+
+
 def test_export_of_the_import_gives_back_transformers_tensors(tmp_path):
-    """import(x) then export_hf: every tensor of x, bit for bit, under the same names."""
     out = tmp_path / "M"
     run_import(FIXTURES / "electra-discriminator" / "safetensors", out,
                generator=FIXTURES / "electra-generator" / "safetensors")
-    for component, source in (("discriminator", "electra-discriminator"),
-                              ("generator", "electra-generator")):
-        exported = tmp_path / component
-        with redirect_stdout(io.StringIO()):
-            assert export_hf.main([str(out), str(exported), "--component", component]) in (
-                0, None)
-        original = hf_weights.read_safetensors(str(FIXTURES / source / "safetensors" /
-                                                   "model.safetensors"))
-        back = hf_weights.read_safetensors(str(exported / "model.safetensors"))
-        assert sorted(back) == sorted(original)
-        for name, array in original.items():
-            np.testing.assert_array_equal(back[name], array, err_msg=name)
-        config = json.loads((exported / "config.json").read_text())
-        source_config = json.loads((FIXTURES / source / "safetensors" /
-                                    "config.json").read_text())
+    for component in ("discriminator", "generator"):
+        source = FIXTURES / ("electra-" + component) / "safetensors"
+        config = export_gives_back(out, tmp_path / component, component, source)
+        source_config = json.loads((source / "config.json").read_text())
         for key in ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers",
                     "num_attention_heads", "intermediate_size", "hidden_act"):
             assert config[key] == source_config[key], key
@@ -174,17 +173,9 @@ def test_export_of_the_import_gives_back_transformers_tensors(tmp_path):
                                                 ("bert-pretraining", "BertForPreTraining")])
 def test_bert_export_of_the_import_gives_back_transformers_tensors(kind, architecture,
                                                                    tmp_path):
-    out, exported = tmp_path / "M", tmp_path / "hf"
+    out = tmp_path / "M"
     run_import(FIXTURES / kind / "safetensors", out)
-    with redirect_stdout(io.StringIO()):
-        assert export_hf.main([str(out), str(exported), "--component", "bert"]) in (0, None)
-    original = hf_weights.read_safetensors(str(FIXTURES / kind / "safetensors" /
-                                               "model.safetensors"))
-    back = hf_weights.read_safetensors(str(exported / "model.safetensors"))
-    assert sorted(back) == sorted(original)
-    for name, array in original.items():
-        np.testing.assert_array_equal(back[name], array, err_msg=name)
-    config = json.loads((exported / "config.json").read_text())
+    config = export_gives_back(out, tmp_path / "hf", "bert", FIXTURES / kind / "safetensors")
     assert (config["architectures"], config["model_type"]) == ([architecture], "bert")
 
 
