@@ -77,6 +77,8 @@ class FinetuningConfig(object):
                                      # (official; clipped at global norm 1.0); "mean": their mean
                                      # (not official, see docs/differences-from-official.md)
         self.save_checkpoints_steps = 1000000  # checkpoint interval (and at the end)
+        self.save_checkpoints_secs = 600  # also a checkpoint once this many seconds have
+                                          # passed (a SIGKILL loses minutes); 0: steps only
         self.keep_checkpoint_max = 5  # newest checkpoints kept per trial (official: RunConfig's 5)
         self.save_graph_def = True  # also write graph.pbtxt and a .meta per checkpoint (the
                                     # Estimator's files; TensorBoard reads the graph from the
@@ -257,6 +259,9 @@ class FinetuningConfig(object):
         need(self.num_train_epochs > 0, "num_train_epochs must be > 0")
         need(isinstance(self.save_checkpoints_steps, int) and self.save_checkpoints_steps > 0,
              "save_checkpoints_steps must be an integer > 0")
+        need(isinstance(self.save_checkpoints_secs, (int, float))
+             and self.save_checkpoints_secs >= 0,
+             "save_checkpoints_secs must be a number of seconds >= 0 (0: by steps only)")
         need(isinstance(self.log_every_steps, int) and self.log_every_steps > 0,
              "log_every_steps must be an integer > 0")
         check_accumulation(self, "fine-tuning hparams")

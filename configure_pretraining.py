@@ -72,6 +72,8 @@ class PretrainingConfig(object):
         # training loop
         self.iterations_per_loop = 200  # TPU steps per host loop (TPU only)
         self.save_checkpoints_steps = 1000  # write a checkpoint every this many steps
+        self.save_checkpoints_secs = 0  # also one once this many seconds have passed
+                                        # (each evaluated with eval_each_checkpoint); 0: off
         self.keep_checkpoint_max = 5  # newest checkpoints kept; 0 keeps all
         self.save_graph_def = True  # also write graph.pbtxt and a .meta per checkpoint (the
                                     # Estimator's files; TensorBoard reads the graph from the
@@ -203,6 +205,9 @@ class PretrainingConfig(object):
         need(self.train_batch_size > 0 and self.eval_batch_size > 0, "batch sizes must be > 0")
         need(self.num_train_steps > 0, "num_train_steps must be > 0")
         need(self.save_checkpoints_steps > 0, "save_checkpoints_steps must be > 0")
+        need(isinstance(self.save_checkpoints_secs, (int, float))
+             and self.save_checkpoints_secs >= 0,
+             "save_checkpoints_secs must be a number of seconds >= 0 (0: off)")
         need(self.log_every_steps > 0, "log_every_steps must be > 0")
         need(self.learning_rate > 0, "learning_rate must be > 0")
         need(self.num_warmup_steps >= 0, "num_warmup_steps must be >= 0")

@@ -159,48 +159,90 @@ EVAL_ONLY_HPARAMS = frozenset([
     "write_distill_outputs", "beam_size", "qa_na_threshold", "model_dir", "results_txt",
     "results_pkl", "qa_preds_file", "qa_eval_file", "qa_na_file", "test_predictions",
     "save_graph_def", "keep_checkpoint_max"])
+# ... nor do where things are (a data dir moved, or spelt ./D instead of D: the data and
+# the starting checkpoint count by their content, train_data and init_checkpoint below),
+# how often checkpoints are saved, or which machine trains.
+PLACE_AND_CADENCE_HPARAMS = frozenset([
+    "data_dir", "model_name", "vocab_file", "spm_model_file", "raw_data_dir",
+    "preprocessed_data_dir", "pretrained_model_dir", "results_dir", "init_checkpoint",
+    "save_checkpoints_steps", "save_checkpoints_secs", "iterations_per_loop", "gcp_project",
+    "tpu_name", "tpu_zone", "tpu_job_name"])
+TRIAL_RECORD_VERSION = 2  # records without it (earlier versions) held paths: see below
 
 
-def prepare_trial_dir(config, model_dir, fingerprint):
-    """Resumes a trial interrupted with the same settings; starts over if they changed.
+def prepare_trial_dir(config, model_dir, fingerprint, legacy_fingerprint):
+    """Resumes a trial interrupted with the same settings; trains it again if they changed,
+    keeping the earlier model (moved aside, never deleted).
 
     The official code always wiped the directory, so a killed run lost its progress; we
-    keep it unless the settings that shape training differ from the ones recorded.
+    keep it unless what shapes the weights (trial_fingerprint) differs from the record.
+    legacy_fingerprint: the fingerprint as earlier versions wrote it (paths included),
+    compared with a record of theirs, so that upgrading retrains nothing.
     """
     record = fs.join(model_dir, "trial_hparams.json")
     if fs.isdir(model_dir):
-        previous = None
-        if fs.exists(record):
-            # Compared without the keys that do not shape the weights, which a record
-            # written by an earlier version may still hold.
-            previous = {k: v for k, v in json.loads(fs.read_text(record)).items()
-                        if k not in EVAL_ONLY_HPARAMS}
-        if previous == fingerprint and tf.train.latest_checkpoint(model_dir):
-            print("resuming from %s" % tf.train.latest_checkpoint(model_dir), flush=True)
+        previous = json.loads(fs.read_text(record)) if fs.exists(record) else None
+        # Compared without the keys that do not shape the weights, which a record
+        # written by an earlier version may still hold.
+        if previous is not None and previous.get("record_version") != TRIAL_RECORD_VERSION:
+            ignored, expected = EVAL_ONLY_HPARAMS | {"save_checkpoints_secs"}, \
+                legacy_fingerprint
+        else:
+            ignored = EVAL_ONLY_HPARAMS | PLACE_AND_CADENCE_HPARAMS - {"init_checkpoint"}
+            expected = dict(fingerprint, record_version=TRIAL_RECORD_VERSION)
+        if previous is not None:
+            previous = {k: v for k, v in previous.items() if k not in ignored}
+        latest = checkpoints.latest_checkpoint(model_dir)
+        if previous == expected:
+            if latest:
+                print("resuming from %s" % latest, flush=True)
+            else:
+                print("%s: the earlier run stopped before its first checkpoint: training "
+                      "from the start" % model_dir, flush=True)
+            atomic_write_json(record, dict(fingerprint, record_version=TRIAL_RECORD_VERSION))
             return
-        changed = sorted(k for k in set(previous or {}) | set(fingerprint)
-                         if (previous or {}).get(k) != fingerprint.get(k))
-        print("settings changed since %s was written (%s): training it again; the earlier "
-              "run's results stay in %s" % (model_dir, ", ".join(changed) or "no checkpoint",
-                                            config.results_dir), flush=True)
-        fs.rmtree(model_dir)
+        changed = sorted(k for k in set(previous or {}) | set(expected)
+                         if (previous or {}).get(k) != expected.get(k))
+        if latest:  # a trained model: moved aside, never deleted
+            kept = "%s_superseded_%s" % (model_dir, time.strftime("%Y%m%d-%H%M%S",
+                                                                  time.gmtime()))
+            fs.rename(model_dir, kept)
+            print("settings changed since %s was trained (%s): training it again; the "
+                  "earlier model is kept in %s (delete it when no longer needed) and its "
+                  "results in %s" % (model_dir, ", ".join(changed), kept, config.results_dir),
+                  flush=True)
+        else:  # nothing trained in it yet
+            fs.rmtree(model_dir)
     fs.makedirs(model_dir)
-    atomic_write_json(record, fingerprint)
+    atomic_write_json(record, dict(fingerprint, record_version=TRIAL_RECORD_VERSION))
 
 
-def trial_fingerprint(config, tasks, trial, init_checkpoint, train_set):
-    """What shapes a trial's weights: the hparams, the tasks, the starting checkpoint and
-    the training data (train_set.key changes with any training file)."""
-    hparams = {k: v for k, v in config.to_dict().items() if k not in EVAL_ONLY_HPARAMS}
+def trial_fingerprint(config, tasks, trial, init_identity, train_key):
+    """What shapes a trial's weights: the hparams that change training, the tasks, the
+    starting checkpoint's content (init_identity: checkpoints.identity) and the training
+    data's (train_key: any training file's content, the vocab's, the featurisation)."""
+    hparams = {k: v for k, v in config.to_dict().items()
+               if k not in EVAL_ONLY_HPARAMS | PLACE_AND_CADENCE_HPARAMS}
+    return json.loads(json.dumps(dict(hparams, task=run_name(tasks), trial=trial,
+                                      init_checkpoint=init_identity, train_data=train_key),
+                                 default=str))
+
+
+def legacy_trial_fingerprint(config, tasks, trial, init_checkpoint, train_set):
+    """trial_fingerprint as earlier versions wrote it: every hparam but the eval-only
+    ones, the starting checkpoint's path, the training set's key with the vocab's path."""
+    hparams = {k: v for k, v in config.to_dict().items()
+               if k not in EVAL_ONLY_HPARAMS | {"save_checkpoints_secs"}}
     return json.loads(json.dumps(dict(hparams, task=run_name(tasks), trial=trial,
                                       init_checkpoint=init_checkpoint,
-                                      train_data=train_set and train_set.key),
+                                      train_data=train_set and train_set.legacy_key),
                                  default=str))
 
 
 # The featurised training set of a run: its tfrecord, record count (padding included) and
 # the key of the inputs it was made from (preprocessing.training_tfrecord).
-TrainingSet = collections.namedtuple("TrainingSet", ["path", "num_records", "key"])
+TrainingSet = collections.namedtuple("TrainingSet", ["path", "num_records", "key",
+                                                     "legacy_key"])
 
 
 def run_name(tasks):
@@ -220,8 +262,11 @@ def eval_splits(config, trial=1):
 def prepare_trial(config, tasks, bert_config, init_checkpoint, trial, train_set):
     """The trial dir, ready to train in (resumed or emptied) and self-describing."""
     model_dir = config.trial_model_dir(run_name(tasks), trial)
-    prepare_trial_dir(config, model_dir, trial_fingerprint(config, tasks, trial,
-                                                           init_checkpoint, train_set))
+    prepare_trial_dir(config, model_dir,
+                      trial_fingerprint(config, tasks, trial, init_identity(init_checkpoint),
+                                        train_set and train_set.key),
+                      legacy_trial_fingerprint(config, tasks, trial, init_checkpoint,
+                                               train_set))
     # Label lists, featurisation settings, model shape and vocab: what export_savedmodel.py
     # and predict.py need, so the trial dir works without D/.
     model_info.write_trial_info(model_dir, config, tasks, bert_config)
@@ -232,7 +277,13 @@ def build_training_set(config, tasks):
     before any trial dir is touched: a bad training row stops the run with finished
     trials intact."""
     return TrainingSet(*preprocessing.training_tfrecord(
-        tasks, config, lambda task, features: log_features(config, task, "train", features)))
+        tasks, config, lambda task, features: log_features(config, task, "train", features)),
+        legacy_key=preprocessing.training_set_key(tasks, config, with_vocab_path=True))
+
+
+def init_identity(init_checkpoint):
+    """The starting checkpoint as the fingerprint knows it: its content, not its path."""
+    return checkpoints.identity(init_checkpoint) if init_checkpoint else None
 
 
 def train_trial(config, tasks, bert_config, init_checkpoint, trial, strategy, train_set):
@@ -254,8 +305,14 @@ def train_trial(config, tasks, bert_config, init_checkpoint, trial, strategy, tr
           flush=True)
     model_fn = model_fn_builder(config, tasks, bert_config, init_checkpoint, num_train_steps)
     trainer = build_trainer(config, model_fn, model_dir, seed, strategy)
+    # A resumed trial goes on in the shuffled stream where it stopped (not in the TPU
+    # graph, whose hosts feed the TPUEstimator: there it starts the stream again).
+    latest = checkpoints.latest_checkpoint(model_dir)
+    done = checkpoints.global_step(latest) if latest and not tpu.tpu_graph(config) else 0
     input_fn = preprocessing.get_input_fn(train_set.path, preprocessing.training_specs(tasks),
-                                          True, distribute.micro_batch_size(config), seed=seed)
+                                          True, distribute.micro_batch_size(config), seed=seed,
+                                          skip_steps=done,
+                                          runs_per_step=config.gradient_accumulation_steps)
     with tfrecords.name_damaged_file([train_set.path], DAMAGED_CACHE_REMEDY):
         trainer.train(input_fn=input_fn, max_steps=num_train_steps)
 
@@ -275,7 +332,7 @@ def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None,
             print("%s trial %d: the chief predicts %s with the final checkpoint"
                   % (run_name(tasks), trial, " and ".join(splits)), flush=True)
         return None
-    if not tf.train.latest_checkpoint(model_dir):
+    if not checkpoints.latest_checkpoint(model_dir):
         raise InputError("no fine-tuned checkpoint in %s to evaluate: set \"do_train\": true"
                          % model_dir)
     records = {}
@@ -299,7 +356,7 @@ def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None,
 def write_eval_summary(model_dir, task, split, results):
     """A split's metrics as TensorBoard scalars (<trial dir>/eval_<split>/, tags
     <task>/<metric>) at the scored checkpoint's step, beside the training curves."""
-    step = checkpoints.global_step(tf.train.latest_checkpoint(model_dir))
+    step = checkpoints.global_step(checkpoints.latest_checkpoint(model_dir))
     training_loop.write_scalars(fs.join(model_dir, "eval_" + split), {
         "%s/%s" % (task.name, key): value for key, value in results.items()}, step)
 
@@ -311,7 +368,8 @@ def run_trials(config, tasks, bert_config, init_checkpoint, strategy=None, chief
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     # What the trained models depend on: a rerun with the same replaces its results.
     settings = hashlib.sha1(json.dumps(trial_fingerprint(
-        config, tasks, 0, init_checkpoint, train_set), sort_keys=True).encode()).hexdigest()
+        config, tasks, 0, init_identity(init_checkpoint), train_set and train_set.key),
+        sort_keys=True).encode()).hexdigest()
     trials = {task.name: [] for task in tasks}
     for trial in range(1, config.num_trials + 1):
         records = run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy,

@@ -340,8 +340,7 @@ def train_and_eval_in_model_dir(config, special_ids, train_files, eval_files, ch
     if config.distribution == "mirrored" and config.do_eval:
         batches["eval_batch_size"] = config.eval_batch_size
     strategy = distribute.build_checked_strategy(config, batches)
-    latest = tf.train.latest_checkpoint(config.model_dir) if fs.isdir(config.model_dir) \
-        else None
+    latest = checkpoints.latest_checkpoint(config.model_dir)
     if latest:
         check_checkpoint_vocab(latest, config.vocab_size, "checkpoint")
     # A first run starts from init_checkpoint, else from the weights an import (or an

@@ -54,7 +54,8 @@ _EARLIER_DEFAULTS = {"joint_prediction": False}
 # Keys of trial_hparams.json that are not FinetuningConfig arguments: derived paths and
 # the fingerprint's own additions.
 _NOT_ARGUMENTS = ("pretrained_model_dir", "results_dir", "preprocessed_data_dir", "task",
-                  "trial", "init_checkpoint", "train_data", "inherited_shape")
+                  "trial", "init_checkpoint", "train_data", "inherited_shape",
+                  "record_version")
 
 
 def describe(config, task, bert_config):

@@ -47,16 +47,18 @@ def write_tfrecord(path, features, specs):
     atomic_write(path, write)
 
 
-def cache_key(task, split, config):
+def cache_key(task, split, config, with_vocab_path=False):
     """Identifies what a cached tfrecord was made from: the settings that shape features,
     the task's featurisation version and the content (name, size, SHA-256) of every file
-    in the task's data directory."""
+    in the task's data directory and of the vocab -- content only, so a data dir moved or
+    spelt another way keeps its caches and trials. with_vocab_path: the key as it was
+    before, when it held the vocab's absolute path too (trial records written then are
+    compared with it: run_finetuning.py)."""
     files = [[name] + _file_state(fs.join(task.data_dir(), name))
              for name in sorted(fs.listdir(task.data_dir()))
              if not fs.isdir(fs.join(task.data_dir(), name))]
     settings = {
         "task": task.name, "split": split, "files": files,
-        "vocab": fs.abspath(config.spm_model_file or config.vocab_file),
         "vocab_file": _file_state(config.spm_model_file or config.vocab_file),
         "lower": config.do_lower_case, "strip_accents": config.strip_accents,
         "max_seq_length": config.max_seq_length,
@@ -69,6 +71,8 @@ def cache_key(task, split, config):
     version = getattr(task, "featurization_version", None)
     if version is not None:
         settings["featurization_version"] = version
+    if with_vocab_path:
+        settings["vocab"] = fs.abspath(config.spm_model_file or config.vocab_file)
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
@@ -117,19 +121,26 @@ def training_specs(tasks):
     return list(specs.values())
 
 
+def training_set_key(tasks, config, with_vocab_path=False):
+    """The key of the training set of tasks: its tasks' cache keys, the shuffle's seed and
+    the batch it is padded to."""
+    keys = [cache_key(task, "train", config, with_vocab_path) for task in tasks]
+    return hashlib.sha1(json.dumps([keys, config.seed, config.train_batch_size])
+                        .encode()).hexdigest()
+
+
 def training_tfrecord(tasks, config, log_features=None):
     """(path, number of records with the padding, key) of the training set of tasks,
     written unless a cached one made from the same inputs exists; key identifies those
     inputs (the data files' states and the settings). log_features(task, features):
     called with each task's first features (to show them)."""
-    keys = [cache_key(task, "train", config) for task in tasks]
-    key = hashlib.sha1(json.dumps([keys, config.seed, config.train_batch_size]).encode())
+    key = training_set_key(tasks, config)
     base = fs.join(config.preprocessed_data_dir, "%s_train" % "_".join(t.name for t in tasks))
     path, meta_path = base + ".tfrecord", base + ".meta.json"
     if config.use_tfrecords_if_existing and fs.exists(path) and fs.exists(meta_path):
         meta = json.loads(fs.read_text(meta_path))
-        if meta.get("key") == key.hexdigest():
-            return path, meta["num_records"], key.hexdigest()
+        if meta.get("key") == key:
+            return path, meta["num_records"], key
     specs = training_specs(tasks)
     blank = {spec.name: [0] * spec.shape[0] if spec.shape else 0 for spec in specs}
     # The examples (not their features: a QA question's windows stay together) shuffled
@@ -160,9 +171,9 @@ def training_tfrecord(tasks, config, log_features=None):
     padding = num_padding(len(records), config.train_batch_size)
     records += [dict(blank, **{TASK_ID: len(tasks)})] * padding
     write_tfrecord(path, records, specs)
-    atomic_write_json(meta_path, {"key": key.hexdigest(), "num_records": len(records),
+    atomic_write_json(meta_path, {"key": key, "num_records": len(records),
                                   "num_padding": padding})
-    return path, len(records), key.hexdigest()
+    return path, len(records), key
 
 
 REAL_EXAMPLE = "is_real_example"  # 1 for a real feature, 0 for padding (TPU eval batches)
@@ -173,7 +184,8 @@ def num_padding(num_features, batch_size):
     return -num_features % batch_size
 
 
-def get_input_fn(path, specs, is_training, batch_size, seed=None, padding=None):
+def get_input_fn(path, specs, is_training, batch_size, seed=None, padding=None,
+                 skip_steps=0, runs_per_step=1):
     """input_fn over one task tfrecord: shuffled and repeated for training, in order else.
 
     Under a tf.distribute strategy (distribution hparam) the training loop passes an
@@ -184,6 +196,12 @@ def get_input_fn(path, specs, is_training, batch_size, seed=None, padding=None):
     padding (evaluation in the TPU graph): this many all-zero features follow the real
     ones, every feature gets REAL_EXAMPLE (1 real, 0 padding) and only whole batches are
     made: static shapes. Training batches are always whole (drop_remainder).
+
+    skip_steps (a resumed trial: its checkpoint's global step): the batches those steps
+    trained on are skipped, so that the run goes on where the interrupted one stopped in
+    the same shuffled stream (the seed fixes it) and trains on what an uninterrupted run
+    would. runs_per_step: batches a step takes from each input pipeline
+    (gradient_accumulation_steps); each replica of a pipeline takes its own batch.
     """
     name_to_features = {spec.name: tf.io.FixedLenFeature(spec.shape, tf.int64)
                         for spec in specs}
@@ -205,6 +223,10 @@ def get_input_fn(path, specs, is_training, batch_size, seed=None, padding=None):
         d = d.batch(distribute.replica_batch_size(params.get("batch_size", batch_size),
                                                   input_context),
                     drop_remainder=is_training or padding is not None)
+        if skip_steps:  # (only then: an uninterrupted run's graph stays the official one)
+            replicas = (input_context.num_replicas_in_sync // input_context.num_input_pipelines
+                        if input_context else 1)
+            d = d.skip(skip_steps * runs_per_step * replicas)
         return d.prefetch(tf.data.experimental.AUTOTUNE)
 
     return input_fn

@@ -22,7 +22,8 @@ from util.io import atomic_copy, atomic_write_json
 # (continuing a finished run further; the learning-rate schedule then spans the new total).
 RESUMABLE_HPARAMS = frozenset([
     "model_name", "model_dir", "debug", "do_train", "do_eval", "eval_each_checkpoint",
-    "iterations_per_loop", "save_checkpoints_steps", "keep_checkpoint_max", "save_graph_def",
+    "iterations_per_loop", "save_checkpoints_steps", "save_checkpoints_secs",
+    "keep_checkpoint_max", "save_graph_def",
     "num_train_steps", "num_eval_steps", "log_every_steps", "eval_batch_size",
     "eval_tfrecords", "pretrain_tfrecords", "vocab_file", "spm_model_file", "results_txt",
     "results_json", "results_pkl", "use_xla", "distribution", "num_gpus", "mirrored_devices",

@@ -269,12 +269,23 @@ def test_export_is_atomic_and_never_replaces_other_dirs(trained, exports, tmp_pa
     assert (tmp_path / "notes" / "a.txt").read_text() == "keep me"
 
 
+def make_pre_model_info(legacy, data_dir):
+    """A trial dir as versions before model_info.json left it: no model_info.json, no
+    vocab copy, and a trial_hparams.json that also names the data dir, model and vocab."""
+    os.remove(legacy / "model_info.json")
+    os.remove(legacy / "vocab.txt")
+    record = json.loads((legacy / "trial_hparams.json").read_text())
+    record.pop("record_version", None)
+    record.update(data_dir=str(data_dir), model_name="tiny",
+                  vocab_file=str(data_dir / "vocab.txt"))
+    (legacy / "trial_hparams.json").write_text(json.dumps(record))
+
+
 def test_trial_dir_without_model_info_is_described_from_its_hparams(trained, tmp_path):
     """Trial dirs trained before model_info.json existed still load (from D/)."""
     legacy = tmp_path / "chnsenticorp_model_1"
     shutil.copytree(trial_dir(trained, "chnsenticorp"), legacy)
-    os.remove(legacy / "model_info.json")
-    os.remove(legacy / "vocab.txt")
+    make_pre_model_info(legacy, trained)
     model = load_model(str(legacy))
     current = load_model(str(trial_dir(trained, "chnsenticorp")))
     assert model.info == current.info
@@ -290,8 +301,7 @@ def test_tagging_model_of_the_former_features_is_refused(trained, tmp_path, era)
     shutil.copytree(trial_dir(trained, "peoples-daily-ner"), legacy)
     assert load_model(str(legacy)).info["featurization_version"] == 2
     if era == "no model_info.json":
-        os.remove(legacy / "model_info.json")
-        os.remove(legacy / "vocab.txt")
+        make_pre_model_info(legacy, trained)
     else:
         info = json.loads((legacy / "model_info.json").read_text(encoding="utf-8"))
         del info["featurization_version"]

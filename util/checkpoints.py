@@ -1,6 +1,8 @@
 """Which checkpoint a tool uses, and starting a graph's variables from a checkpoint that need
 not hold all of them."""
 
+import hashlib
+import os
 import re
 
 import tensorflow.compat.v1 as tf
@@ -25,9 +27,9 @@ def find_checkpoint(directory, checkpoint=None, missing=None):
 
     1. `checkpoint`, when given: a prefix whose .index exists, or a directory (then this
        rule applies to it);
-    2. the newest checkpoint the directory's `checkpoint` state file lists;
-    3. without a state file (a released model, a copied dir): its only *.index file, or
-       among model.ckpt-N files the highest N;
+    2. the newest checkpoint of a run of ours (latest_checkpoint: the state file's, or
+       the highest model.ckpt-N);
+    3. else (a released model): its only *.index file;
     4. several checkpoints without steps: an error asking to pick one.
     missing: the message when there is none ({dir} filled in).
     """
@@ -39,15 +41,13 @@ def find_checkpoint(directory, checkpoint=None, missing=None):
             raise InputError("checkpoint %s not found (expected %s.index and its data files)"
                              % (checkpoint, checkpoint))
         return checkpoint
-    latest = tf.train.latest_checkpoint(directory) if fs.isdir(directory) else None
+    latest = latest_checkpoint(directory)
     if latest:
         return latest
     prefixes = ([p[:-len(".index")] for p in fs.glob(fs.join(directory, "*.index"))]
                 if fs.isdir(directory) else [])
     if len(prefixes) == 1:
         return prefixes[0]
-    if prefixes and all(_step(p) >= 0 for p in prefixes):
-        return max(prefixes, key=_step)
     if prefixes:
         raise InputError("%s holds several checkpoints (%s): pick one by its prefix "
                          "(--checkpoint of the export tools, \"init_checkpoint\" of "
@@ -56,6 +56,52 @@ def find_checkpoint(directory, checkpoint=None, missing=None):
     check_not_hf(directory, "model dir")
     raise InputError((missing or "no checkpoint in {dir} (expected model.ckpt-N.* or "
                       "electra_model.* files with a .index)").format(dir=directory))
+
+
+def own_checkpoints(directory):
+    """The prefixes of the model.ckpt-N checkpoints (complete: their .index is written
+    last) in directory, by step."""
+    if not fs.isdir(directory):
+        return []
+    prefixes = [p[:-len(".index")] for p in fs.glob(fs.join(directory, "model.ckpt-*.index"))]
+    return sorted((p for p in prefixes if OWN_CHECKPOINT.match(fs.basename(p))), key=_step)
+
+
+def latest_checkpoint(directory):
+    """The newest checkpoint a run of ours wrote in directory, or None: the one the
+    `checkpoint` state file names, else -- no state file, or one naming files that are not
+    there (a dir copied, moved or synced from a bucket) -- the highest model.ckpt-N. The
+    one rule every runner resumes, evaluates and predicts by."""
+    if not fs.isdir(directory):
+        return None
+    listed = tf.train.latest_checkpoint(directory)
+    if listed:
+        return listed
+    found = own_checkpoints(directory)
+    return found[-1] if found else None
+
+
+def repair_state_file(directory):
+    """Before training resumes in directory: when its state file is missing or names
+    files that are not there but model.ckpt-N files are (see latest_checkpoint), writes
+    the state file listing them, so that TensorFlow, which restores by the state file
+    alone, resumes from the newest instead of starting over on top of them."""
+    if tf.train.latest_checkpoint(directory) or not own_checkpoints(directory):
+        return
+    found = own_checkpoints(directory)
+    print("%s has checkpoints but no usable `checkpoint` state file: resuming from %s "
+          "(state file rewritten)" % (directory, fs.basename(found[-1])), flush=True)
+    # Relative names, as our Saver writes them: TensorFlow keeps a name relative to an
+    # absolute dir as it is, and rewrites a path under a relative dir (or a bucket's) to one.
+    names = [fs.basename(p) if os.path.isabs(directory) else p for p in found]
+    tf.train.update_checkpoint_state(directory, names[-1], names)
+
+
+def identity(prefix):
+    """A checkpoint's identity by content: "sha256:" and the digest of its .index file,
+    which holds every tensor's checksum (the same checkpoint moved or copied elsewhere has
+    the same identity)."""
+    return "sha256:" + hashlib.sha256(fs.read_bytes(prefix + ".index")).hexdigest()
 
 
 def init_matching_variables(checkpoint, variables):

@@ -11,6 +11,8 @@ import re
 import shutil
 import sys
 
+from util import interrupt
+
 
 class InputError(ValueError):
     """Bad user input: a file, flag or hparam. The message says where and what."""
@@ -21,10 +23,15 @@ def run_cli(job):
 
     InputError -> its message on stderr, status 2 (no traceback: the message says it all);
     a full disk mid-run -> which path, how much is free, and that a rerun resumes, status 3;
-    Ctrl-C -> a note that rerunning resumes, status 130.
+    SIGTERM or Ctrl-C -> one line: what was saved and how to resume, status 128 + the
+    signal's number (143, 130); the locks are released on the way out (util/interrupt.py).
     """
     try:
-        job()
+        with interrupt.handle_signals():
+            job()
+    except interrupt.Stopped as e:
+        print(e.message(), file=sys.stderr, flush=True)
+        return e.exit_status()
     except InputError as e:
         print("error: %s" % e, file=sys.stderr)
         return 2

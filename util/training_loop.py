@@ -18,6 +18,7 @@ params {} (the TPUEstimator passes its batch size there).
 
 import contextlib
 import os
+import time
 
 import tensorflow.compat.v1 as tf
 from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
@@ -25,6 +26,7 @@ from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 from util import checkpoints
 from util import distribute
 from util import fs
+from util import interrupt
 from util import modes
 from util import tpu
 from util import tpu_estimator
@@ -77,6 +79,7 @@ class Trainer:
         self._model_fn = model_fn
         self._seed = seed
         self._save_steps = config.save_checkpoints_steps
+        self._save_secs = config.save_checkpoints_secs  # 0: by steps only
         self._keep_max = config.keep_checkpoint_max or None  # 0 and None: keep every one
         self._summary_steps = config.log_every_steps  # as often as the progress lines
         self._save_graph_def = config.save_graph_def
@@ -94,9 +97,10 @@ class Trainer:
         (nothing to do if it is there already). saving_listeners: CheckpointSaverListeners
         called around each checkpoint (on the chief); hooks: extra SessionRunHooks.
         Returns the last session run's loss (None if no step ran)."""
-        latest = tf.train.latest_checkpoint(self.model_dir)
+        latest = checkpoints.latest_checkpoint(self.model_dir)
         if latest and checkpoints.global_step(latest) >= max_steps:
             return None
+        checkpoints.repair_state_file(self.model_dir)  # TF resumes by the state file only
         with tf.Graph().as_default() as graph:
             if self._train_strategy is None:
                 spec, input_hooks = self._build_train_graph(graph, input_fn)
@@ -117,10 +121,25 @@ class Trainer:
                                tf.train.NanTensorHook(loss)] + list(spec.training_hooks))
             session = self._training_session(scaffold, worker_hooks, list(saving_listeners))
             last_loss = None  # (an input that ends at once trains no step)
-            with session:
+            # A SIGTERM or Ctrl-C stops the loop between two steps, where the step's
+            # checkpoint can be saved (util/interrupt.py).
+            with session, interrupt.deferred():
                 while not session.should_stop():
                     _, last_loss = session.run([train_op, loss])
+                    if interrupt.requested():
+                        self._save_and_stop(session, scaffold)
         return last_loss
+
+    def _save_and_stop(self, session, scaffold):
+        """Saves the current step's checkpoint and raises interrupt.Stopped naming it. Not
+        on a cluster: a save there may wait in a collective for workers still training,
+        so it stops at once and resumes from the last periodic checkpoint."""
+        signum = interrupt.requested()
+        if self._multi_worker:
+            raise interrupt.Stopped(signum)
+        saved, step = session.run_step_fn(lambda step_context: save_checkpoint(
+            step_context.session, scaffold.saver, self.model_dir, self._save_graph_def))
+        raise interrupt.Stopped(signum, saved, step)
 
     def _build_train_graph(self, graph, input_fn):
         """One device: (the model's ModelSpec, input hooks)."""
@@ -170,10 +189,13 @@ class Trainer:
             save_graph_def=self._save_graph_def)
         summary_hook = tf.train.SummarySaverHook(
             save_steps=self._summary_steps, output_dir=output_dir, scaffold=scaffold)
-        if self._multi_worker:
-            hooks = worker_hooks + [summary_hook, saver_hook]
+        if self._multi_worker:  # (no timed saves: the workers' clocks would disagree on
+            hooks = worker_hooks + [summary_hook, saver_hook]  # the step to save at)
         else:  # the Estimator's order: its chief-only saver first
             hooks = [saver_hook, summary_hook] + worker_hooks
+            if self._save_secs:
+                hooks.insert(1, TimedCheckpointHook(self._save_secs, scaffold, output_dir,
+                                                    self._save_graph_def, listeners))
         creator = tf.train.ChiefSessionCreator(scaffold=scaffold, master=master, config=config,
                                                checkpoint_dir=self.model_dir)
         return tf.train.MonitoredSession(session_creator=creator, hooks=hooks,
@@ -258,7 +280,7 @@ class Trainer:
         return tf.train.MonitoredSession(session_creator=creator, hooks=hooks)
 
     def _latest_checkpoint(self):
-        latest = tf.train.latest_checkpoint(self.model_dir)
+        latest = checkpoints.latest_checkpoint(self.model_dir)
         if not latest:
             raise ValueError("no checkpoint in %s to evaluate or predict with" % self.model_dir)
         return latest
@@ -267,6 +289,47 @@ class Trainer:
         """A variable's value in the newest checkpoint."""
         return tf.train.load_checkpoint(
             fs.tf_checkpoint_path(self._latest_checkpoint())).get_tensor(name)
+
+
+def save_checkpoint(session, saver, model_dir, save_graph_def):
+    """Saves session's variables as model_dir/model.ckpt-<global step> with the saving
+    hook's Saver (the same names, shards and keep-max), unless that step's checkpoint is
+    the newest already. Returns (the prefix, the step)."""
+    step = int(session.run(tf.train.get_global_step()))
+    newest = checkpoints.latest_checkpoint(model_dir)
+    if newest and fs.basename(newest) == "model.ckpt-%d" % step:
+        return newest, step
+    return saver.save(session, os.path.join(model_dir, "model.ckpt"), global_step=step,
+                      write_meta_graph=save_graph_def), step
+
+
+class TimedCheckpointHook(tf.train.SessionRunHook):
+    """Also saves a checkpoint once every_secs have passed since the last one (the
+    Estimator's save_checkpoints_secs, here beside the step cadence): a run killed
+    without warning (SIGKILL, a lost machine) loses minutes, not all since the last step
+    checkpoint. Calls the listeners (e.g. the "checkpoint saved" line) as the saver does."""
+
+    def __init__(self, every_secs, scaffold, model_dir, save_graph_def, listeners):
+        self._every_secs = every_secs
+        self._scaffold = scaffold
+        self._model_dir = model_dir
+        self._save_graph_def = save_graph_def
+        self._listeners = listeners
+
+    def after_create_session(self, session, coord):
+        self._last = time.time()
+
+    def after_run(self, run_context, run_values):
+        if time.time() < self._last + self._every_secs:
+            return
+        session = run_context.session
+        step = int(session.run(tf.train.get_global_step()))
+        for listener in self._listeners:
+            listener.before_save(session, step)
+        save_checkpoint(session, self._scaffold.saver, self._model_dir, self._save_graph_def)
+        for listener in self._listeners:
+            listener.after_save(session, step)
+        self._last = time.time()
 
 
 def check_metric_names(eval_metric_ops):
