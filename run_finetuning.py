@@ -16,6 +16,9 @@ import os
 import sys
 import time
 
+from util import interrupt  # noqa: E402
+if __name__ == "__main__":  # a stop while TensorFlow loads: one line, no traceback
+    interrupt.stop_cleanly_before_start()
 from util.quiet_tf import import_tensorflow  # noqa: E402
 import_tensorflow()  # first: TF's start-up noise kept off stderr
 
@@ -413,13 +416,22 @@ def run(config):
                                    "fine-tuning hparams: max_seq_length")
     tasks = task_builder.get_tasks(config, tokenizer)
     chief = distribute.is_chief(config)
-    # One run per task (set) and model dir at a time: two would train the same trial dirs
-    # and write the same results. The chief holds the lock; a cluster's other hosts only train.
-    held = lock.hold(config.pretrained_model_dir, "%s fine-tuning in the model dir"
-                     % run_name(tasks), name=".finetune_%s.lock" % run_name(tasks)) \
-        if chief else contextlib.nullcontext()
-    with held:
+    # What a run writes is per task (its results, predictions and caches; the trial dirs
+    # of its task set): it holds one lock per task, so a run on cmrc2018 and one on
+    # cmrc2018+drcd exclude each other, and runs on other tasks of one model go on side
+    # by side. The chief holds them; a cluster's other hosts only train.
+    with contextlib.ExitStack() as held:
+        if chief:
+            for task in sorted(tasks, key=lambda t: t.name):
+                held.enter_context(lock.hold(
+                    config.pretrained_model_dir, "%s fine-tuning in the model dir" % task.name,
+                    name=lock_name(task.name)))
         return validate_and_run(config, tasks, bert_config, init_checkpoint, chief)
+
+
+def lock_name(task_name):
+    """The file in the pre-trained model dir that a fine-tuning run on task_name holds."""
+    return ".finetune_%s.lock" % task_name
 
 
 def validate_and_run(config, tasks, bert_config, init_checkpoint, chief):

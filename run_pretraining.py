@@ -11,6 +11,9 @@ import json
 import os
 import sys
 
+from util import interrupt  # noqa: E402
+if __name__ == "__main__":  # a stop while TensorFlow loads: one line, no traceback
+    interrupt.stop_cleanly_before_start()
 from util.quiet_tf import import_tensorflow  # noqa: E402
 import_tensorflow()  # first: TF's start-up noise kept off stderr
 

@@ -221,3 +221,10 @@ def _move_into_place(tmp_dir, out_dir):
     os.rename(tmp_dir, out_dir)
     if old:
         shutil.rmtree(old, ignore_errors=True)
+
+
+if __name__ == "__main__":  # the command this module once was: say which one it is now
+    import sys
+    print("error: finetune/export.py is a library module, not a command: use "
+          "`python export_savedmodel.py MODEL_DIR --out EXPORT_DIR`", file=sys.stderr)
+    sys.exit(2)

@@ -201,3 +201,10 @@ def predict(model, runner, inputs, batch_size, progress=None):
             yield output
         if progress:
             progress.update(len(chunk))
+
+
+if __name__ == "__main__":  # the command this module once was: say which one it is now
+    import sys
+    print("error: finetune/predict.py is a library module, not a command: use "
+          "`python predict.py MODEL_DIR < in.jsonl > out.jsonl`", file=sys.stderr)
+    sys.exit(2)

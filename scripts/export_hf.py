@@ -52,6 +52,9 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
+from util import interrupt  # noqa: E402
+if __name__ == "__main__":  # a stop while TensorFlow loads: one line, no traceback
+    interrupt.stop_cleanly_before_start()
 from util.quiet_tf import import_tensorflow  # noqa: E402
 import_tensorflow()  # first: TF's start-up noise kept off stderr
 

@@ -48,6 +48,20 @@ def run_cli(job):
     return 0
 
 
+def _written_path(text):
+    """The file a TensorFlow error's text names, or None: the first absolute path that
+    starts the text or follows a space, quote or bracket (not a node name's tail such as
+    save/SaveV2) and lies under an existing directory other than the root."""
+    candidates = re.findall(r"(?:^|[\s'\"(\[=])(/[^\s:;,'\"\]\)]+)", text)
+    for path in candidates:
+        directory = os.path.dirname(path)
+        while directory and not os.path.isdir(directory):
+            directory = os.path.dirname(directory)
+        if directory and directory != os.path.dirname(directory):  # not "/"
+            return path
+    return None
+
+
 def disk_full_message(error):
     """The message for an error that means "no space left on device", else None. Python's
     OSError carries errno ENOSPC and the file; TensorFlow's errors (checkpoints, summaries)
@@ -56,8 +70,7 @@ def disk_full_message(error):
     if getattr(error, "errno", None) == errno.ENOSPC:
         path = error.filename
     elif "No space left on device" in text or "ENOSPC" in text:
-        match = re.search(r"(/[^\s:;,'\"]+)", text)
-        path = match.group(1) if match else None
+        path = _written_path(text)
     else:
         return None
     free = ""

@@ -16,6 +16,7 @@ stop is pending raises at once (a user pressing Ctrl-C twice means it).
 
 import contextlib
 import signal
+import sys
 import threading
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -45,6 +46,19 @@ class Stopped(BaseException):
 
 
 _state = {"deferring": 0, "requested": None}
+
+
+def _before_start(signum, frame):
+    print(Stopped(signum).message(), file=sys.stderr, flush=True)
+    sys.exit(128 + signum)  # (SystemExit: no traceback, whatever is being imported)
+
+
+def stop_cleanly_before_start():
+    """For a command's first lines, before run_cli takes over (importing TensorFlow takes
+    seconds): a signal then prints the same line and exits with the same status, with no
+    traceback; nothing has been written yet. Also what is in place after run_cli returns."""
+    for s in STOP_SIGNALS:
+        signal.signal(s, _before_start)
 
 
 def _on_signal(signum, frame):

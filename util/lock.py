@@ -158,6 +158,12 @@ def _record():
     return record
 
 
+def holder_record():
+    """The record this process writes when it takes a lock (the chaos campaign forges
+    stale ones from it)."""
+    return _record()
+
+
 def _stamp(record, now):
     record["renewed"] = round(now, 3)
     record["renewed_at"] = _utc_text(now)

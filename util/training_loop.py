@@ -19,6 +19,7 @@ params {} (the TPUEstimator passes its batch size there).
 import contextlib
 import os
 import time
+import uuid
 
 import tensorflow.compat.v1 as tf
 from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
@@ -385,7 +386,10 @@ def spec_init_fn(init_fn):
 def write_scalars(output_dir, scalars, step):
     """{tag: number} as TensorBoard scalars at `step` in output_dir's event file."""
     with tf.Graph().as_default():  # the v1 writer works in graph mode only
-        writer = tf.summary.FileWriter(output_dir)
+        # An event file is named by the second and the host: a second writer to the same
+        # dir within that second (the next task's dev metrics) would truncate the first's
+        # file without a suffix of its own.
+        writer = tf.summary.FileWriter(output_dir, filename_suffix="." + uuid.uuid4().hex[:8])
         writer.add_summary(tf.Summary(value=[
             tf.Summary.Value(tag=tag, simple_value=float(value))
             for tag, value in sorted(scalars.items())]), step)
