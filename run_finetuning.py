@@ -179,7 +179,7 @@ def prepare_trial_dir(config, model_dir, fingerprint, legacy_fingerprint):
 
     The official code always wiped the directory, so a killed run lost its progress; we
     keep it unless what shapes the weights (trial_fingerprint) differs from the record.
-    legacy_fingerprint: the fingerprint as earlier versions wrote it (paths included),
+    legacy_fingerprint(): the fingerprint as earlier versions wrote it (paths included),
     compared with a record of theirs, so that upgrading retrains nothing.
     """
     record = fs.join(model_dir, "trial_hparams.json")
@@ -189,7 +189,7 @@ def prepare_trial_dir(config, model_dir, fingerprint, legacy_fingerprint):
         # written by an earlier version may still hold.
         if previous is not None and previous.get("record_version") != TRIAL_RECORD_VERSION:
             ignored, expected = EVAL_ONLY_HPARAMS | {"save_checkpoints_secs"}, \
-                legacy_fingerprint
+                legacy_fingerprint()
         else:
             ignored = EVAL_ONLY_HPARAMS | PLACE_AND_CADENCE_HPARAMS - {"init_checkpoint"}
             expected = dict(fingerprint, record_version=TRIAL_RECORD_VERSION)
@@ -207,9 +207,11 @@ def prepare_trial_dir(config, model_dir, fingerprint, legacy_fingerprint):
         changed = sorted(k for k in set(previous or {}) | set(expected)
                          if (previous or {}).get(k) != expected.get(k))
         if latest:  # a trained model: moved aside, never deleted
-            kept = "%s_superseded_%s" % (model_dir, time.strftime("%Y%m%d-%H%M%S",
-                                                                  time.gmtime()))
-            fs.rename(model_dir, kept)
+            # (a dir of its own: a name that began with the trial's would share its prefix,
+            # and a bucket lists and deletes by prefix)
+            kept = fs.join(fs.dirname(model_dir), "superseded-" + time.strftime(
+                "%Y%m%d-%H%M%S", time.gmtime()), fs.basename(model_dir))
+            move_tree(model_dir, kept)
             print("settings changed since %s was trained (%s): training it again; the "
                   "earlier model is kept in %s (delete it when no longer needed) and its "
                   "results in %s" % (model_dir, ", ".join(changed), kept, config.results_dir),
@@ -218,6 +220,18 @@ def prepare_trial_dir(config, model_dir, fingerprint, legacy_fingerprint):
             fs.rmtree(model_dir)
     fs.makedirs(model_dir)
     atomic_write_json(record, dict(fingerprint, record_version=TRIAL_RECORD_VERSION))
+
+
+def move_tree(src, dst):
+    """Moves a trial dir: one rename on a local disk; on a bucket (and ram://), where a
+    directory cannot be renamed as one, a copy and then the original's removal, so that a
+    stop in between leaves the original whole."""
+    if fs.is_local(src):
+        fs.makedirs(fs.dirname(dst))
+        fs.rename(src, dst)
+        return
+    fs.copy_tree(src, dst)
+    fs.rmtree(src)
 
 
 def trial_fingerprint(config, tasks, trial, init_identity, train_key):
@@ -238,14 +252,14 @@ def legacy_trial_fingerprint(config, tasks, trial, init_checkpoint, train_set):
                if k not in EVAL_ONLY_HPARAMS | {"save_checkpoints_secs"}}
     return json.loads(json.dumps(dict(hparams, task=run_name(tasks), trial=trial,
                                       init_checkpoint=init_checkpoint,
-                                      train_data=train_set and train_set.legacy_key),
+                                      train_data=train_set and preprocessing.training_set_key(
+                                          tasks, config, with_vocab_path=True)),
                                  default=str))
 
 
 # The featurised training set of a run: its tfrecord, record count (padding included) and
 # the key of the inputs it was made from (preprocessing.training_tfrecord).
-TrainingSet = collections.namedtuple("TrainingSet", ["path", "num_records", "key",
-                                                     "legacy_key"])
+TrainingSet = collections.namedtuple("TrainingSet", ["path", "num_records", "key"])
 
 
 def run_name(tasks):
@@ -268,8 +282,8 @@ def prepare_trial(config, tasks, bert_config, init_checkpoint, trial, train_set)
     prepare_trial_dir(config, model_dir,
                       trial_fingerprint(config, tasks, trial, init_identity(init_checkpoint),
                                         train_set and train_set.key),
-                      legacy_trial_fingerprint(config, tasks, trial, init_checkpoint,
-                                               train_set))
+                      lambda: legacy_trial_fingerprint(config, tasks, trial,
+                                                       init_checkpoint, train_set))
     # Label lists, featurisation settings, model shape and vocab: what export_savedmodel.py
     # and predict.py need, so the trial dir works without D/.
     model_info.write_trial_info(model_dir, config, tasks, bert_config)
@@ -280,8 +294,7 @@ def build_training_set(config, tasks):
     before any trial dir is touched: a bad training row stops the run with finished
     trials intact."""
     return TrainingSet(*preprocessing.training_tfrecord(
-        tasks, config, lambda task, features: log_features(config, task, "train", features)),
-        legacy_key=preprocessing.training_set_key(tasks, config, with_vocab_path=True))
+        tasks, config, lambda task, features: log_features(config, task, "train", features)))
 
 
 def init_identity(init_checkpoint):

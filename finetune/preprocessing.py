@@ -224,9 +224,8 @@ def get_input_fn(path, specs, is_training, batch_size, seed=None, padding=None,
                                                   input_context),
                     drop_remainder=is_training or padding is not None)
         if skip_steps:  # (only then: an uninterrupted run's graph stays the official one)
-            replicas = (input_context.num_replicas_in_sync // input_context.num_input_pipelines
-                        if input_context else 1)
-            d = d.skip(skip_steps * runs_per_step * replicas)
+            d = d.skip(skip_steps * runs_per_step
+                       * distribute.batches_per_replica_step(input_context))
         return d.prefetch(tf.data.experimental.AUTOTUNE)
 
     return input_fn

@@ -5,7 +5,8 @@ does, and check that nothing is lost and nothing is written twice.
 
 Two jobs on tiny models and the bundled sample corpus (no ../shared needed): pre-training,
 and fine-tuning a character-tagging task made from the corpus (no dropout anywhere, so a
-resumed run must give the uninterrupted run's weights bit for bit). Each job first runs
+resumed run must give the uninterrupted run's weights bit for bit; two micro-batches per
+update, so a stop may fall inside an update). Each job first runs
 once uninterrupted (the reference), then again in another model dir through `--events`
 random events, each a start of the job with one of:
 
@@ -14,6 +15,8 @@ random events, each a start of the job with one of:
   sigkill   SIGKILL likewise: the next start resumes right after the newest checkpoint
   early     SIGTERM during start-up (graph building, featurisation, restoring): exit 143
   twins     two starts at once on one model dir: one trains, the other is refused
+  overlap   (fine-tuning) the job and a run on an overlapping task set ([the task, another])
+            started at once: they write the same task's results, so one is refused
   stale     a lock left by a dead process of this host: broken, the run goes on
   reused    a lock naming a live process that is not its holder (a reused pid): broken
 
@@ -57,8 +60,9 @@ FINETUNE = {"model_size": "tiny", "task_names": [TASK], "max_seq_length": 64,
             "train_batch_size": 8, "num_train_epochs": 12.0, "learning_rate": 1e-3,
             "save_checkpoints_steps": 1000000, "save_checkpoints_secs": 2,
             "keep_checkpoint_max": 3, "log_every_steps": 10, "save_graph_def": False,
-            "model_hparam_overrides": NO_DROPOUT}
-EVENTS = ("sigterm", "sigkill", "early", "twins", "stale", "reused")
+            "gradient_accumulation_steps": 2, "model_hparam_overrides": NO_DROPOUT}
+EVENTS = ("sigterm", "sigkill", "early", "twins", "overlap", "stale", "reused")
+OTHER_TASK = "msra-ner"  # "overlap": a run on TASK and this one, beside the job on TASK
 TAGGED = "的了是在"  # the characters the tagging task labels B-LOC (the rest O)
 
 
@@ -76,12 +80,15 @@ def prepare(work):
     for path in sorted(glob.glob(os.path.join(REPO, "sample_data", "corpus", "*.txt"))):
         with open(path, encoding="utf-8") as f:
             lines += [line.strip().replace(" ", "")[:40] for line in f if line.strip()]
-    task_dir = os.path.join(work, "finetuning_data", TASK)
-    os.makedirs(task_dir, exist_ok=True)
-    for split, part in (("train", lines[:240]), ("dev", lines[240:300])):
-        with open(os.path.join(task_dir, "example." + split), "w", encoding="utf-8") as f:
-            f.write("\n".join("".join("%s %s\n" % (c, "B-LOC" if c in TAGGED else "O")
-                                      for c in line) for line in part))
+    for task, name, tag in ((TASK, "example.{split}", "B-LOC"),
+                            (OTHER_TASK, "{split}.ner", "B-NS")):
+        task_dir = os.path.join(work, "finetuning_data", task)
+        os.makedirs(task_dir, exist_ok=True)
+        for split, part in (("train", lines[:240]), ("dev", lines[240:300])):
+            with open(os.path.join(task_dir, name.format(split=split)), "w",
+                      encoding="utf-8") as f:
+                f.write("\n".join("".join("%s %s\n" % (c, tag if c in TAGGED else "O")
+                                          for c in line) for line in part))
     link = work.rstrip("/") + "_link"
     if not os.path.islink(link):
         os.symlink(work, link)
@@ -205,12 +212,13 @@ class Job:
         self.report = {"events": [], "resumed": 0, "lost": [], "double_writers": 0,
                        "damaged": [], "spans": [], "sigkill_loss_seconds": []}
 
-    def start(self, spelling):
+    def start(self, spelling, tasks=(TASK,)):
         cwd, data_dir = spelling
         if self.kind == "pretraining":
             cmd = command("run_pretraining.py", data_dir, self.model_name, PRETRAIN)
         else:
-            cmd = command("run_finetuning.py", data_dir, self.model_name, FINETUNE)
+            cmd = command("run_finetuning.py", data_dir, self.model_name,
+                          dict(FINETUNE, task_names=list(tasks)))
         return Start(cmd, cwd)
 
     @property
@@ -228,17 +236,13 @@ class Job:
         import run_finetuning
         return os.path.join(base, run_finetuning.lock_name(TASK))
 
-    def check_resume(self, start, before, saved_by_sigterm=None):
-        """A start that followed a stop with a checkpoint at step `before` must resume at
-        the step after it (after a SIGTERM's own save: the step after that)."""
+    def check_resume(self, start, before):
+        """A start that followed a stop with a checkpoint at step `before` (after a
+        SIGTERM: the one it saved) must resume at the step after it."""
         first = start.first_step()
         if before is None or first is None:
             return
-        expected = before + 1
-        if saved_by_sigterm is not None and saved_by_sigterm != before:
-            self.report["lost"].append("SIGTERM said it saved step %d, the newest "
-                                       "checkpoint is at %d" % (saved_by_sigterm, before))
-        if "resuming from" in start.output and first == expected:
+        if "resuming from" in start.output and first == before + 1:
             self.report["resumed"] += 1
         else:
             self.report["lost"].append("a start after step %d began at step %s"
@@ -261,6 +265,9 @@ class Job:
                        "an earlier %s run" % self.kind)
         if name == "twins":
             starts = [self.start(spelling), self.start(rng.choice(spellings(self.work)))]
+        elif name == "overlap":
+            starts = [self.start(spelling), self.start(rng.choice(spellings(self.work)),
+                                                       tasks=(TASK, OTHER_TASK))]
         else:
             starts = [self.start(spelling)]
         if name == "early":
@@ -274,13 +281,15 @@ class Job:
         for start in starts:
             start.finish()
             self.record(start)
-        main = max(starts, key=lambda s: len(s.step_lines()))
+        # the job's own start (the overlapping run trains another model)
+        main = starts[0] if name == "overlap" else max(starts,
+                                                       key=lambda s: len(s.step_lines()))
         codes = sorted(s.proc.returncode for s in starts)
         self.report["events"].append(name)
         self.log("%s %s: exit %s, trained steps %s..%s, newest checkpoint %s" % (
             self.kind, name, "/".join(map(str, codes)), main.first_step(),
             last_step(main), newest_step(self.model_dir)))
-        if name == "twins" and len(starts) == 2 and not any(
+        if name in ("twins", "overlap") and not any(
                 "is in use by another run" in s.output for s in starts) and \
                 sum(1 for s in starts if s.training_span()) == 2:
             self.report["double_writers"] += 1
@@ -299,7 +308,6 @@ class Job:
         if name == "sigkill" and getattr(main, "signalled", None) and self.kind != "pretraining":
             self.report["sigkill_loss_seconds"].append(
                 main.signalled - newest_checkpoint_time(self.model_dir))
-        self._pending_sigterm = int(saved.group(1)) if saved else None
         if saved and after != int(saved.group(1)):
             self.report["lost"].append("SIGTERM saved step %s, newest is %s"
                                        % (saved.group(1), after))
@@ -367,7 +375,8 @@ def campaign(work, kind, events, rng, log=print):
     ref = reference.start(spellings(work)[0]).finish()
     if ref.proc.returncode != 0:
         raise RuntimeError("the reference %s run failed:\n%s" % (kind, ref.output[-3000:]))
-    names = events if isinstance(events, list) else [rng.choice(EVENTS)
+    kinds = [e for e in EVENTS if kind == "finetuning" or e != "overlap"]
+    names = events if isinstance(events, list) else [rng.choice(kinds)
                                                      for _ in range(events)]
     for name in names:
         if not chaos.event(name, rng):

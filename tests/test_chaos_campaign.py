@@ -1,6 +1,6 @@
 """The chaos campaign in a small form (scripts/chaos_campaign.py): pre-training and
-fine-tuning through SIGTERM, SIGKILL, a stop during start-up, two starts at once and stale
-locks of dead and reused pids, each start with the data dir spelt another way; nothing is
+fine-tuning through SIGTERM, SIGKILL, two starts at once (on one model dir, and on
+overlapping task sets) and a stale lock of a reused pid, each start with the data dir spelt another way; nothing is
 lost, no two runs train at once, and the fine-tuned model equals the uninterrupted one's
 bit for bit."""
 
@@ -28,26 +28,28 @@ def check(report):
 
 @pytest.fixture(autouse=True)
 def shorter_runs(monkeypatch):
-    """Half the campaign's run lengths: still several progress lines before each stop."""
+    """Shorter runs than the campaign's: still several progress lines before each stop."""
     monkeypatch.setattr(chaos_campaign, "PRETRAIN",
-                        dict(chaos_campaign.PRETRAIN, num_train_steps=200))
+                        dict(chaos_campaign.PRETRAIN, num_train_steps=150))
     monkeypatch.setattr(chaos_campaign, "FINETUNE",
                         dict(chaos_campaign.FINETUNE, num_train_epochs=6.0))
 
 
 def test_pretraining_through_stops_and_stale_locks(work):
-    report = chaos_campaign.campaign(work, "pretraining", ["sigterm", "twins", "reused"],
+    # (a SIGTERM alone: tests/test_preemption.py; "twins" ends with one to the winner)
+    report = chaos_campaign.campaign(work, "pretraining", ["twins", "reused"],
                                      random.Random(1))
     check(report)
-    assert report["events"] == ["sigterm", "twins", "reused"]
-    assert report["resumed"] >= 3  # after each stop, and the last start
+    assert report["events"] == ["twins", "reused"]
+    assert report["resumed"] >= 2  # after each stop, and the last start
 
 
 def test_finetuning_through_stops_ends_bit_identical(work):
     # needs the reference pre-trained model of the previous test (same work dir)
     chaos_campaign.setup_pretrained(work)
-    report = chaos_campaign.campaign(work, "finetuning", ["sigkill", "early", "stale",
-                                                          "sigterm"], random.Random(2))
+    # (a stop during start-up: tests/test_preemption.py, and the campaign's "early")
+    report = chaos_campaign.campaign(work, "finetuning", ["sigkill", "overlap", "sigterm"],
+                                     random.Random(2))
     check(report)
     assert report["identical"] is True
     # SIGKILL loses less than the time cadence (save_checkpoints_secs) and a little slack

@@ -19,6 +19,7 @@ the printed losses and the dev accuracy identical, dev losses 1e-8 relative apar
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -164,6 +165,36 @@ def test_two_workers_follow_the_one_device_trajectory_and_resume(data_dir, one_d
         assert re.search(r"^step %d/%d \| loss" % (STEPS + 2, STEPS + 2), out, re.M), out
     assert tf.train.load_variable(str(model_dir / ("model.ckpt-%d" % (STEPS + 2))),
                                   "global_step") == STEPS + 2
+
+
+def test_hosts_that_see_different_checkpoints_stop_with_a_message(data_dir, one_device,
+                                                                    tmp_path):
+    """model_dir on each host's own disk: the chief finds no checkpoint, the other host the
+    one-device run's; both stop before the first step, naming the cause (they used to train
+    on out of step until one waited forever in an all-reduce)."""
+    dirs = [tmp_path / "chief", tmp_path / "worker"]
+    for d in dirs:
+        shutil.copytree(data_dir, d, ignore=shutil.ignore_patterns("models"))
+    shutil.copytree(data_dir / "models" / "one_device", dirs[1] / "models" / "split")
+
+    def start_worker(env):
+        index = json.loads(env["TF_CONFIG"])["task"]["index"]
+        return start(dirs[index], "split", env=env, distribution="multi_worker_mirrored",
+                     num_train_steps=STEPS + 2)
+    workers = ["localhost:%d" % p for p in free_ports(2)]
+    processes = [start_worker({"TF_CONFIG": distribute.tf_config_json(workers, i)})
+                 for i in range(2)]
+    try:
+        outs = [p.communicate(timeout=300)[0] for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+    for process, out in zip(processes, outs):
+        assert process.returncode == 2, out[-3000:]
+        assert "the hosts of the cluster start from different checkpoints" in out, out[-3000:]
+        assert "must be one storage every host sees" in out
+        assert not re.search(r"^step \d+/", out, re.M), out[-3000:]
 
 
 def config(**hparams):

@@ -22,7 +22,7 @@ from util import interrupt
 from util import lock
 from util.errors import run_cli
 
-PRETRAIN = dict(chaos_campaign.PRETRAIN, num_train_steps=300, save_checkpoints_steps=1000,
+PRETRAIN = dict(chaos_campaign.PRETRAIN, num_train_steps=150, save_checkpoints_steps=1000,
                 do_eval=False)
 
 
@@ -57,7 +57,7 @@ def test_sigterm_during_pretraining_saves_its_step_and_the_rerun_resumes_there(w
     assert again.proc.returncode == 0, again.output
     assert "resuming from model.ckpt-%d (state file rewritten)" % step in again.output
     assert again.first_step() == step + 1
-    assert checkpoints.global_step(checkpoints.latest_checkpoint(str(model_dir))) == 300
+    assert checkpoints.global_step(checkpoints.latest_checkpoint(str(model_dir))) == 150
 
 
 def test_a_stop_outside_training_releases_the_lock_and_says_how_to_resume(tmp_path, capsys):
@@ -77,8 +77,8 @@ def test_a_stop_outside_training_releases_the_lock_and_says_how_to_resume(tmp_pa
     assert held == [True] and time.time() - started < 4
     assert not (tmp_path / "m" / ".lock").exists()
     assert capsys.readouterr().err == (
-        "stopped by SIGTERM: run the same command again to resume from the last checkpoint "
-        "(finished work is kept)\n")
+        "stopped by SIGTERM: run the same command again to go on (what was finished is kept; "
+        "training resumes from its last checkpoint)\n")
     assert signal.getsignal(signal.SIGTERM) is not interrupt._on_signal  # restored
 
 
@@ -124,7 +124,8 @@ def test_a_finished_trial_is_reused_after_a_move_and_kept_when_settings_change(
                      r"again; the earlier model is kept in (\S+) ", output)
     assert kept, output
     kept_dir = kept.group(1)
-    assert os.path.abspath(os.path.dirname(kept_dir)) == str(trial.parent)
+    assert os.path.abspath(kept_dir).startswith(str(trial.parent / "superseded-"))
+    assert os.path.basename(kept_dir) == trial.name
     assert checkpoints.global_step(checkpoints.latest_checkpoint(kept_dir)) == finished_step
     # A trial stopped before its first checkpoint, rerun with the same settings.
     for name in os.listdir(trial):
@@ -203,3 +204,29 @@ def test_the_former_commands_say_which_command_to_use(module):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "is a library module, not a command: use `python " in result.stderr
+
+
+@pytest.mark.parametrize("scheme", ["local", "ram"])
+def test_a_changed_trial_is_moved_aside_whole_on_a_disk_and_in_a_bucket(tmp_path, scheme):
+    """On ram:// (a bucket's stand-in) a directory cannot be renamed as one: the trial is
+    copied aside, then removed, and the new trial starts empty (no old checkpoint left in
+    it to resume)."""
+    import types
+    import uuid
+    from util import fs
+    root = str(tmp_path) if scheme == "local" else "ram://moved-%s" % uuid.uuid4().hex
+    trial = fs.join(root, "task_model_1")
+    fs.makedirs(trial)
+    fs.write_text(fs.join(trial, "trial_hparams.json"),
+                  json.dumps({"learning_rate": 1, "record_version": 2}))
+    for name in ("model.ckpt-7.index", "model.ckpt-7.data-00000-of-00001"):
+        fs.write_bytes(fs.join(trial, name), b"weights")
+    config = types.SimpleNamespace(results_dir=fs.join(root, "results"))
+    out = io.StringIO()
+    with redirect_stdout(out):
+        run_finetuning.prepare_trial_dir(config, trial, {"learning_rate": 2}, dict)
+    kept = re.search(r"the earlier model is kept in (\S+) ", out.getvalue()).group(1)
+    assert sorted(fs.basename(p) for p in fs.walk_files(kept)) == [
+        "model.ckpt-7.data-00000-of-00001", "model.ckpt-7.index", "trial_hparams.json"]
+    assert fs.read_bytes(fs.join(kept, "model.ckpt-7.index")) == b"weights"
+    assert [fs.basename(p) for p in fs.walk_files(trial)] == ["trial_hparams.json"]

@@ -86,9 +86,11 @@ def repair_state_file(directory):
     files that are not there but model.ckpt-N files are (see latest_checkpoint), writes
     the state file listing them, so that TensorFlow, which restores by the state file
     alone, resumes from the newest instead of starting over on top of them."""
-    if tf.train.latest_checkpoint(directory) or not own_checkpoints(directory):
+    if tf.train.latest_checkpoint(directory):
         return
     found = own_checkpoints(directory)
+    if not found:
+        return
     print("%s has checkpoints but no usable `checkpoint` state file: resuming from %s "
           "(state file rewritten)" % (directory, fs.basename(found[-1])), flush=True)
     # Relative names, as our Saver writes them: TensorFlow keeps a name relative to an
@@ -101,6 +103,8 @@ def identity(prefix):
     """A checkpoint's identity by content: "sha256:" and the digest of its .index file,
     which holds every tensor's checksum (the same checkpoint moved or copied elsewhere has
     the same identity)."""
+    if fs.isdir(prefix):  # a dir given as init_checkpoint: the checkpoint it holds
+        prefix = find_checkpoint(prefix)
     return "sha256:" + hashlib.sha256(fs.read_bytes(prefix + ".index")).hexdigest()
 
 

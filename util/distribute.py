@@ -184,6 +184,14 @@ def replica_batch_size(global_batch_size, input_context):
     return input_context.get_per_replica_batch_size(global_batch_size)
 
 
+def batches_per_replica_step(input_context):
+    """How many batches one step takes from an input pipeline: one per replica it feeds
+    (MirroredStrategy hands consecutive batches to the replicas)."""
+    if input_context is None:
+        return 1
+    return input_context.num_replicas_in_sync // input_context.num_input_pipelines
+
+
 def shard_for_input_context(dataset, input_context):
     """Each host's input pipeline takes every n-th example of the (identically shuffled)
     stream, so the hosts together see each global batch once."""

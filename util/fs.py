@@ -228,7 +228,8 @@ def copy(src, dst, overwrite=False):
 
 
 def rename(src, dst, overwrite=False):
-    """Renames one file: atomic on a local disk and ram://; a copy then a delete on gs://."""
+    """Renames a file (or, on a local disk only, a directory): atomic on a local disk and
+    ram://; a copy then a delete on gs://."""
     _gfile().rename(os.fspath(src), os.fspath(dst), overwrite=overwrite)
 
 

@@ -10,8 +10,9 @@ signal's number (130 for Ctrl-C, 143 for SIGTERM), as a shell reports a killed p
 A training loop cannot stop anywhere: between two steps it can save a checkpoint, in the
 middle of one it cannot. It runs its steps inside `deferred()`, where a signal only sets
 a flag; the loop looks at `requested()` after each step, saves the checkpoint of the
-current step and raises `Stopped` itself, naming what it saved. A second signal while a
-stop is pending raises at once (a user pressing Ctrl-C twice means it).
+current step and raises `Stopped` itself, naming what it saved. A second Ctrl-C while a
+stop is pending raises at once (a user pressing it twice means it); a second SIGTERM is
+ignored (a process group's and a wrapper's copy of one stop).
 """
 
 import contextlib
@@ -28,6 +29,7 @@ class Stopped(BaseException):
 
     def __init__(self, signum, saved=None, step=None):
         super().__init__(signal.Signals(signum).name)
+        _state["stopping"] = True
         self.signum = signum
         self.saved = saved
         self.step = step
@@ -38,14 +40,16 @@ class Stopped(BaseException):
         if self.saved:
             return ("stopped by %s: saved %s at step %d; run the same command again to "
                     "resume from step %d" % (name, self.saved, self.step, self.step))
-        return ("stopped by %s: run the same command again to resume from the last "
-                "checkpoint (finished work is kept)" % name)
+        return ("stopped by %s: run the same command again to go on (what was finished is "
+                "kept; training resumes from its last checkpoint)" % name)
 
     def exit_status(self):
         return 128 + self.signum
 
 
-_state = {"deferring": 0, "requested": None}
+# deferring: depth of deferred() blocks; requested: the signal a deferred block has yet to
+# act on; stopping: a Stopped is on its way out (further SIGTERMs are copies of that stop).
+_state = {"deferring": 0, "requested": None, "stopping": False}
 
 
 def _before_start(signum, frame):
@@ -62,10 +66,15 @@ def stop_cleanly_before_start():
 
 
 def _on_signal(signum, frame):
-    if _state["deferring"] and _state["requested"] is None:
-        _state["requested"] = signum  # the training loop stops after its current step
+    if _state["stopping"] and signum != signal.SIGINT:
         return
-    raise Stopped(signum)
+    if _state["deferring"]:
+        if _state["requested"] is None:
+            _state["requested"] = signum  # the loop stops at its next safe point
+            return
+        if signum != signal.SIGINT:  # a SIGTERM sent twice (to the process group and
+            return  # by a wrapper that forwards it): the save under way goes on
+    raise Stopped(signum)  # (a second Ctrl-C means now)
 
 
 @contextlib.contextmanager
@@ -76,12 +85,13 @@ def handle_signals():
         yield
         return
     previous = {s: signal.signal(s, _on_signal) for s in STOP_SIGNALS}
-    _state["requested"] = None
+    _state.update(requested=None, stopping=False)
     try:
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        _state.update(requested=None, stopping=False)  # (a next command starts afresh)
 
 
 @contextlib.contextmanager
@@ -95,12 +105,25 @@ def deferred():
         _state["deferring"] -= 1
 
 
+@contextlib.contextmanager
+def shielded():
+    """For a short stretch that must not be cut in two (taking or releasing a lock): a
+    signal waits until the block ends and then raises Stopped; inside a deferred() block
+    it is left to that block's owner."""
+    with deferred():
+        yield
+    if _state["requested"] is not None and not _state["deferring"] \
+            and not _state["stopping"]:
+        raise Stopped(take_request())
+
+
 def requested():
     """The number of the signal that asked the run to stop, or None."""
     return _state["requested"]
 
 
-def signal_handled():
-    """True when a signal handler of ours is in place (run under handle_signals): only then
-    may a loop defer a stop and expect to be told."""
-    return signal.getsignal(signal.SIGTERM) is _on_signal
+def take_request():
+    """requested(), which the caller now acts on (stops): cleared, so that the blocks the
+    stop unwinds through (a lock's release) do not stop again over it."""
+    signum, _state["requested"] = _state["requested"], None
+    return signum

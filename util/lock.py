@@ -94,12 +94,13 @@ except ImportError:  # not POSIX: no kernel lock, see the module doc's limits
     fcntl = None
 
 from util import fs
+from util import interrupt
 from util.errors import InputError
 from util.io import check_writable_dir
 
 BUCKET_SETTLE_SECONDS = 1.0  # gs:// read-back pause: another host's write lands meanwhile
-LEASE_RENEW_SECONDS = 60.0  # a holder rewrites `renewed` this often
 LEASE_SECONDS = float(os.environ.get("ELECTRA_LOCK_LEASE_SECONDS", 600))  # then stale
+LEASE_RENEW_SECONDS = min(60.0, LEASE_SECONDS / 4)  # a holder rewrites `renewed` this often
 UNREADABLE_SECONDS = 1.0  # how long an unparsable lock may be "being written"
 HEARTBEAT_JOIN_SECONDS = 30.0  # a renewal in flight on a slow bucket is waited for this long
 
@@ -250,11 +251,6 @@ def stale_reason(record, now=None):
     if record.get("host") == socket.gethostname() and _same_pid_namespace(record):
         return _process_gone(record)
     return _lease_expired(record, time.time() if now is None else now)
-
-
-def is_stale(record):
-    """True when the lock's run is known to be gone (stale_reason says why)."""
-    return stale_reason(record) is not None
 
 
 def _refuse(path, record, what):
@@ -509,6 +505,8 @@ def _acquire(directory, path, record, what):
         try:
             if _create(path, record):
                 return
+            if _is_ours(_read(path), record["token"]):  # a read-back that failed once
+                return
             outcome = _break(path, what, what_dir)
         except InputError:
             raise
@@ -531,7 +529,6 @@ class _Heartbeat:
     def __init__(self, path, record):
         self.path = path
         self.record = dict(record)
-        self.lost = False  # the lock was taken from us (deleted or broken by another run)
         self._stop = threading.Event()
         self._warned = False
         self._thread = threading.Thread(target=self._run, daemon=True,
@@ -562,7 +559,6 @@ class _Heartbeat:
                 print("WARNING: could not renew the lock %s (%s); retrying every %g s"
                       % (self.path, fs.error_text(e), LEASE_RENEW_SECONDS), flush=True)
             return True
-        self.lost = True
         print("WARNING: the lock %s is no longer this run's (deleted, or broken by another "
               "run); this run goes on, but another run may now write the same directory"
               % self.path, flush=True)
@@ -591,12 +587,19 @@ def hold(directory, what, name=".lock"):
     check_writable_dir(directory, "model dir")  # creates it, or names what is in the way
     record = _record()
     heartbeat = _Heartbeat(path, record)
-    _acquire(directory, path, record, what)
+    acquired = False
     try:
-        heartbeat.start()
+        # A SIGTERM while the lock is being taken (a bucket's read-back pause) or released
+        # waits until that is done, then stops the run with the lock released.
+        with interrupt.shielded():
+            _acquire(directory, path, record, what)
+            acquired = True
+            heartbeat.start()
         yield path
     finally:
-        heartbeat.stop()
-        _release(path, record["token"])
+        if acquired:
+            heartbeat.stop()
+            with interrupt.shielded():
+                _release(path, record["token"])
         if created and fs.isdir(created) and not list(fs.walk_files(created)):
             fs.rmtree(created)  # a run refused before writing leaves no empty dirs behind

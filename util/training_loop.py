@@ -31,6 +31,7 @@ from util import interrupt
 from util import modes
 from util import tpu
 from util import tpu_estimator
+from util.errors import InputError
 
 # TF's graph collection holding the global step's read, which its hooks share
 # (training_util.GLOBAL_STEP_READ_KEY, not exported: tests/test_tf_internals.py checks the
@@ -102,6 +103,8 @@ class Trainer:
         if latest and checkpoints.global_step(latest) >= max_steps:
             return None
         checkpoints.repair_state_file(self.model_dir)  # TF resumes by the state file only
+        if self._multi_worker:
+            self._check_hosts_agree(checkpoints.global_step(latest) if latest else 0)
         with tf.Graph().as_default() as graph:
             if self._train_strategy is None:
                 spec, input_hooks = self._build_train_graph(graph, input_fn)
@@ -123,19 +126,48 @@ class Trainer:
             session = self._training_session(scaffold, worker_hooks, list(saving_listeners))
             last_loss = None  # (an input that ends at once trains no step)
             # A SIGTERM or Ctrl-C stops the loop between two steps, where the step's
-            # checkpoint can be saved (util/interrupt.py).
-            with session, interrupt.deferred():
+            # checkpoint can be saved (util/interrupt.py); one during the final save (the
+            # session's close) waits for it.
+            with interrupt.deferred(), session:
                 while not session.should_stop():
                     _, last_loss = session.run([train_op, loss])
                     if interrupt.requested():
                         self._save_and_stop(session, scaffold)
+            if interrupt.requested():  # came during the final save: it is on disk
+                latest = checkpoints.latest_checkpoint(self.model_dir)
+                raise interrupt.Stopped(interrupt.take_request(), latest,
+                                        checkpoints.global_step(latest) if latest else None)
         return last_loss
+
+    def _check_hosts_agree(self, step):
+        """On a cluster, before the training session: every host is to start from the same
+        step, or all stop with a message. Each restores from model_dir as it sees it; with
+        a model_dir on each host's own disk they would find different checkpoints and wait
+        forever in the first collective (the chief's initial values are broadcast to hosts
+        that restored instead). One all-reduce of the step, in a graph of its own."""
+        strategy = self._train_strategy
+        with tf.Graph().as_default():
+            with strategy.scope():
+                total = strategy.reduce(
+                    tf.distribute.ReduceOp.SUM, strategy.extended.call_for_each_replica(
+                        lambda: tf.constant(float(step))), axis=None)
+            cluster, task_type, index = distribute.read_tf_config()
+            with tf.Session("grpc://" + cluster[task_type][index],
+                            config=strategy.update_config_proto(self._session_config)) as s:
+                step_sum = s.run(total)
+        replicas = strategy.num_replicas_in_sync
+        if step_sum != replicas * step:
+            raise InputError(
+                "the hosts of the cluster start from different checkpoints (this one at step "
+                "%d, the mean over the %d replicas %.1f): model_dir %s must be one storage "
+                "every host sees (a bucket, a shared file system), not each host's own disk"
+                % (step, replicas, step_sum / replicas, self.model_dir))
 
     def _save_and_stop(self, session, scaffold):
         """Saves the current step's checkpoint and raises interrupt.Stopped naming it. Not
         on a cluster: a save there may wait in a collective for workers still training,
         so it stops at once and resumes from the last periodic checkpoint."""
-        signum = interrupt.requested()
+        signum = interrupt.take_request()
         if self._multi_worker:
             raise interrupt.Stopped(signum)
         saved, step = session.run_step_fn(lambda step_context: save_checkpoint(
