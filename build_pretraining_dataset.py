@@ -1,8 +1,8 @@
 """Turn a plain-text corpus into ELECTRA pre-training TFRecords.
 
 The corpus is every regular, non-hidden file under --corpus-dir (recursively),
-UTF-8 text with one sentence or paragraph per line and, by default, an empty
-line between documents. Lines are tokenized and packed into examples of at
+UTF-8 text with one sentence per line and, by default, an empty line between
+documents (a paragraph per line: add --split-sentences). Lines are tokenized and packed into examples of at
 most --max-seq-length tokens exactly as the official ELECTRA
 `build_pretraining_dataset.py` does:
 
@@ -94,6 +94,11 @@ def build_parser():
                         help="an empty line ends a document (default: true); "
                              "if false, empty lines are ignored and each file "
                              "is one document")
+    parser.add_argument("--split-sentences", action="store_true",
+                        help="split each line into its sentences (after 。！？；…, with their "
+                             "closing quotes) before packing: for a corpus with one "
+                             "paragraph per line (the official builder expects one "
+                             "sentence per line)")
     parser.add_argument("--do-lower-case", type=parse_bool, default=True,
                         metavar="{true,false}",
                         help="lower-case the text (default: true)")

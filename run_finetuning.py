@@ -319,11 +319,14 @@ def train_trial(config, tasks, bert_config, init_checkpoint, trial, strategy, tr
                                   distribute.describe_batch_split(config, strategy),
                                 ", %s" % config.optimizer if config.optimizer != "adamw" else ""),
           flush=True)
-    model_fn = model_fn_builder(config, tasks, bert_config, init_checkpoint, num_train_steps)
-    trainer = build_trainer(config, model_fn, model_dir, seed, strategy)
-    # A resumed trial goes on in the shuffled stream where it stopped (not in the TPU
-    # graph, whose hosts feed the TPUEstimator: there it starts the stream again).
+    # A resumed trial restores everything from its own checkpoint (the pre-trained one
+    # would only be overwritten, and naming it would contradict "resuming from"); it goes
+    # on in the shuffled stream where it stopped (not in the TPU graph, whose hosts feed
+    # the TPUEstimator: there it starts the stream again).
     latest = checkpoints.latest_checkpoint(model_dir)
+    model_fn = model_fn_builder(config, tasks, bert_config, None if latest else init_checkpoint,
+                                num_train_steps)
+    trainer = build_trainer(config, model_fn, model_dir, seed, strategy)
     done = checkpoints.global_step(latest) if latest and not tpu.tpu_graph(config) else 0
     input_fn = preprocessing.get_input_fn(train_set.path, preprocessing.training_specs(tasks),
                                           True, distribute.micro_batch_size(config), seed=seed,

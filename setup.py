@@ -22,6 +22,7 @@ setup(
         "sentencepiece",
         "tokenizers>=0.15,<1",  # Rust WordPiece: the corpus builder's fast path
         "matplotlib",  # scripts/report.py's plots
+        "tensorboard",  # `tensorboard --logdir D/models` (the demo and the docs name it)
         "safetensors",  # scripts/export_hf.py writes model.safetensors (numpy API, no torch)
         "jieba==0.42.1",  # --segmenter jieba: word boundaries and POS for whole-word masking / LERT (bundled dict, offline)
         "nltk==3.10.4",  # the CMRC 2018 metric's word tokenizer (finetune/cmrc_metric.py; no data needed)

@@ -15,6 +15,7 @@ from corpus import example_serialization
 from corpus import segmentation
 from corpus.build_stats import Progress, Stats, format_count
 from corpus.example_builder import ExampleBuilder
+from corpus import sentences
 from corpus.reader import annotation_lines, annotation_path, iter_lines
 from corpus.shards import ShardWriter
 from model import fast_tokenization
@@ -59,14 +60,16 @@ def tokenizer_kind(tokenizer):
 
 
 def examples_from_piece(path, piece, builder, blanks_separate_docs, stats,
-                        progress, ref_path=None, dep_path=None, shown_path=None):
+                        progress, ref_path=None, dep_path=None, shown_path=None,
+                        split_sentences=False):
     """Yield the features dicts built from one WorkPiece, updating `stats`.
 
     `path` is the piece's (local) file; shown_path, if other, the name it has in
     messages and stats (the file where the user keeps it, e.g. gs://). Lines go to the builder in batches of
     LINES_PER_BATCH, which changes nothing but the speed. ref_path / dep_path:
     the piece's --ref-file / --dep-file (checked beforehand to match it line
-    for line), read in step with it.
+    for line), read in step with it. split_sentences: each line goes to the builder as
+    its sentences, one line each (corpus/sentences.py; not with annotations).
     """
     in_document = False
     batch = []
@@ -88,10 +91,12 @@ def examples_from_piece(path, piece, builder, blanks_separate_docs, stats,
             elif in_document:
                 stats.documents += 1
                 in_document = False
-            batch.append(line)
-            notes.append((ref and segmentation.ref_words(ref),
-                          dep and segmentation.dep_words(dep, dep_path, number)))
-            if len(batch) == LINES_PER_BATCH:
+            parts = sentences.split_sentences(line) if split_sentences and line else [line]
+            batch.extend(parts)
+            notes.extend([(ref and segmentation.ref_words(ref),
+                           dep and segmentation.dep_words(dep, dep_path, number))]
+                         * len(parts))
+            if len(batch) >= LINES_PER_BATCH:
                 yield from builder.add_lines(batch, notes)
                 batch, notes = [], []
         progress.maybe_report(stats)
@@ -140,7 +145,8 @@ def write_examples(job_id, args):
             for features in examples_from_piece(
                     path, piece, builder, args.blanks_separate_docs, stats,
                     progress, annotation_path(args.ref_file, piece.path),
-                    annotation_path(args.dep_file, piece.path), shown):
+                    annotation_path(args.dep_file, piece.path), shown,
+                    split_sentences=args.split_sentences):
                 writer.write(example_serialization.serialize_example(features))
                 stats.examples += 1
                 stats.tokens += sum(features["input_mask"])

@@ -8,6 +8,7 @@ processes get local copies of inputs kept elsewhere (corpus/local_inputs.py).
 
 import math
 import os
+import sys
 import time
 
 from corpus import local_inputs
@@ -62,6 +63,10 @@ def check_flags(args):
     if args.segmenter != "none" and args.spm_model_file:
         raise InputError("--segmenter %s aligns words to WordPiece tokens: use "
                          "--vocab-file, not --spm-model-file" % args.segmenter)
+    if args.split_sentences and (args.ref_file or args.dep_file):
+        raise InputError("--split-sentences changes the lines, and --%s annotates them line "
+                         "for line: split the corpus and its annotations yourself, or drop "
+                         "--split-sentences" % ("ref-file" if args.ref_file else "dep-file"))
     if args.num_out_files is not None and args.num_out_files < args.num_processes:
         raise InputError(
             "--num-out-files (%d) must be at least --num-processes (%d): "
@@ -143,6 +148,8 @@ def write_dataset_info(args, vocab_size, stats):
         "corpus_dir": fs.abspath(args.corpus_dir),
         "stats": stats.summary(),
     }
+    if args.split_sentences:  # (absent otherwise, as below)
+        info["split_sentences"] = True
     if args.segmenter != "none":  # absent otherwise: the plain build's info is unchanged
         info["segmenter"] = args.segmenter
         info["ref_file"] = args.ref_file
@@ -154,6 +161,28 @@ def write_dataset_info(args, vocab_size, stats):
     atomic_write_json(fs.join(args.output_dir, INFO_FILE), info)
 
 
+TRUNCATION_WARNING_SHARE = 0.2  # a build that drops more of the corpus's tokens warns
+
+
+def warn_about_truncation(args, stats):
+    """On stderr, when the packing dropped more than a fifth of the tokens: what share, the
+    likely cause (lines longer than an example: paragraphs, not sentences) and the fix."""
+    total = stats.tokens + stats.truncated_tokens
+    share = stats.truncated_tokens / total if total else 0.0
+    if share <= TRUNCATION_WARNING_SHARE:
+        return
+    fix = ("rerun with --split-sentences (it splits lines after 。！？；… and their closing "
+           "quotes) or split the lines yourself" if not args.split_sentences else
+           "its sentences are still longer than --max-seq-length %d: split them further, "
+           "or raise --max-seq-length" % args.max_seq_length)
+    print("WARNING: %.0f%% of the corpus's tokens were dropped (%s of %s): a line that does "
+          "not fit the example being filled is cut at --max-seq-length, as the official "
+          "builder does, which expects one sentence per line (an empty line between "
+          "documents); lines of whole paragraphs lose most of their text. %s"
+          % (100 * share, format_count(stats.truncated_tokens), format_count(total),
+             fix[0].upper() + fix[1:]), file=sys.stderr, flush=True)
+
+
 def print_summary(args, stats, elapsed):
     """Print the final totals of all jobs."""
     print("done: %s files, %s lines, %s documents -> %s examples, %s tokens "
@@ -163,6 +192,7 @@ def print_summary(args, stats, elapsed):
              format_count(stats.documents), format_count(stats.examples),
              format_count(stats.tokens), stats.tokens / stats.examples,
              format_count(stats.truncated_tokens)), flush=True)
+    warn_about_truncation(args, stats)
     if args.segmenter != "none":
         print("words (%s): %s; word boundaries inside a WordPiece token (token-level "
               "starts used there): %s; tokens not aligned to their line: %s"

@@ -4,6 +4,7 @@ import collections
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import uuid
@@ -670,3 +671,66 @@ def test_strict_refuses_undecodable_bytes_before_touching_old_output(tmp_path, v
     assert "%s:2: %d undecodable byte sequence(s) (not UTF-8); --strict refuses them" % (
         os.path.join(bad, "gbk.txt"), replaced) in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_sentences_end_after_their_marks_and_closing_quotes():
+    from corpus.sentences import split_sentences
+    assert split_sentences("他说：“走吧。”然后我们走了！你呢？好……真的吗?!还有") == [
+        "他说：“走吧。”", "然后我们走了！", "你呢？", "好……", "真的吗?!", "还有"]
+    assert split_sentences("逗号，从不，断句") == ["逗号，从不，断句"]
+    assert split_sentences("（注：见上。）下一句；最后") == ["（注：见上。）", "下一句；", "最后"]
+    assert split_sentences("   ") == []
+
+
+def paragraph_corpus(directory):
+    """The sample corpus with eight of its sentence lines joined into each line: one
+    paragraph per line, as a user following "one sentence or paragraph per line" wrote."""
+    sample = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "sample_data", "corpus")
+    lines = []
+    for name in sorted(os.listdir(sample)):
+        with open(os.path.join(sample, name), encoding="utf-8") as f:
+            lines += [line.strip() for line in f if line.strip()]
+    directory.mkdir()
+    paragraphs = ["".join(lines[i:i + 8]) for i in range(0, len(lines), 8)]
+    (directory / "corpus.txt").write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
+    return sum(len(line) for line in lines)
+
+
+def test_a_paragraph_per_line_corpus_warns_and_split_sentences_keeps_it(tmp_path, capsys):
+    vocab = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "sample_data", "vocab.txt")
+    paragraph_corpus(tmp_path / "corpus")
+    assert run_build(tmp_path / "corpus", vocab, tmp_path / "out", "--max-seq-length", 128) == 0
+    out, err = capsys.readouterr()
+    kept, dropped = [int(x.replace(",", "")) for x in re.search(
+        r"-> [\d,]+ examples, ([\d,]+) tokens \([\d.]+ tokens/example; ([\d,]+) tokens "
+        r"truncated", out).groups()]
+    share = dropped / (kept + dropped)
+    assert share > 0.4  # most of each paragraph does not fit the example being filled
+    assert ("WARNING: %d%% of the corpus's tokens were dropped (%s of %s)"
+            % (round(100 * share), format(dropped, ","), format(kept + dropped, ","))) in err
+    assert "Rerun with --split-sentences" in err
+    assert run_build(tmp_path / "corpus", vocab, tmp_path / "out2", "--max-seq-length", 128,
+                     "--split-sentences") == 0
+    out, err = capsys.readouterr()
+    kept2, dropped2 = [int(x.replace(",", "")) for x in re.search(
+        r"-> [\d,]+ examples, ([\d,]+) tokens \([\d.]+ tokens/example; ([\d,]+) tokens "
+        r"truncated", out).groups()]
+    # (kept counts each example's [CLS] and [SEP] too: more, shorter examples hold more)
+    assert dropped2 < dropped / 3 and kept2 > 1.8 * kept
+    assert dropped2 / (kept2 + dropped2) < 0.2 and "WARNING" not in err
+    info = json.loads((tmp_path / "out2" / INFO_FILE).read_text())
+    assert info["split_sentences"] is True
+
+
+def test_split_sentences_refuses_line_by_line_annotations(tmp_path, vocab_file, capsys):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("一句。两句。\n", encoding="utf-8")
+    (tmp_path / "ref.txt").write_text("一句 。 两句 。\n", encoding="utf-8")
+    assert run_build(corpus, vocab_file, tmp_path / "out", "--segmenter", "ref",
+                     "--ref-file", tmp_path / "ref.txt", "--split-sentences") == 2
+    assert "--split-sentences changes the lines, and --ref-file annotates them line for " \
+        "line" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -217,3 +217,18 @@ def test_doc_command_parses(argv, monkeypatch):
         assert (REPO / args[0]).is_file(), args[0]
     else:
         assert program in SHELL_TOOLS, "%s: a command the docs check does not know" % program
+
+
+def test_the_tensorboard_command_the_docs_name_is_installed():
+    """docs/own-data.md and the demo's summary say `tensorboard --logdir ...`: setup.py
+    installs it beside the toolkit, and it reads the event files the runners write."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    command = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    assert os.path.exists(command) or shutil.which("tensorboard"), \
+        "tensorboard is not installed in %s" % os.path.dirname(sys.executable)
+    result = subprocess.run([sys.executable, "-c", "import tensorboard; "
+                             "print(tensorboard.__version__)"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
