@@ -734,3 +734,17 @@ def test_split_sentences_refuses_line_by_line_annotations(tmp_path, vocab_file, 
     assert "--split-sentences changes the lines, and --ref-file annotates them line for " \
         "line" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_corpus_dir_is_one_line_without_tensorflows_start_up_noise(tmp_path):
+    """The check imports TensorFlow (for gs:// paths) on its way to the error; its start-up
+    lines used to come first, twice."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run(
+        [sys.executable, os.path.join(repo, "build_pretraining_dataset.py"), "--corpus-dir",
+         str(tmp_path / "missing"), "--vocab-file", os.path.join(repo, "sample_data",
+                                                                 "vocab.txt"),
+         "--output-dir", str(tmp_path / "out")], capture_output=True, text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="0"))
+    assert result.returncode == 2
+    assert result.stderr == "error: --corpus-dir %s does not exist\n" % (tmp_path / "missing")

@@ -37,8 +37,8 @@ def _gfile():
 
 def errors():
     """The exceptions a file-system call may raise: OSError, or TensorFlow's OpError."""
-    import tensorflow as tf
-    return (OSError, tf.errors.OpError)
+    from util.quiet_tf import import_tensorflow  # (the first import may be this one)
+    return (OSError, import_tensorflow().errors.OpError)
 
 
 def error_text(e):
@@ -126,8 +126,9 @@ def tf_checkpoint_path(prefix):
     prefix = os.fspath(prefix)
     if scheme(prefix) != "ram" or not _gfile().isdir(prefix):
         return prefix
-    import tensorflow as tf
+    from util.quiet_tf import import_tensorflow
     from util.errors import InputError
+    tf = import_tensorflow()
     directory = dirname(prefix)
     if tf.train.latest_checkpoint(directory) == prefix:
         return directory
