@@ -242,6 +242,9 @@ class Job:
         first = start.first_step()
         if before is None or first is None:
             return
+        if "initialised" in start.output:  # (fine-tuning: its own checkpoint, not the init)
+            self.report["lost"].append("a resumed trial also named the checkpoint it would "
+                                       "start a new trial from")
         if "resuming from" in start.output and first == before + 1:
             self.report["resumed"] += 1
         else:
