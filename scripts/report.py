@@ -9,7 +9,8 @@ README (github.com/ymcui/Chinese-ELECTRA): one row per model, per task and split
 results directory):
   pretraining_losses.png  total / generator / discriminator loss per step (TensorBoard logs)
   pretraining_eval.png    do_eval metrics per step (unsup_results.json), when present
-  finetuning_curves.png   training loss per step of every task, model and trial
+  finetuning_curves.png   per task: the training loss per example (the console's) and the dev
+                          metric at each evaluation, of every model and trial
 and writes report.md with the table and the plots.
 """
 
@@ -158,33 +159,80 @@ def eval_data_label(model_dir):
     return "the training tfrecords (no eval_tfrecords set)"
 
 
+# The fine-tuning loss the console prints (per example, whatever loss_reduction); event
+# files of earlier versions have only the loop's "loss" (the batch's sum, by default).
+FINETUNE_LOSS_TAGS = ("mean_example_loss", "loss")
+DEV_METRIC_ORDER = ("accuracy", "f1", "em")  # the panel's metric: the first a task has
+
+
+def finetuning_series(trial_dir, task):
+    """(loss label, [(step, loss)], metric name, [(step, dev value)]) of one trial."""
+    losses = read_scalars(trial_dir, FINETUNE_LOSS_TAGS)
+    tag = next((t for t in FINETUNE_LOSS_TAGS if t in losses), None)
+    label = {"mean_example_loss": "training loss per example (the console's)",
+             "loss": "training loss (batch sum)"}.get(tag)
+    prefix = task + "/"
+    dev = {tag[len(prefix):]: points for tag, points in read_all_scalars(
+        fs.join(trial_dir, "eval_dev")).items() if tag.startswith(prefix)}
+    metric = next((m for m in DEV_METRIC_ORDER if m in dev),
+                  next((m for m in sorted(dev) if m != "loss"), None))
+    return label, losses.get(tag, []), metric, dev.get(metric, [])
+
+
+def read_all_scalars(directory):
+    """{tag: [(step, value)]} of every scalar in the event files directly in directory."""
+    import tensorflow.compat.v1 as tf
+    series = {}
+    for path in fs.glob(fs.join(directory, "events.out.tfevents.*")):
+        try:
+            for event in tf.train.summary_iterator(path):
+                for value in event.summary.value:
+                    series.setdefault(value.tag, {})[event.step] = value.simple_value
+        except tf.errors.DataLossError:
+            pass
+    return {tag: sorted(points.items()) for tag, points in series.items()}
+
+
 def plot_finetuning(models, out_dir):
-    """finetuning_curves.png: training loss per step, one panel per task."""
+    """finetuning_curves.png: per task, the training loss per step (top) and the dev metric
+    at each evaluation (bottom), one line per model and trial; a series of one point (a
+    single evaluation) is drawn as a marker."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    curves = {}  # task -> [(model name, trial index, points)]; tasks without curves skipped
+    curves = {}  # task -> [(model name, trial index, series)]; tasks without curves skipped
     for name, results in models:
         for task, record in results.items():
             for i, trial in enumerate(record.get("trials", [])):
-                points = read_scalars(trial["model_dir"], ["loss"]).get("loss", [])
-                if points:
-                    curves.setdefault(task, []).append((name, i, points))
+                series = finetuning_series(trial["model_dir"], task)
+                if series[1] or series[3]:
+                    curves.setdefault(task, []).append((name, i, series))
     tasks = sorted(curves)
     if not tasks:
         return []
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.5), squeeze=False)
+    fig, axes = plt.subplots(2, len(tasks), figsize=(4.5 * len(tasks), 6.5), squeeze=False,
+                             sharex="col")  # a dev point under the training step it scored
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
     color_of = {name: colors[i % len(colors)] for i, (name, _) in enumerate(models)}
-    for ax, task in zip(axes[0], tasks):
-        for name, i, points in curves[task]:
-            ax.plot([p[0] for p in points], [p[1] for p in points], color=color_of[name],
-                    alpha=0.7, label=name if i == 0 else None)
-        ax.set_title(task)
-        ax.set_xlabel("step")
-        ax.set_ylabel("training loss")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
+    for column, task in enumerate(tasks):
+        loss_ax, metric_ax = axes[0][column], axes[1][column]
+        labels, metrics = set(), set()
+        for name, i, (label, losses, metric, dev) in curves[task]:
+            for ax, points in ((loss_ax, losses), (metric_ax, dev)):
+                if points:
+                    ax.plot([p[0] for p in points], [p[1] for p in points],
+                            color=color_of[name], alpha=0.7, label=name if i == 0 else None,
+                            marker="o" if len(points) == 1 else None)
+            labels.add(label)
+            metrics.add(metric)
+        loss_ax.set_title(task)
+        loss_ax.set_ylabel(" / ".join(sorted(filter(None, labels))), fontsize=8)
+        metric_ax.set_ylabel("dev " + " / ".join(sorted(filter(None, metrics))))
+        for ax in (loss_ax, metric_ax):
+            ax.set_xlabel("step")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
     save_figure(plt, fig, fs.join(out_dir, "finetuning_curves.png"))
     return ["finetuning_curves.png"]
 
