@@ -1,6 +1,6 @@
 """The chaos campaign in a small form (scripts/chaos_campaign.py): pre-training and
-fine-tuning through SIGTERM, SIGKILL, two starts at once (on one model dir, and on
-overlapping task sets) and a stale lock of a reused pid, each start with the data dir spelt another way; nothing is
+fine-tuning through SIGTERM, SIGKILL, two starts at once on one model dir and a stale lock
+of a reused pid, each start with the data dir spelt another way; nothing is
 lost, no two runs train at once, and the fine-tuned model equals the uninterrupted one's
 bit for bit."""
 
@@ -29,26 +29,27 @@ def check(report):
 @pytest.fixture(autouse=True)
 def shorter_runs(monkeypatch):
     """Shorter runs than the campaign's: still several progress lines before each stop."""
-    monkeypatch.setattr(chaos_campaign, "PRETRAIN",
-                        dict(chaos_campaign.PRETRAIN, num_train_steps=150))
-    monkeypatch.setattr(chaos_campaign, "FINETUNE",
-                        dict(chaos_campaign.FINETUNE, num_train_epochs=6.0))
+    monkeypatch.setattr(chaos_campaign, "PRETRAIN", dict(
+        chaos_campaign.PRETRAIN, num_train_steps=120, log_every_steps=5,
+        save_checkpoints_steps=20))
+    monkeypatch.setattr(chaos_campaign, "FINETUNE", dict(
+        chaos_campaign.FINETUNE, num_train_epochs=3.0, log_every_steps=5))
 
 
-def test_pretraining_through_stops_and_stale_locks(work):
+def test_pretraining_through_twin_starts(work):
     # (a SIGTERM alone: tests/test_preemption.py; "twins" ends with one to the winner)
-    report = chaos_campaign.campaign(work, "pretraining", ["twins", "reused"],
-                                     random.Random(1))
+    report = chaos_campaign.campaign(work, "pretraining", ["twins"], random.Random(1))
     check(report)
-    assert report["events"] == ["twins", "reused"]
-    assert report["resumed"] >= 2  # after each stop, and the last start
+    assert report["events"] == ["twins"]
+    assert report["resumed"] >= 1  # the last start, after the winner's stop
 
 
-def test_finetuning_through_stops_ends_bit_identical(work):
+def test_finetuning_through_stops_and_a_stale_lock_ends_bit_identical(work):
     # needs the reference pre-trained model of the previous test (same work dir)
     chaos_campaign.setup_pretrained(work)
-    # (a stop during start-up: tests/test_preemption.py, and the campaign's "early")
-    report = chaos_campaign.campaign(work, "finetuning", ["sigkill", "overlap", "sigterm"],
+    # (a stop during start-up and overlapping task sets: tests/test_preemption.py, and the
+    # campaign's "early" and "overlap")
+    report = chaos_campaign.campaign(work, "finetuning", ["sigkill", "reused", "sigterm"],
                                      random.Random(2))
     check(report)
     assert report["identical"] is True
