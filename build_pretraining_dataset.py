@@ -99,6 +99,11 @@ def build_parser():
                              "closing quotes) before packing: for a corpus with one "
                              "paragraph per line (the official builder expects one "
                              "sentence per line)")
+    parser.add_argument("--eval-share", type=float, default=0.0, metavar="FRACTION",
+                        help="hold out this share of the examples (each drawn at random, "
+                             "by --seed) as pretrain_eval.tfrecord-* beside the training "
+                             "shards, which then lack them: do_eval evaluates on them by "
+                             "default (default: 0, none held out, as the official builder)")
     parser.add_argument("--do-lower-case", type=parse_bool, default=True,
                         metavar="{true,false}",
                         help="lower-case the text (default: true)")

@@ -37,6 +37,9 @@ class FinetuningConfig(object):
         self.seed = 1  # trial i (1-based) uses seed + i - 1
         self.do_train = True  # fine-tune
         self.do_eval = True  # score the dev set
+        self.eval_each_checkpoint = False  # with do_eval: also score dev at each checkpoint
+                                           # saved while training (a curve in TensorBoard's
+                                           # eval_dev; the results are the final step's)
         self.do_test = False  # score the test set (needs labels in the test file)
         self.write_test_outputs = False  # predict the test set and write the predictions
         self.n_writes_test = 5  # write_test_outputs: only in the first n trials (official)
@@ -267,6 +270,11 @@ class FinetuningConfig(object):
         check_accumulation(self, "fine-tuning hparams")
         need(0 <= self.warmup_proportion < 1, "warmup_proportion must be in [0, 1)")
         need(self.predict_batch_size > 0, "predict_batch_size must be > 0")
+        need(not self.eval_each_checkpoint or (
+            self.distribution != "multi_worker_mirrored" and not tpu.tpu_graph(self)),
+             "eval_each_checkpoint scores dev on the chief between training steps: not with "
+             "\"multi_worker_mirrored\" or the TPU graph (the results' final evaluation is "
+             "there in any case)")
         need(self.loss_reduction in ("sum", "mean"), "loss_reduction must be \"sum\" "
              "(official) or \"mean\", got %r" % (self.loss_reduction,))
         need(self.beam_size >= 1, "beam_size must be >= 1")

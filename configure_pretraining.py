@@ -155,7 +155,9 @@ class PretrainingConfig(object):
         # defaults follow the official layout under the data dir D
         tfrecords = os.path.join(data_dir, "pretrain_tfrecords", "pretrain_data.tfrecord*")
         self.pretrain_tfrecords = tfrecords  # training data: comma-separated globs
-        self.eval_tfrecords = None  # globs for do_eval; None evaluates on pretrain_tfrecords
+        self.eval_tfrecords = None  # globs for do_eval; None: the examples the builder held
+                                    # out beside pretrain_tfrecords (--eval-share), else
+                                    # pretrain_tfrecords themselves (as the official code)
         self.vocab_file = os.path.join(data_dir, "vocab.txt")  # WordPiece vocab
         self.spm_model_file = None  # SentencePiece model instead of vocab_file
         self.model_dir = os.path.join(data_dir, "models", model_name)  # checkpoints, summaries,

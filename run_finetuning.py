@@ -41,6 +41,7 @@ from util import tfrecords  # noqa: E402
 from util import results as results_lib  # noqa: E402
 from util import tpu  # noqa: E402
 from util import training_loop  # noqa: E402
+from util import summaries  # noqa: E402
 from util.progress import Progress  # noqa: E402
 from util.errors import InputError  # noqa: E402
 from util.io import atomic_write_json  # noqa: E402
@@ -101,11 +102,12 @@ def log_features(config, task, split, features):
         print("%s %s example: %s %s" % (task.name, split, " ".join(tokens), scalars))
 
 
-def evaluate_split(config, task, trainer, split, trial):
+def evaluate_split(config, task, trainer, split, trial, write_outputs=True):
     """Predicts every feature of split, feeds the task's scorer, writes the predictions
-    and returns the scorer's results (None for a split without labels: not scored). In the
-    TPU graph the split is padded to whole batches; the padding's predictions are dropped
-    here, before any scorer sees them."""
+    (unless not write_outputs: a score along the way) and returns the scorer's results
+    (None for a split without labels: not scored). In the TPU graph the split is padded to
+    whole batches; the padding's predictions are dropped here, before any scorer sees
+    them."""
     examples = task.get_examples(split)
     labelled = task.check_split(split, examples, need_labels=split == "dev")
     features = featurize_split(config, task, split, examples)
@@ -133,6 +135,8 @@ def evaluate_split(config, task, trainer, split, trial):
     if real != len(features):
         raise RuntimeError("%s %s: %d predictions for %d features" % (
             task.name, split, real, len(features)))
+    if not write_outputs:
+        return scorer.get_results() if labelled else None
     preds_file = config.preds_file(task.name, split, trial)
     atomic_write_json(preds_file, scorer.get_predictions())
     print("wrote %s" % preds_file, flush=True)
@@ -161,7 +165,7 @@ EVAL_ONLY_HPARAMS = frozenset([
     "use_tfrecords_if_existing", "predict_batch_size", "n_writes_test",
     "write_distill_outputs", "beam_size", "qa_na_threshold", "model_dir", "results_txt",
     "results_pkl", "qa_preds_file", "qa_eval_file", "qa_na_file", "test_predictions",
-    "save_graph_def", "keep_checkpoint_max"])
+    "save_graph_def", "keep_checkpoint_max", "eval_each_checkpoint"])
 # ... nor do where things are (a data dir moved, or spelt ./D instead of D: the data and
 # the starting checkpoint count by their content, train_data and init_checkpoint below),
 # how often checkpoints are saved, or which machine trains.
@@ -332,8 +336,34 @@ def train_trial(config, tasks, bert_config, init_checkpoint, trial, strategy, tr
                                           True, distribute.micro_batch_size(config), seed=seed,
                                           skip_steps=done,
                                           runs_per_step=config.gradient_accumulation_steps)
+    listeners = ([DevEachCheckpoint(config, tasks, bert_config, model_dir, trial,
+                                    num_train_steps)]
+                 if config.do_eval and config.eval_each_checkpoint else [])
     with tfrecords.name_damaged_file([train_set.path], DAMAGED_CACHE_REMEDY):
-        trainer.train(input_fn=input_fn, max_steps=num_train_steps)
+        trainer.train(input_fn=input_fn, max_steps=num_train_steps, saving_listeners=listeners)
+
+
+class DevEachCheckpoint(tf.train.CheckpointSaverListener):
+    """eval_each_checkpoint: scores dev with each checkpoint as it is saved (step 0 and the
+    step a resume starts at included), printing the line and writing TensorBoard's eval_dev
+    scalars; the last step's is left to run_trial, whose results are the trial's."""
+
+    def __init__(self, config, tasks, bert_config, model_dir, trial, num_train_steps):
+        self._args = (config, tasks, bert_config, model_dir, trial)
+        self._num_train_steps = num_train_steps
+
+    def after_save(self, session, global_step_value):
+        if global_step_value >= self._num_train_steps:
+            return
+        config, tasks, bert_config, model_dir, trial = self._args
+        for task in tasks:  # each through its own head, as run_trial scores them
+            model_fn = model_fn_builder(config, [task], bert_config, None, num_train_steps=1)
+            trainer = build_trainer(config, model_fn, model_dir, config.seed + trial - 1)
+            results = evaluate_split(config, task, trainer, "dev", trial, write_outputs=False)
+            write_eval_summary(model_dir, task, "dev", results)
+            print("dev at step %d: %s" % (global_step_value,
+                                          results_lib.format_line(task.name, results)),
+                  flush=True)
 
 
 def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None, chief=True,
@@ -376,7 +406,7 @@ def write_eval_summary(model_dir, task, split, results):
     """A split's metrics as TensorBoard scalars (<trial dir>/eval_<split>/, tags
     <task>/<metric>) at the scored checkpoint's step, beside the training curves."""
     step = checkpoints.global_step(checkpoints.latest_checkpoint(model_dir))
-    training_loop.write_scalars(fs.join(model_dir, "eval_" + split), {
+    summaries.write_scalars(fs.join(model_dir, "eval_" + split), {
         "%s/%s" % (task.name, key): value for key, value in results.items()}, step)
 
 

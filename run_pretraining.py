@@ -325,8 +325,7 @@ def train_and_eval(config):
         pretrain_data.check_seq_length(train_files, config.max_seq_length)
         check_extra_features(config, train_files)
     if config.do_eval:
-        eval_files = pretrain_data.find_tfrecords(config.eval_tfrecords
-                                                  or config.pretrain_tfrecords)
+        eval_files = find_eval_tfrecords(config)
         pretrain_data.check_seq_length(eval_files, config.max_seq_length)
         check_extra_features(config, eval_files)
     chief = distribute.is_chief(config)
@@ -334,6 +333,21 @@ def train_and_eval(config):
         return train_and_eval_in_model_dir(config, special_ids, train_files, eval_files, chief)
     with lock.hold(config.model_dir, "model dir"):
         return train_and_eval_in_model_dir(config, special_ids, train_files, eval_files, chief)
+
+
+def find_eval_tfrecords(config):
+    """do_eval's data: eval_tfrecords if set, else the examples the builder held out beside
+    the training tfrecords (--eval-share), else the training tfrecords, as the official
+    code (saying so: its metrics then flatter the model)."""
+    if config.eval_tfrecords:
+        return pretrain_data.find_tfrecords(config.eval_tfrecords)
+    held_out = pretrain_data.held_out_tfrecords(config.pretrain_tfrecords)
+    if held_out:
+        return held_out
+    print("do_eval: evaluating on the training tfrecords (no eval_tfrecords, no held-out "
+          "examples beside them: build the data with --eval-share 0.02 to hold some out)",
+          flush=True)
+    return pretrain_data.find_tfrecords(config.pretrain_tfrecords)
 
 
 def train_and_eval_in_model_dir(config, special_ids, train_files, eval_files, chief):

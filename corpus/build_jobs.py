@@ -4,6 +4,7 @@ write its shards; and running the jobs, in child processes if more than one.
 No TensorFlow here: each job process would pay ~3 s to import it (see corpus/shards.py).
 """
 
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -17,7 +18,7 @@ from corpus.build_stats import Progress, Stats, format_count
 from corpus.example_builder import ExampleBuilder
 from corpus import sentences
 from corpus.reader import annotation_lines, annotation_path, iter_lines
-from corpus.shards import ShardWriter
+from corpus.shards import EVAL_PREFIX, ShardWriter
 from model import fast_tokenization
 from model import tokenization
 from util.errors import InputError
@@ -126,9 +127,12 @@ def write_examples(job_id, args):
     like the official tool does its files, and writes the shards i with
     i % num_processes == job_id as `.tmp` files in `args.shard_dir` (removed if
     the job fails). `args` are corpus.local_inputs.job_args: local paths only.
-    `args.num_out_files` is the resolved shard count; see `build`.
+    `args.num_out_files` is the resolved shard count; see `build`. With args.eval_share
+    each example is held out with that probability (a draw of its own generator, so the
+    examples are built as without it) into the job's one pretrain_eval shard.
     """
     rng = random.Random(args.seed + job_id)
+    held_out_rng = random.Random("held-out %d" % (args.seed + job_id))
     tokenizer = make_tokenizer(args)
     pieces = list(args.job_pieces[job_id])
     rng.shuffle(pieces)
@@ -137,8 +141,12 @@ def write_examples(job_id, args):
     stats = Stats()
     progress = Progress(job_id, sum(1 for piece in pieces if piece.start == 0),
                         sum(piece.end - piece.start for piece in pieces))
-    with ShardWriter(args.shard_dir, job_id, args.num_processes,
-                     args.num_out_files) as writer:
+    with contextlib.ExitStack() as stack:
+        writer = stack.enter_context(ShardWriter(args.shard_dir, job_id, args.num_processes,
+                                                 args.num_out_files))
+        held_out_writer = stack.enter_context(ShardWriter(
+            args.shard_dir, job_id, args.num_processes, args.num_processes,
+            EVAL_PREFIX)) if args.eval_share else None
         for piece in pieces:
             path = os.path.join(args.corpus_dir, piece.path)
             shown = os.path.join(args.shown_corpus_dir, piece.path)
@@ -147,9 +155,15 @@ def write_examples(job_id, args):
                     progress, annotation_path(args.ref_file, piece.path),
                     annotation_path(args.dep_file, piece.path), shown,
                     split_sentences=args.split_sentences):
-                writer.write(example_serialization.serialize_example(features))
+                tokens = sum(features["input_mask"])
+                if held_out_writer and held_out_rng.random() < args.eval_share:
+                    held_out_writer.write(example_serialization.serialize_example(features))
+                    stats.held_out_examples += 1
+                    stats.held_out_tokens += tokens
+                else:
+                    writer.write(example_serialization.serialize_example(features))
                 stats.examples += 1
-                stats.tokens += sum(features["input_mask"])
+                stats.tokens += tokens
             if piece.start == 0:  # a file cut between jobs counts once
                 stats.files += 1
             report_bad_bytes(job_id, shown, stats)

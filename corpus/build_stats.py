@@ -17,6 +17,8 @@ class Stats(object):
     documents: int = 0
     examples: int = 0
     tokens: int = 0
+    held_out_examples: int = 0  # of examples and tokens, those --eval-share held out
+    held_out_tokens: int = 0
     truncated_tokens: int = 0
     bytes: int = 0
     # Whole-word masking (--segmenter): words seen, word boundaries that fell inside a

@@ -18,7 +18,8 @@ from corpus.build_jobs import make_tokenizer, run_jobs, tokenizer_kind
 from corpus.build_stats import format_count
 from corpus.corpus_split import split_work
 from corpus.example_builder import FEATURE_NAMES, MIN_RANDOM_TARGET
-from corpus.shards import OUTPUT_PREFIX, commit_shards, discard_shards, existing_outputs
+from corpus.shards import (EVAL_PREFIX, OUTPUT_PREFIX, commit_shards, discard_shards,
+                           existing_outputs)
 from util import fs
 from util.errors import InputError
 from util.io import atomic_write_json, check_writable_dir, format_duration
@@ -67,6 +68,9 @@ def check_flags(args):
         raise InputError("--split-sentences changes the lines, and --%s annotates them line "
                          "for line: split the corpus and its annotations yourself, or drop "
                          "--split-sentences" % ("ref-file" if args.ref_file else "dep-file"))
+    if not 0 <= args.eval_share < 1:
+        raise InputError("--eval-share must be at least 0 and below 1 (the share of the "
+                         "examples held out for evaluation, e.g. 0.02), got %g" % args.eval_share)
     if args.num_out_files is not None and args.num_out_files < args.num_processes:
         raise InputError(
             "--num-out-files (%d) must be at least --num-processes (%d): "
@@ -150,6 +154,12 @@ def write_dataset_info(args, vocab_size, stats):
     }
     if args.split_sentences:  # (absent otherwise, as below)
         info["split_sentences"] = True
+    if args.eval_share:
+        info["eval_share"] = args.eval_share
+        info["eval_file_pattern"] = ("%s-*-of-%d" % (EVAL_PREFIX, args.num_processes)
+                                     if stats.held_out_examples else None)
+        info["stats"].update(held_out_examples=stats.held_out_examples,
+                             held_out_tokens=stats.held_out_tokens)
     if args.segmenter != "none":  # absent otherwise: the plain build's info is unchanged
         info["segmenter"] = args.segmenter
         info["ref_file"] = args.ref_file
@@ -193,6 +203,16 @@ def print_summary(args, stats, elapsed):
              format_count(stats.tokens), stats.tokens / stats.examples,
              format_count(stats.truncated_tokens)), flush=True)
     warn_about_truncation(args, stats)
+    if args.eval_share:
+        print(("held out for evaluation: %s of the examples (%.1f%%, --eval-share %g), in "
+               "%s-*-of-%d; do_eval reads them by default" % (
+                   format_count(stats.held_out_examples),
+                   100.0 * stats.held_out_examples / stats.examples, args.eval_share,
+                   EVAL_PREFIX, args.num_processes)) if stats.held_out_examples else
+              "WARNING: --eval-share %g held out none of the %s examples: raise it; do_eval "
+              "will evaluate on the training shards" % (args.eval_share,
+                                                       format_count(stats.examples)),
+              file=sys.stdout if stats.held_out_examples else sys.stderr, flush=True)
     if args.segmenter != "none":
         print("words (%s): %s; word boundaries inside a WordPiece token (token-level "
               "starts used there): %s; tokens not aligned to their line: %s"
@@ -238,9 +258,13 @@ def build(args):
                 raise InputError(
                     "--corpus-dir %s yielded no examples: its %d file(s) contain "
                     "no text the tokenizer keeps" % (args.corpus_dir, stats.files))
+            if stats.held_out_examples:
+                commit_shards(jobs.shard_dir, args.output_dir, args.num_processes,
+                              EVAL_PREFIX)
             commit_shards(jobs.shard_dir, args.output_dir, args.num_out_files)
         finally:
             discard_shards(jobs.shard_dir, args.num_out_files)
+            discard_shards(jobs.shard_dir, args.num_processes, EVAL_PREFIX)
     finally:
         local_inputs.remove_work_dir(work_dir)
     write_dataset_info(args, vocab_size, stats)

@@ -12,13 +12,13 @@ import os
 import struct
 
 from util import fs
+from util.shard_names import EVAL_PREFIX  # noqa: F401 (the builder's names, here with it)
+from util.shard_names import TRAINING_PREFIX as OUTPUT_PREFIX
 
-OUTPUT_PREFIX = "pretrain_data.tfrecord"
 
-
-def shard_path(output_dir, index, num_out_files):
+def shard_path(output_dir, index, num_out_files, prefix=OUTPUT_PREFIX):
     """Path of output shard `index` of `num_out_files`."""
-    name = "%s-%d-of-%d" % (OUTPUT_PREFIX, index, num_out_files)
+    name = "%s-%d-of-%d" % (prefix, index, num_out_files)
     return os.path.join(output_dir, name)
 
 
@@ -28,17 +28,19 @@ def job_shards(job_id, num_processes, num_out_files):
 
 
 def existing_outputs(output_dir):
-    """Paths of files in `output_dir` (any file system) that look like our output shards."""
+    """Paths of files in `output_dir` (any file system) that look like our output shards
+    (training or held-out: an old build's held-out shards must not outlive it)."""
+    prefixes = (OUTPUT_PREFIX, EVAL_PREFIX)
     if fs.is_local(output_dir):
-        pattern = os.path.join(glob.escape(output_dir), OUTPUT_PREFIX + "*")
-        return sorted(path for path in glob.glob(pattern) if os.path.isfile(path))
+        return sorted(path for prefix in prefixes for path in glob.glob(
+            os.path.join(glob.escape(output_dir), prefix + "*")) if os.path.isfile(path))
     try:
         names = fs.listdir(output_dir)
     except fs.errors():  # no such directory (yet)
         return []
     # Listed names, not isdir: ram:// takes a name that begins another file's name for a
     # directory, and a bucket has no real directories.
-    return [fs.join(output_dir, name) for name in names if name.startswith(OUTPUT_PREFIX)]
+    return [fs.join(output_dir, name) for name in names if name.startswith(prefixes)]
 
 
 # Framing of the records in a `.tmp` shard: little-endian length, bytes.
@@ -56,9 +58,9 @@ class ShardWriter(object):
     a failed job leaves nothing behind.
     """
 
-    def __init__(self, output_dir, job_id, num_processes, num_out_files):
+    def __init__(self, output_dir, job_id, num_processes, num_out_files, prefix=OUTPUT_PREFIX):
         self.tmp_paths = [
-            shard_path(output_dir, i, num_out_files) + ".tmp"
+            shard_path(output_dir, i, num_out_files, prefix) + ".tmp"
             for i in job_shards(job_id, num_processes, num_out_files)
         ]
         self._writers = []
@@ -111,7 +113,7 @@ def remove_files(paths):
             os.remove(path)
 
 
-def commit_shards(shard_dir, output_dir, num_out_files):
+def commit_shards(shard_dir, output_dir, num_out_files, prefix=OUTPUT_PREFIX):
     """Write the jobs' `.tmp` shards (in the local shard_dir) as TFRecord files with their
     final names in output_dir (any file system).
 
@@ -126,10 +128,10 @@ def commit_shards(shard_dir, output_dir, num_out_files):
     parts = []
     try:
         for index in range(num_out_files):
-            part = shard_path(output_dir, index, num_out_files) + ".part"
+            part = shard_path(output_dir, index, num_out_files, prefix) + ".part"
             parts.append(part)
             with tf.io.TFRecordWriter(part) as writer:
-                for record in read_records(shard_path(shard_dir, index, num_out_files)
+                for record in read_records(shard_path(shard_dir, index, num_out_files, prefix)
                                            + ".tmp"):
                     writer.write(record)
         for part in parts:
@@ -140,7 +142,7 @@ def commit_shards(shard_dir, output_dir, num_out_files):
         raise
 
 
-def discard_shards(shard_dir, num_out_files):
+def discard_shards(shard_dir, num_out_files, prefix=OUTPUT_PREFIX):
     """Delete any `.tmp` shards of this run (local files)."""
-    remove_files(shard_path(shard_dir, i, num_out_files) + ".tmp"
+    remove_files(shard_path(shard_dir, i, num_out_files, prefix) + ".tmp"
                  for i in range(num_out_files))

@@ -7,6 +7,7 @@ import tensorflow.compat.v1 as tf
 from util import distribute
 from util import fs
 from util.errors import InputError
+from util.shard_names import EVAL_PREFIX
 
 FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids")
 # Written by build_pretraining_dataset.py --segmenter jieba|ref: 1 where a token starts a word.
@@ -48,6 +49,14 @@ def find_tfrecords(patterns):
             "--output-dir %s` or set the pretrain_tfrecords hparam"
             % (patterns, fs.dirname(patterns.split(",")[0].strip())))
     return files
+
+
+def held_out_tfrecords(train_patterns):
+    """The shards of examples build_pretraining_dataset.py --eval-share held out, in the
+    dirs of the training globs (comma-separated); [] if there are none."""
+    dirs = sorted({fs.dirname(p.strip()) for p in train_patterns.split(",") if p.strip()})
+    return sorted(path for d in dirs for path in fs.glob(fs.join(d, EVAL_PREFIX + "*"))
+                  if not path.endswith((".tmp", ".part")))
 
 
 def first_record_features(path):

@@ -314,7 +314,7 @@ class Demo:
               "to expect):\n"
               "  .venv/bin/python build_pretraining_dataset.py --corpus-dir my_corpus/ "
               "--vocab-file sample_data/vocab.txt --output-dir D/pretrain_tfrecords "
-              "--max-seq-length 128 && cp sample_data/vocab.txt D/\n"
+              "--max-seq-length 128 --eval-share 0.02 && cp sample_data/vocab.txt D/\n"
               "  .venv/bin/python run_pretraining.py --data-dir D --model-name my_electra "
               "--hparams params/pretrain_cpu_minutes.json\n"
               "  .venv/bin/python run_finetuning.py --data-dir D --model-name my_electra "

@@ -20,9 +20,11 @@ sed -n "2,$((REVIEWS + 1))p" "$SHARED/train.tsv" | cut -f2 \
     | sed 's/\([。！？]\)/\1\n/g; G' > "$D/corpus/reviews.txt"
 cp sample_data/vocab.txt "$D/vocab.txt"
 "$PY" build_pretraining_dataset.py --corpus-dir "$D/corpus" --vocab-file "$D/vocab.txt" \
-    --output-dir "$D/pretrain_tfrecords" --max-seq-length 128 --num-processes 2 --overwrite
+    --output-dir "$D/pretrain_tfrecords" --max-seq-length 128 --num-processes 2 --overwrite \
+    --eval-share 0.02
 
-# 2. Pre-train a 4-layer, 128-wide ELECTRA (params/pretrain_cpu_minutes.json).
+# 2. Pre-train a 4-layer, 128-wide ELECTRA (params/pretrain_cpu_minutes.json), evaluated on
+#    the 2% of examples held out above at every checkpoint.
 "$PY" run_pretraining.py --data-dir "$D" --model-name small4x128 \
     --hparams params/pretrain_cpu_minutes.json "$PRETRAIN_HPARAMS"
 

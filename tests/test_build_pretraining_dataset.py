@@ -748,3 +748,53 @@ def test_a_missing_corpus_dir_is_one_line_without_tensorflows_start_up_noise(tmp
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="0"))
     assert result.returncode == 2
     assert result.stderr == "error: --corpus-dir %s does not exist\n" % (tmp_path / "missing")
+
+
+def records_of(output_dir, prefix):
+    """The serialized examples of every shard of one kind in output_dir, as a multiset."""
+    return collections.Counter(
+        record for name in sorted(os.listdir(output_dir)) if name.startswith(prefix)
+        for record in tf.io.tf_record_iterator(os.path.join(output_dir, name)))
+
+
+def test_eval_share_holds_examples_out_of_an_otherwise_unchanged_build(tmp_path, vocab_file,
+                                                                       capsys):
+    """--eval-share moves a share of the examples, drawn per example, to pretrain_eval
+    shards: training + held out = the build without the flag, example for example; the
+    summary and dataset_info say how many; rebuilding without it removes them."""
+    from corpus.shards import EVAL_PREFIX
+    corpus = write_corpus(tmp_path / "corpus", {
+        "a.txt": random_corpus_text(random.Random(3), 150),
+        "b.txt": random_corpus_text(random.Random(4), 150)})
+    plain, held = tmp_path / "plain", tmp_path / "held"
+    assert run_build(corpus, vocab_file, plain, "--num-processes", 2, "--seed", 5) == 0
+    assert run_build(corpus, vocab_file, held, "--num-processes", 2, "--seed", 5,
+                     "--eval-share", 0.1) == 0
+    out = capsys.readouterr().out
+    everything = records_of(plain, OUTPUT_PREFIX)
+    training, held_out = records_of(held, OUTPUT_PREFIX), records_of(held, EVAL_PREFIX)
+    assert training + held_out == everything and not training & held_out
+    total, n_held = sum(everything.values()), sum(held_out.values())
+    # A binomial draw of p = 0.1: more than 3 standard deviations off is a wrong share.
+    assert abs(n_held - 0.1 * total) < 3 * (0.09 * total) ** 0.5, (n_held, total)
+    assert sorted(n for n in os.listdir(held) if n.startswith(EVAL_PREFIX)) == [
+        EVAL_PREFIX + "-0-of-2", EVAL_PREFIX + "-1-of-2"]
+    info = json.loads((held / INFO_FILE).read_text())
+    assert info["stats"]["held_out_examples"] == n_held and info["eval_share"] == 0.1
+    assert info["stats"]["examples"] == total
+    assert "held out for evaluation: %d of the examples" % n_held in out
+    assert "eval_share" not in json.loads((plain / INFO_FILE).read_text())
+
+    assert run_build(corpus, vocab_file, held, "--num-processes", 2, "--seed", 5,
+                     "--overwrite") == 0
+    assert not records_of(held, EVAL_PREFIX)  # an old build's held-out shards are gone
+    assert records_of(held, OUTPUT_PREFIX) == everything
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.0])
+def test_an_eval_share_outside_0_to_1_is_refused_before_writing(tmp_path, vocab_file, capsys,
+                                                                share):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": "的一是\n"})
+    assert run_build(corpus, vocab_file, tmp_path / "out", "--eval-share", share) == 2
+    assert "--eval-share must be at least 0 and below 1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -114,6 +114,11 @@ def test_pretraining_runs_and_resumes_from_the_bucket(bucket_run):
     for name in ("first", "resumed"):
         assert runs[name][0] == 0, runs[name][1]
     assert "resuming from %s/model.ckpt-1" % MODEL in runs["resumed"][1]
+    # TensorBoard: each start wrote its own event file, and the run holds one graph.
+    event_files = fs.glob(MODEL + "/events.out.tfevents.*")
+    graphs = [sum(e.HasField("graph_def") for e in tf.train.summary_iterator(path))
+              for path in sorted(event_files)]
+    assert graphs == [1, 0], graphs
     latest = tf.train.latest_checkpoint(MODEL)
     assert latest == MODEL + "/model.ckpt-2"
     reader = tf.train.load_checkpoint(MODEL)  # the dir: see fs.tf_checkpoint_path

@@ -57,6 +57,47 @@ def test_every_stage_reports_what_it_made(mini_demo):
     assert "python run_finetuning.py --data-dir" in log  # the next commands
 
 
+def read_event_files(run_dir):
+    """Every event file of a TensorBoard run dir, read with TensorFlow's own iterator:
+    (graph events, {tag: [steps]})."""
+    import tensorflow as tf
+    graphs, steps = 0, {}
+    for path in sorted(run_dir.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            graphs += event.HasField("graph_def")
+            for value in event.summary.value:
+                steps.setdefault(value.tag, []).append(event.step)
+    return graphs, {tag: sorted(s) for tag, s in steps.items()}
+
+
+def test_tensorboard_runs_hold_the_curves_and_one_graph(mini_demo):
+    """After the demo: pre-training's run has its losses at the first and the last step
+    and one graph, its eval run each evaluated checkpoint's metrics (step 0 and the last);
+    a fine-tuning trial has the console's per-example loss and dev metrics per checkpoint."""
+    _, out, _ = mini_demo
+    model_dir = out / "models" / demo.MODEL_NAME
+    last = demo.MINI_PRETRAIN["num_train_steps"]
+    graphs, steps = read_event_files(model_dir)
+    assert graphs == 1
+    for tag in ("loss", "loss/total", "loss/generator", "loss/discriminator", "learning_rate"):
+        assert steps[tag] == [1, 1 + demo.MINI_PRETRAIN["log_every_steps"], last], tag
+    graphs, steps = read_event_files(model_dir / "eval")
+    assert graphs == 0
+    for tag in ("disc_auc", "disc_accuracy", "disc_loss", "masked_lm_accuracy",
+                "masked_lm_loss", "sampled_masked_lm_accuracy", "loss"):
+        assert steps[tag] == [0, last], tag
+
+    trial_dir = model_dir / "finetuning_models" / "chnsenticorp_model_1"
+    graphs, steps = read_event_files(trial_dir)
+    trial_last = steps["mean_example_loss"][-1]
+    assert graphs == 1 and trial_last > 1
+    assert steps["mean_example_loss"][0] == 1 and steps["learning_rate"] == steps["loss"]
+    assert (trial_dir / ("model.ckpt-%d.index" % trial_last)).exists()  # the final step
+    graphs, steps = read_event_files(trial_dir / "eval_dev")
+    assert steps == {"chnsenticorp/accuracy": [0, trial_last],
+                     "chnsenticorp/loss": [0, trial_last]}
+
+
 def test_results_json_and_table(mini_demo):
     _, out, _ = mini_demo
     results = out / "models" / demo.MODEL_NAME / "results"

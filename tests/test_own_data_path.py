@@ -20,6 +20,7 @@ def test_own_data_path_in_miniature_learns_and_stays_quiet(tmp_path):
                REVIEWS="1200",
                PRETRAIN_HPARAMS=json.dumps({"num_train_steps": 20, "num_warmup_steps": 2,
                                             "save_checkpoints_steps": 20,
+                                            "num_eval_steps": 2,
                                             "log_every_steps": 50,
                                             "save_graph_def": False}),
                FINETUNE_HPARAMS=json.dumps({"max_seq_length": 32, "num_train_epochs": 4,
@@ -34,6 +35,10 @@ def test_own_data_path_in_miniature_learns_and_stays_quiet(tmp_path):
              if re.search(r"cuda|cudnn|cufft|cublas|TensorRT", line, re.I)]
     assert not noise, noise
     assert "model shape from" in done.stdout and '"hidden_size": 128' in done.stdout
+    # The preset evaluates every checkpoint (0 and 20) on the examples the builder held out.
+    evaluated = re.findall(r"evaluating \d+ batches of \d+ from (\S+)", done.stdout)
+    assert len(evaluated) == 2 and all("pretrain_eval.tfrecord-" in e for e in evaluated), \
+        evaluated
 
     labels = [row.split("\t")[1] for row in
               (shared / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:] if row]

@@ -19,7 +19,6 @@ params {} (the TPUEstimator passes its batch size there).
 import contextlib
 import os
 import time
-import uuid
 
 import tensorflow.compat.v1 as tf
 from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
@@ -29,6 +28,7 @@ from util import distribute
 from util import fs
 from util import interrupt
 from util import modes
+from util import summaries
 from util import tpu
 from util import tpu_estimator
 from util.errors import InputError
@@ -123,16 +123,20 @@ class Trainer:
             worker_hooks = (input_hooks + list(hooks)
                             + [tf.train.StopAtStepHook(last_step=max_steps),
                                tf.train.NanTensorHook(loss)] + list(spec.training_hooks))
-            session = self._training_session(scaffold, worker_hooks, list(saving_listeners))
+            session, writer = self._training_session(scaffold, worker_hooks,
+                                                     list(saving_listeners), max_steps)
             last_loss = None  # (an input that ends at once trains no step)
             # A SIGTERM or Ctrl-C stops the loop between two steps, where the step's
             # checkpoint can be saved (util/interrupt.py); one during the final save (the
             # session's close) waits for it.
-            with interrupt.deferred(), session:
-                while not session.should_stop():
-                    _, last_loss = session.run([train_op, loss])
-                    if interrupt.requested():
-                        self._save_and_stop(session, scaffold)
+            try:
+                with interrupt.deferred(), session:
+                    while not session.should_stop():
+                        _, last_loss = session.run([train_op, loss])
+                        if interrupt.requested():
+                            self._save_and_stop(session, scaffold)
+            finally:  # after the session's close, whose final save logs to it
+                writer.close()
             if interrupt.requested():  # came during the final save: it is on disk
                 latest = checkpoints.latest_checkpoint(self.model_dir)
                 raise interrupt.Stopped(interrupt.take_request(), latest,
@@ -202,13 +206,15 @@ class Trainer:
                                 for h in grouped.training_hooks])
         return spec, input_hooks
 
-    def _training_session(self, scaffold, worker_hooks, listeners):
+    def _training_session(self, scaffold, worker_hooks, listeners, max_steps):
         """The MonitoredSession of training, with the hooks the Estimator's
         MonitoredTrainingSession had: checkpoints every save_checkpoints_steps (and at the
         end), summaries every log_every_steps, then the worker hooks. On a cluster every
         worker initialises (or restores from model_dir) its own copy and runs the saving
         hooks too (their ops may hold collectives); the other workers write theirs under
-        model_dir/tmp_worker_<index>/, which can be deleted."""
+        model_dir/tmp_worker_<index>/, which can be deleted. Both hooks write with one
+        event writer (util/summaries.py: one graph per run, the last step's scalars).
+        Returns (the session, that writer)."""
         output_dir, master, config = self.model_dir, "", self._session_config
         if self._multi_worker:
             cluster, task_type, index = distribute.read_tf_config()
@@ -217,11 +223,12 @@ class Trainer:
             if not self._chief:
                 output_dir = os.path.join(self.model_dir, "tmp_%s_%d" % (task_type, index))
                 listeners = []
-        saver_hook = tf.train.CheckpointSaverHook(
-            output_dir, save_steps=self._save_steps, scaffold=scaffold, listeners=listeners,
-            save_graph_def=self._save_graph_def)
-        summary_hook = tf.train.SummarySaverHook(
-            save_steps=self._summary_steps, output_dir=output_dir, scaffold=scaffold)
+        writer = summaries.open_event_writer(output_dir)
+        saver_hook = summaries.CheckpointSaverHook(
+            output_dir, writer, save_steps=self._save_steps, scaffold=scaffold,
+            listeners=listeners, save_graph_def=self._save_graph_def)
+        summary_hook = summaries.SummarySaverHook(
+            max_steps, save_steps=self._summary_steps, summary_writer=writer, scaffold=scaffold)
         if self._multi_worker:  # (no timed saves: the workers' clocks would disagree on
             hooks = worker_hooks + [summary_hook, saver_hook]  # the step to save at)
         else:  # the Estimator's order: its chief-only saver first
@@ -232,7 +239,7 @@ class Trainer:
         creator = tf.train.ChiefSessionCreator(scaffold=scaffold, master=master, config=config,
                                                checkpoint_dir=self.model_dir)
         return tf.train.MonitoredSession(session_creator=creator, hooks=hooks,
-                                         stop_grace_period_secs=120)
+                                         stop_grace_period_secs=120), writer
 
     # -- evaluation and prediction --------------------------------------------------------
 
@@ -266,7 +273,7 @@ class Trainer:
                     session.run(update)
                     done += 1
         results = final.final_ops_values
-        write_scalars(os.path.join(self.model_dir, "eval"),
+        summaries.write_scalars(os.path.join(self.model_dir, "eval"),
                       {k: v for k, v in results.items() if k != "global_step"},
                       int(results["global_step"]))
         return results
@@ -413,19 +420,6 @@ def spec_init_fn(init_fn):
     if init_fn is None:
         return None
     return lambda scaffold, session: init_fn(session)
-
-
-def write_scalars(output_dir, scalars, step):
-    """{tag: number} as TensorBoard scalars at `step` in output_dir's event file."""
-    with tf.Graph().as_default():  # the v1 writer works in graph mode only
-        # An event file is named by the second and the host: a second writer to the same
-        # dir within that second (the next task's dev metrics) would truncate the first's
-        # file without a suffix of its own.
-        writer = tf.summary.FileWriter(output_dir, filename_suffix="." + uuid.uuid4().hex[:8])
-        writer.add_summary(tf.Summary(value=[
-            tf.Summary.Value(tag=tag, simple_value=float(value))
-            for tag, value in sorted(scalars.items())]), step)
-        writer.close()
 
 
 class InitializeIterator(tf.train.SessionRunHook):
