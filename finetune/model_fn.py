@@ -68,8 +68,13 @@ def restore_pretrained(checkpoint):
 
 def report_restored(config, init_checkpoint, restored, fresh):
     """Says what came from the checkpoint and warns about encoder variables that did not."""
-    print("initialised %d variables from %s; %d trained from scratch: %s" % (
-        len(restored), init_checkpoint, len(fresh), ", ".join(fresh)), flush=True)
+    print("initialised %d variables from %s; %d trained from scratch%s" % (
+        len(restored), init_checkpoint, len(fresh), ": " + ", ".join(fresh) if fresh else ""),
+        flush=True)
+    head_fresh = [n for n in fresh if modeling.DISCRIMINATOR_HEAD_SCOPE + "/" in n]
+    if config.use_rtd_prompt and head_fresh:  # (check_checkpoint saw the head there)
+        raise RuntimeError("rtd-prompt: %s not restored from %s: the prompt classifies with "
+                           "the pre-trained head" % (", ".join(head_fresh), init_checkpoint))
     scope = encoder_kwargs(config)["scope"]
     encoder_fresh = [n for n in fresh if n.startswith(scope + "/")]
     pooler = [n for n in encoder_fresh if n.startswith(scope + "/pooler/")]
