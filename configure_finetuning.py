@@ -110,7 +110,8 @@ class FinetuningConfig(object):
                                      # how "original" it looks there; the best label wins
         self.rtd_prompt_template = ""  # the text of a prompt: {text_a}, {text_b} (pair tasks)
                                        # and {label} where a label word goes, e.g.
-                                       # "{text_a}总之很{label}。" (params/params_<task>_rtd_prompt.json)
+                                       # "{text_a}总之很{label}。" (one per task in
+                                       # params/params_<task>_rtd_prompt.json)
         self.rtd_prompt_label_words = {}  # each label's word(s): {"0": "差", "1": "好"}; a
                                           # list of words is averaged, e.g. {"1": ["好", "棒"]}
         self.zero_shot = False  # with use_rtd_prompt: train nothing (no training file is read);
