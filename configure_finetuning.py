@@ -101,6 +101,25 @@ class FinetuningConfig(object):
         self.predict_batch_size = 32  # sequences per prediction batch of dev/test (official)
         self.double_unordered = False  # also train pair tasks (lcqmc, bqcorpus) on (b, a)
 
+        # Few-shot and rtd-prompt classification
+        # Not in the official code; off by default (docs/finetuning.md "Prompt-based
+        # classification through the discriminator head")
+        self.train_examples_per_label = 0  # k > 0: train on k examples of each label, sampled
+                                           # with seed from the training set (the same ones
+                                           # for either head); 0: every training example
+        self.use_rtd_prompt = False  # classification tasks: no new head; each label's word
+                                     # is put in rtd_prompt_template and the pre-trained
+                                     # discriminator head (discriminator_predictions/) scores
+                                     # how "original" it looks there; the best label wins
+        self.rtd_prompt_template = ""  # the text of a prompt: {text_a}, {text_b} (pair tasks)
+                                       # and {label} where a label word goes, e.g.
+                                       # "{text_a}总之很{label}。" (one per task in
+                                       # params/params_<task>_rtd_prompt.json)
+        self.rtd_prompt_label_words = {}  # each label's word(s): {"0": "差", "1": "好"}; a
+                                          # list of words is averaged, e.g. {"1": ["好", "棒"]}
+        self.zero_shot = False  # with use_rtd_prompt: train nothing (no training file is read);
+                                # the pre-trained model scores dev/test as it is
+
         # QA
         # cmrc2018, drcd
         self.max_query_length = 64  # question tokens kept
@@ -281,6 +300,34 @@ class FinetuningConfig(object):
         need(self.n_writes_test >= 0, "n_writes_test must be >= 0")
         need(self.doc_stride > 0 and self.max_query_length > 0, "doc_stride and "
              "max_query_length must be > 0")
+        need(self.train_examples_per_label >= 0, "train_examples_per_label must be >= 0 "
+             "(0: every training example), got %d" % self.train_examples_per_label)
+        self._validate_rtd_prompt(need)
+
+    def _validate_rtd_prompt(self, need):
+        """The rtd-prompt keys among themselves; the template and words against the task
+        and its vocab: finetune/rtd_prompt.py, when the task is built."""
+        if self.zero_shot:
+            need(self.use_rtd_prompt, "zero_shot needs \"use_rtd_prompt\": true (the "
+                 "standard classification head would start untrained)")
+            need(self.train_examples_per_label == 0, "zero_shot trains nothing: drop "
+                 "train_examples_per_label (%d) or zero_shot" % self.train_examples_per_label)
+            need(self.num_trials == 1, "zero_shot: num_trials must be 1 (nothing is random "
+                 "without training: every trial would score the same), got %d"
+                 % self.num_trials)
+            need(self.distribution == "none", "zero_shot trains nothing: set distribution "
+                 "to \"none\" (got %r)" % self.distribution)
+        if not self.use_rtd_prompt:
+            return
+        need(self.model_type == "electra", "use_rtd_prompt scores with ELECTRA's pre-trained "
+             "discriminator head, which model_type %r checkpoints lack: set \"model_type\": "
+             "\"electra\"" % self.model_type)
+        remedy = ("start from params/params_<task>_rtd_prompt.json (e.g. --hparams "
+                  "params_chnsenticorp_rtd_prompt.json)")
+        need(self.rtd_prompt_template.strip(), "use_rtd_prompt needs rtd_prompt_template "
+             "(where the texts and the label word go): " + remedy)
+        need(self.rtd_prompt_label_words, "use_rtd_prompt needs rtd_prompt_label_words "
+             "(each label's word): " + remedy)
 
     def trial_model_dir(self, task_name, trial):
         """Fine-tuned checkpoints of one trial (1-based): <model_dir>_<trial>; task_name is

@@ -27,7 +27,8 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 import configure_finetuning  # noqa: E402
 import runner_cli  # noqa: E402
 from finetune import model_info  # noqa: E402
-from finetune.model_fn import check_checkpoint, model_fn_builder  # noqa: E402
+from finetune.model_fn import (check_checkpoint, model_fn_builder,  # noqa: E402
+                               write_initial_checkpoint)
 from finetune import preprocessing  # noqa: E402
 from finetune import task_builder  # noqa: E402
 from model import modeling  # noqa: E402
@@ -268,8 +269,10 @@ TrainingSet = collections.namedtuple("TrainingSet", ["path", "num_records", "key
 
 def run_name(tasks):
     """The name of the model trained on tasks: one model for all of them (the official
-    multi-task model when there are several), in <model_dir or <task>_model>_<trial>."""
-    return "_".join(task.name for task in tasks)
+    multi-task model when there are several), in <model_dir or <task>_model>_<trial>;
+    a task's model_suffix follows its name (rtd-prompt runs: <task>_rtd_prompt, zero-shot
+    ones <task>_rtd_prompt_zero_shot)."""
+    return "_".join(task.name + task.model_suffix for task in tasks)
 
 
 def eval_splits(config, trial=1):
@@ -304,6 +307,26 @@ def build_training_set(config, tasks):
 def init_identity(init_checkpoint):
     """The starting checkpoint as the fingerprint knows it: its content, not its path."""
     return checkpoints.identity(init_checkpoint) if init_checkpoint else None
+
+
+def trains(config):
+    """Whether a run trains: do_train, unless zero_shot (which trains nothing)."""
+    return config.do_train and not config.zero_shot
+
+
+def zero_shot_trial(config, tasks, bert_config, init_checkpoint, trial):
+    """A trial that trains nothing (zero_shot): its dir holds the starting checkpoint's
+    weights as model.ckpt-0, which the dev/test predictions then read."""
+    model_dir = config.trial_model_dir(run_name(tasks), trial)
+    prepare_trial(config, tasks, bert_config, init_checkpoint, trial, None)
+    if checkpoints.latest_checkpoint(model_dir):
+        print("%s trial %d/%d: zero-shot, reusing %s" % (
+            run_name(tasks), trial, config.num_trials,
+            checkpoints.latest_checkpoint(model_dir)), flush=True)
+        return
+    print("%s trial %d/%d: zero-shot: no training, the model scores as pre-trained"
+          % (run_name(tasks), trial, config.num_trials), flush=True)
+    write_initial_checkpoint(config, tasks[0], bert_config, init_checkpoint, model_dir)
 
 
 def train_trial(config, tasks, bert_config, init_checkpoint, trial, strategy, train_set):
@@ -373,7 +396,9 @@ def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None,
     {task name: the trial's record} (None off the chief)."""
     seed = config.seed + trial - 1
     model_dir = config.trial_model_dir(run_name(tasks), trial)
-    if config.do_train:
+    if config.zero_shot:
+        zero_shot_trial(config, tasks, bert_config, init_checkpoint, trial)
+    elif config.do_train:
         train_trial(config, tasks, bert_config, init_checkpoint, trial, strategy, train_set)
     splits = eval_splits(config, trial)
     if config.distribution == "multi_worker_mirrored" and not chief:
@@ -396,7 +421,8 @@ def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None,
             write_eval_summary(model_dir, task, split, results)
             if split != "test" or config.do_test:  # write_test_outputs alone: predictions only
                 trial_results[split] = results
-                print(results_lib.format_line(task.name, results), flush=True)
+                print(results_lib.format_line(results_lib.setting_name(
+                    task.name, config.to_dict()), results), flush=True)
         records[task.name] = {"trial": trial, "seed": seed, "model_dir": model_dir,
                               "results": trial_results}
     return records
@@ -452,7 +478,8 @@ def run(config):
     bert_config = discriminator_config(config)
     # A missing model first (its vocab usually comes with it), then the vocab against
     # vocab_size, then the checkpoint's shapes against both.
-    init_checkpoint = find_pretrained_checkpoint(config) if config.do_train else None
+    init_checkpoint = (find_pretrained_checkpoint(config)
+                       if config.do_train or config.zero_shot else None)
     tokenizer = model_info.load_tokenizer(config)
     if init_checkpoint:
         check_checkpoint(init_checkpoint, bert_config, config)
@@ -485,8 +512,8 @@ def validate_and_run(config, tasks, bert_config, init_checkpoint, chief):
         for split in eval_splits(config):  # training (an unlabelled test set is predicted)
             task.check_split(split, task.get_examples(split), need_labels=split == "dev")
     # ... and on a bad training row before any trial dir is emptied.
-    train_set = build_training_set(config, tasks) if config.do_train else None
-    if config.do_train and config.distribution == "multi_worker_mirrored" and chief:
+    train_set = build_training_set(config, tasks) if trains(config) else None
+    if trains(config) and config.distribution == "multi_worker_mirrored" and chief:
         # Every trial dir now, before the hosts meet (building the strategy waits for
         # them): the others write into a trial dir (tmp_worker_<i>/) as soon as they start
         # its training, maybe while the chief still predicts the previous trial, so the
@@ -495,7 +522,7 @@ def validate_and_run(config, tasks, bert_config, init_checkpoint, chief):
             prepare_trial(config, tasks, bert_config, init_checkpoint, trial, train_set)
     # Built once, for every task and trial; only training is distributed.
     strategy = distribute.build_checked_strategy(
-        config, distribute.training_batch_sizes(config)) if config.do_train else None
+        config, distribute.training_batch_sizes(config)) if trains(config) else None
     trials = run_trials(config, tasks, bert_config, init_checkpoint, strategy, chief,
                         train_set)
     report_repairs(tasks)

@@ -87,11 +87,7 @@ def discriminator_logits():
     with tf.Graph().as_default():
         model = modeling.BertModel(bert, False, tf.constant(ids), tf.constant(mask),
                                    tf.zeros_like(ids), scope="electra")
-        # The head of PretrainingModel._discriminator_output, which returns no logits.
-        with tf.variable_scope("discriminator_predictions"):
-            hidden = modeling.dense(model.get_sequence_output(), bert.hidden_size, "dense",
-                                    activation=modeling.get_activation(bert.hidden_act))
-            logits = tf.squeeze(modeling.dense(hidden, 1, "dense_1"), -1)  # [B, L]
+        logits = modeling.discriminator_logits(model.get_sequence_output(), bert)  # [B, L]
         values = numpy_weights(tf.global_variables())
         feeds = {var: tf.placeholder(tf.float32, var.shape) for var in values}
         assign = tf.group(*[var.assign(feeds[var]) for var in values])

@@ -14,6 +14,7 @@ import itertools
 import json
 import logging
 import os
+import random
 
 import numpy as np
 
@@ -180,6 +181,11 @@ class ClassificationTask(Task):
                 "gold_labels": [] if label is None else [label]}
 
     def featurize(self, example, is_training):
+        return [self._feature(example, a, b) for a, b in self.token_orders(example, is_training)]
+
+    def token_orders(self, example, is_training):
+        """[(tokens of text_a, of text_b or None)], and (b, a) too when training a pair task
+        with double_unordered."""
         tokens_a = self.tokenizer.tokenize(example.text_a)
         tokens_b = (None if example.text_b is None
                     else self.tokenizer.tokenize(example.text_b))
@@ -187,7 +193,24 @@ class ClassificationTask(Task):
         if (is_training and self.config.double_unordered and self.unordered_pair
                 and tokens_b is not None):
             orders.append((tokens_b, tokens_a))
-        return [self._feature(example, a, b) for a, b in orders]
+        return orders
+
+    def sample_per_label(self, examples, k, seed):
+        """k examples of each label (by the label an example trains on), drawn with seed
+        from examples, in file order: a few-shot training set (train_examples_per_label).
+        The draw depends on the examples and the seed only, so either head trains on the
+        same ones."""
+        rng = random.Random(seed)
+        chosen = []
+        for label in self.label_list:
+            candidates = [example for example in examples if example.label == label]
+            if len(candidates) < k:
+                raise InputError(
+                    "train_examples_per_label %d: %s has only %d training examples of label "
+                    "%r in %s; lower train_examples_per_label" % (
+                        k, self.name, len(candidates), label, self.split_path("train")))
+            chosen += rng.sample(candidates, k)
+        return sorted(chosen, key=lambda example: example.eid)
 
     def _feature(self, example, tokens_a, tokens_b):
         """One feature dict for the token lists a and b (b may be None)."""
@@ -219,16 +242,21 @@ class ClassificationTask(Task):
 
 
 def truncate_pair(tokens_a, tokens_b, max_seq_length):
-    """Copies of a and b cut to fit [CLS] a [SEP] (b [SEP]) in max_seq_length tokens.
+    """Copies of a and b cut to fit [CLS] a [SEP] (b [SEP]) in max_seq_length tokens."""
+    return truncate_texts(tokens_a, tokens_b, max_seq_length - (2 if tokens_b is None else 3))
+
+
+def truncate_texts(tokens_a, tokens_b, budget):
+    """Copies of a and b (b may be None) cut to budget tokens together.
 
     Like BERT, the pair loses one token at a time from the end of the longer list (b on a
     tie), so a short sentence keeps all of its tokens.
     """
     tokens_a = list(tokens_a)
     if tokens_b is None:
-        return tokens_a[:max_seq_length - 2], None
+        return tokens_a[:budget], None
     tokens_b = list(tokens_b)
-    while len(tokens_a) + len(tokens_b) > max_seq_length - 3:
+    while len(tokens_a) + len(tokens_b) > budget:
         longer = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
         longer.pop()
     return tokens_a, tokens_b

@@ -6,6 +6,8 @@ uniform, bias zeros) named in creation order `dense`, `dense_1`, ... under
 dropout only where the official head has it (classification). Each head returns
 (per-example loss [B], outputs), where outputs are the per-example tensors the task's
 Scorer reads (see finetune/task.py); finetune/model_fn.py sums the losses over the batch.
+The rtd-prompt head (use_rtd_prompt, not official) is no new head: it is the pre-training
+discriminator head under its own names (discriminator_predictions/), a "loss" per sequence.
 """
 
 import tensorflow.compat.v1 as tf
@@ -51,9 +53,36 @@ def qa_head(task, bert_model, bert_config, features, is_training):
     return independent_qa_head(hidden, features, task.config)
 
 
-HEADS = {"classification": classification_head, "tagging": tagging_head, "qa": qa_head}
+def rtd_prompt_head(task, bert_model, bert_config, features, is_training):
+    """ELECTRA's pre-training discriminator head as it is (modeling.discriminator_logits,
+    restored from the pre-trained checkpoint), on sequences that each hold one candidate
+    label word in the prompt (finetune/rtd_prompt.py). Per sequence: word_score = the mean
+    over the word's tokens of log P(original) = log sigmoid(-logit), what the scorer
+    ranks labels by; loss = the sigmoid cross-entropy of those tokens' logits against
+    "original" (the gold label's word) or "replaced" (any other label's), averaged over
+    the word's tokens, times 1 / (labels x the label's words): an example's sequences add
+    up to the mean over its labels of the mean over their words."""
+    logits = modeling.discriminator_logits(bert_model.get_sequence_output(),
+                                           bert_config)  # [B, L]
+    mask = tf.cast(features["label_word_mask"], tf.float32)  # [B, L]
+    n_tokens = tf.maximum(tf.reduce_sum(mask, -1), 1.0)  # [B] (padding records have none)
+    word_score = tf.reduce_sum(tf.math.log_sigmoid(-logits) * mask, -1) / n_tokens  # [B]
+    replaced = 1.0 - tf.cast(features["is_gold"], tf.float32)  # [B]
+    token_losses = tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=tf.ones_like(logits) * replaced[:, None], logits=logits)  # [B, L]
+    word_loss = tf.reduce_sum(token_losses * mask, -1) / n_tokens  # [B]
+    share = len(task.label_list) * tf.maximum(
+        tf.cast(features["words_in_label"], tf.float32), 1.0)  # [B]
+    return word_loss / share, {"word_score": word_score}
+
+
+HEADS = {"classification": classification_head, "tagging": tagging_head, "qa": qa_head,
+         "rtd_prompt": rtd_prompt_head}
 
 
 def build_head(task, bert_model, bert_config, features, is_training):
+    head = HEADS[task.head_name or task.task_type]
+    if head is rtd_prompt_head:  # the pre-trained head: its own names, no task scope
+        return head(task, bert_model, bert_config, features, is_training)
     with tf.variable_scope("task_specific/" + task.name):
-        return HEADS[task.task_type](task, bert_model, bert_config, features, is_training)
+        return head(task, bert_model, bert_config, features, is_training)

@@ -14,6 +14,7 @@ from model import modeling
 from model import optimization
 from model import precision
 from util import checkpoints
+from util import fs
 from util import modes
 from util import tpu
 from util import tpu_estimator
@@ -29,20 +30,35 @@ def encoder_kwargs(config):
     return {"scope": "electra", "add_pooler": False}
 
 
+RTD_HEAD_MISSING = (
+    "use_rtd_prompt scores with the pre-trained discriminator head, which {checkpoint} "
+    "lacks: start from an ELECTRA pre-training checkpoint (run_pretraining.py's, or a "
+    "released discriminator's with its discriminator_predictions/), or set "
+    "\"use_rtd_prompt\": false")
+
+
 def check_checkpoint(checkpoint, bert_config, config):
     """Encoder variables in the checkpoint must have this model's shapes, and it must hold
-    some of them (a task head and an MLM-only run's pooler start fresh)."""
+    some of them (a task head and an MLM-only run's pooler start fresh). With
+    use_rtd_prompt it must also hold the whole discriminator head: that head is the
+    classifier, and a fresh one would score at random."""
     with tf.Graph().as_default():
         features = {k: tf.zeros([1, 8], tf.int32) for k in ("input_ids", "input_mask")}
-        modeling.BertModel(bert_config, False, features["input_ids"], features["input_mask"],
-                           **encoder_kwargs(config))
-        graph_shapes = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
+        bert = modeling.BertModel(bert_config, False, features["input_ids"],
+                                  features["input_mask"], **encoder_kwargs(config))
+        encoder = {v.op.name: v.shape.as_list() for v in tf.global_variables()}
+        if config.use_rtd_prompt:
+            modeling.discriminator_logits(bert.get_sequence_output(), bert_config)
+        head = {v.op.name: v.shape.as_list() for v in tf.global_variables()
+                if v.op.name not in encoder}
+    remedy = "set model_size (or model_hparam_overrides) to the pre-trained model's"
     checkpoints.check_variable_shapes(
-        checkpoint, graph_shapes,
-        "set model_size (or model_hparam_overrides) to the pre-trained model's",
-        model_config=bert_config, require="some",
+        checkpoint, encoder, remedy, model_config=bert_config, require="some",
         vocab_remedy="use the vocab the model was pre-trained with",
         scope_remedy='set "model_type": "{scope}"')
+    if head:
+        checkpoints.check_variable_shapes(checkpoint, head, remedy, model_config=bert_config,
+                                          require="all", missing_remedy=RTD_HEAD_MISSING)
 
 
 def restore_pretrained(checkpoint):
@@ -52,8 +68,13 @@ def restore_pretrained(checkpoint):
 
 def report_restored(config, init_checkpoint, restored, fresh):
     """Says what came from the checkpoint and warns about encoder variables that did not."""
-    print("initialised %d variables from %s; %d trained from scratch: %s" % (
-        len(restored), init_checkpoint, len(fresh), ", ".join(fresh)), flush=True)
+    print("initialised %d variables from %s; %d trained from scratch%s" % (
+        len(restored), init_checkpoint, len(fresh), ": " + ", ".join(fresh) if fresh else ""),
+        flush=True)
+    head_fresh = [n for n in fresh if modeling.DISCRIMINATOR_HEAD_SCOPE + "/" in n]
+    if config.use_rtd_prompt and head_fresh:  # (check_checkpoint saw the head there)
+        raise RuntimeError("rtd-prompt: %s not restored from %s: the prompt classifies with "
+                           "the pre-trained head" % (", ".join(head_fresh), init_checkpoint))
     scope = encoder_kwargs(config)["scope"]
     encoder_fresh = [n for n in fresh if n.startswith(scope + "/")]
     pooler = [n for n in encoder_fresh if n.startswith(scope + "/pooler/")]
@@ -67,6 +88,26 @@ def report_restored(config, init_checkpoint, restored, fresh):
     if encoder_fresh:
         print("WARNING: %d encoder variables were not in the checkpoint: %s" % (
             len(encoder_fresh), ", ".join(encoder_fresh[:20])), flush=True)
+
+
+def write_initial_checkpoint(config, task, bert_config, init_checkpoint, model_dir):
+    """model_dir/model.ckpt-0: task's model as init_checkpoint holds it, nothing trained
+    (zero_shot: the dev/test predictions read their weights from the trial dir, as after
+    training). Restores and reports as a training trial's start does."""
+    with tf.Graph().as_default():
+        tf.train.create_global_step()
+        features = {spec.name: tf.zeros([1] + list(spec.shape), tf.int32)
+                    for spec in task.feature_specs()}
+        model_fn_builder(config, [task], bert_config, None, 1)(
+            features, None, modes.PREDICT, {})
+        if init_checkpoint:
+            restored, fresh = restore_pretrained(init_checkpoint)
+            report_restored(config, init_checkpoint, restored, fresh)
+        saver = tf.train.Saver(sharded=True, save_relative_paths=True)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            return saver.save(session, fs.join(model_dir, "model.ckpt"), global_step=0,
+                              write_meta_graph=False)
 
 
 def batch_loss(losses, config):

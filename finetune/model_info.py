@@ -28,6 +28,8 @@ model_info.json:
                     absent: a model from before, whose head followed hidden_act
     tasks           multi-task models only: {task name: the keys above for that task};
                     the top-level keys describe the first task
+    rtd_prompt      true for a model fine-tuned with use_rtd_prompt (absent otherwise):
+                    loading refuses it (export and predict.py build the standard heads)
 """
 
 from finetune import task_builder
@@ -62,7 +64,7 @@ def describe(config, task, bert_config):
     """The model_info dict of a model fine-tuned on task with config (vocab file names
     are the base names the vocab is copied under)."""
     spm = config.spm_model_file
-    return {
+    info = {
         "format_version": FORMAT_VERSION,
         "task": task.name,
         "task_type": task.task_type,
@@ -75,6 +77,9 @@ def describe(config, task, bert_config):
         "featurization_version": getattr(task, "featurization_version", 1),
         "qa_head_activation": "gelu" if task.task_type == "qa" else None,
     }
+    if task.head_name == "rtd_prompt":
+        info["rtd_prompt"] = True
+    return info
 
 
 def vocab_source(config):
@@ -163,6 +168,12 @@ def _load_info(model_dir, info_path, make_config, task_name=None):
             raise InputError("%s holds a model fine-tuned on %s, not %s" % (
                 model_dir, " and ".join(info["tasks"]), task_name))
         info = info["tasks"][by_canonical[_canonical(task_name or info["task"])]]
+    if info.get("rtd_prompt"):
+        raise InputError(
+            "%s holds a model fine-tuned with use_rtd_prompt (it classifies through the "
+            "discriminator head, label words in a template); export_savedmodel.py and "
+            "predict.py serve the standard heads only: score files with run_finetuning.py "
+            "(do_eval, do_test, write_test_outputs)" % model_dir)
     missing = [key for key in ("task", "task_type", "label_list", "hparams", "bert_config")
                if key not in info]
     if missing or info.get("format_version") != FORMAT_VERSION:

@@ -71,6 +71,10 @@ def cache_key(task, split, config, with_vocab_path=False):
     version = getattr(task, "featurization_version", None)
     if version is not None:
         settings["featurization_version"] = version
+    # Settings of a task's own (an rtd-prompt's template and words); none: the key as before.
+    own = getattr(task, "featurization_settings", None)
+    if own is not None:
+        settings["task_settings"] = own()
     if with_vocab_path:
         settings["vocab"] = fs.abspath(config.spm_model_file or config.vocab_file)
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()
@@ -125,8 +129,24 @@ def training_set_key(tasks, config, with_vocab_path=False):
     """The key of the training set of tasks: its tasks' cache keys, the shuffle's seed and
     the batch it is padded to."""
     keys = [cache_key(task, "train", config, with_vocab_path) for task in tasks]
-    return hashlib.sha1(json.dumps([keys, config.seed, config.train_batch_size])
-                        .encode()).hexdigest()
+    parts = [keys, config.seed, config.train_batch_size]
+    if config.train_examples_per_label:  # (only then: the keys of before stay as they were)
+        parts.append({"train_examples_per_label": config.train_examples_per_label})
+    return hashlib.sha1(json.dumps(parts).encode()).hexdigest()
+
+
+def training_examples(task, config):
+    """The examples a run trains task on: its training split, checked, or with
+    train_examples_per_label k the k of each label that the seed draws from it."""
+    examples = task.get_examples("train")
+    task.check_split("train", examples, need_labels=True)
+    k = config.train_examples_per_label
+    if not k:
+        return examples
+    chosen = task.sample_per_label(examples, k, config.seed)
+    print("%s train: %d examples per label drawn with seed %d (%d of %d)"
+          % (task.name, k, config.seed, len(chosen), len(examples)), flush=True)
+    return chosen
 
 
 def training_tfrecord(tasks, config, log_features=None):
@@ -147,9 +167,7 @@ def training_tfrecord(tasks, config, log_features=None):
     # once, as the official code does, then featurised in that order.
     examples = []
     for task_id, task in enumerate(tasks):
-        task_examples = task.get_examples("train")
-        task.check_split("train", task_examples, need_labels=True)
-        examples += [(task_id, example) for example in task_examples]
+        examples += [(task_id, example) for example in training_examples(task, config)]
     random.Random(config.seed).shuffle(examples)
     records, shown = [], {task.name: [] for task in tasks}
     progress = Progress(len(examples), "featurising %s train" % "+".join(

@@ -45,6 +45,8 @@ class Task(object):
     """Base class: a named task reading its data from D/finetuning_data/<name>/."""
 
     task_type = None  # "classification", "tagging" or "qa"
+    head_name = None  # the head finetune/heads.py builds; None: the task type's
+    model_suffix = ""  # added to the task's name in its trial dirs' (<task><suffix>_model_<i>)
 
     def __init__(self, config, name, tokenizer):
         self.config = config  # a FinetuningConfig: max_seq_length, data_dir, ...

@@ -243,6 +243,25 @@ def dense(x, units, name, activation=None, kernel_initializer=None):
         return activation(y) if activation is not None else y
 
 
+DISCRIMINATOR_HEAD_SCOPE = "discriminator_predictions"  # the official variable scope
+
+
+def discriminator_logits(sequence_output, bert_config):
+    """ELECTRA's replaced-token-detection head on the final hidden states [B, L, H]: one
+    logit per token, > 0 meaning "replaced" (P(original) = sigmoid(-logit)).
+
+    The official layers and names: dense(H, hidden_act) `discriminator_predictions/dense`
+    (truncated-normal kernel), then dense(1) `discriminator_predictions/dense_1` (Glorot
+    uniform, as tf.layers.dense defaults). Pre-training trains it; the fine-tuning runner's
+    rtd-prompt mode scores label words with it, restored under these same names.
+    """
+    with tf.variable_scope(DISCRIMINATOR_HEAD_SCOPE):
+        hidden = dense(sequence_output, bert_config.hidden_size, "dense",
+                       activation=get_activation(bert_config.hidden_act),
+                       kernel_initializer=create_initializer(bert_config.initializer_range))
+        return tf.squeeze(dense(hidden, 1, "dense_1"), -1)  # [B, L]
+
+
 # ----------------------------------------------------------------------------- model
 
 class BertModel(object):

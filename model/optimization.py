@@ -71,12 +71,14 @@ def layerwise_lr_multipliers(n_layers, layer_decay):
     Depth 0 is the embeddings, depth i+1 encoder layer i, depth n_layers+2 the task head
     (the official keys); multiplier = layer_decay ** (n_layers + 2 - depth). The pooler
     of BERT-family encoders (model_type "bert"; the official ELECTRA encoder has none)
-    sits between the top layer and the head, at depth n_layers+1. A variable matching no
-    fragment is an error (AdamWeightDecayOptimizer._lr_for), as in the official optimizer.
+    sits between the top layer and the head, at depth n_layers+1. The pre-trained
+    discriminator head, the classifier of rtd-prompt fine-tuning (not official), is a
+    head: depth n_layers+2. A variable matching no fragment is an error
+    (AdamWeightDecayOptimizer._lr_for), as in the official optimizer.
     """
     depths = collections.OrderedDict([
         ("/embeddings/", 0), ("/embeddings_project/", 0), ("task_specific/", n_layers + 2),
-        ("/pooler/", n_layers + 1)])
+        ("/pooler/", n_layers + 1), ("discriminator_predictions/", n_layers + 2)])
     for layer in range(n_layers):
         depths["encoder/layer_%d/" % layer] = layer + 1
     return collections.OrderedDict(

@@ -217,22 +217,16 @@ class PretrainingModel(object):
 
     def _discriminator_output(self, inputs, discriminator, labels):
         """Per-token replaced/original classifier; loss over real (input_mask=1) tokens."""
-        bert = self._bert_config
-        with tf.variable_scope("discriminator_predictions"):
-            hidden = modeling.dense(
-                discriminator.get_sequence_output(), bert.hidden_size, "dense",
-                activation=modeling.get_activation(bert.hidden_act),
-                kernel_initializer=modeling.create_initializer(bert.initializer_range))
-            logits = tf.squeeze(modeling.dense(hidden, 1, "dense_1"), -1)  # [B, L]
-            weights = tf.cast(inputs.input_mask, tf.float32)
-            losses = tf.nn.sigmoid_cross_entropy_with_logits(
-                logits=logits, labels=tf.cast(labels, tf.float32)) * weights
-            per_example_loss = tf.reduce_sum(losses, -1) / (1e-6 + tf.reduce_sum(weights, -1))
-            numerator, count = tf.reduce_sum(losses), global_count(weights)
-            return DiscOutput(loss=numerator / (1e-6 + count), per_example_loss=per_example_loss,
-                              probs=tf.nn.sigmoid(logits),
-                              preds=tf.cast(logits > 0, tf.int32), labels=labels,
-                              loss_parts=(numerator, count))
+        logits = modeling.discriminator_logits(discriminator.get_sequence_output(),
+                                               self._bert_config)  # [B, L]
+        weights = tf.cast(inputs.input_mask, tf.float32)
+        losses = tf.nn.sigmoid_cross_entropy_with_logits(
+            logits=logits, labels=tf.cast(labels, tf.float32)) * weights
+        per_example_loss = tf.reduce_sum(losses, -1) / (1e-6 + tf.reduce_sum(weights, -1))
+        numerator, count = tf.reduce_sum(losses), global_count(weights)
+        return DiscOutput(loss=numerator / (1e-6 + count), per_example_loss=per_example_loss,
+                          probs=tf.nn.sigmoid(logits), preds=tf.cast(logits > 0, tf.int32),
+                          labels=labels, loss_parts=(numerator, count))
 
     def eval_tensors(self):
         """Tensors (batch-major) that metric_fn turns into evaluation metrics."""

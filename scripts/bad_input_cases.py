@@ -457,6 +457,14 @@ CASES = [
              "TF_CONFIG", distribution="multi_worker_mirrored"),
     finetune("finetune-model-type", "model_type is neither electra nor bert", "model_type",
              model_type="roberta"),
+    finetune("finetune-rtd-prompt-too-long", "an rtd-prompt template and its longest label "
+             "word leave no room for the text in max_seq_length", "rtd_prompt_template",
+             use_rtd_prompt=True, rtd_prompt_template="{text_a}这家酒店的服务总之很{label}。",
+             rtd_prompt_label_words={"0": "差", "1": "好"}, max_seq_length=12),
+    finetune("finetune-rtd-prompt-unknown-word", "an rtd-prompt label word is not in the "
+             "vocab ([UNK])", "rtd_prompt_label_words", use_rtd_prompt=True,
+             rtd_prompt_template="{text_a}总之很{label}。",
+             rtd_prompt_label_words={"0": "差", "1": "☃"}),
     finetune("finetune-path-pattern", "a path hparam has an unknown {placeholder}",
              "cannot fill in the path", model_dir="@D/out/{tsk}"),
     finetune("finetune-zero-layers", "model_hparam_overrides sets num_hidden_layers 0",

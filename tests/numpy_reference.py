@@ -81,3 +81,57 @@ def classification_probabilities(values, info, task, tokenizer, vocab, text):
     cls = encoder_layers(values, "electra", info["bert_config"], ids)[-1][0]
     head = "task_specific/%s/dense/" % task
     return softmax(cls @ values[head + "kernel"] + values[head + "bias"])
+
+
+def gelu(x):
+    """The exact GELU x * Phi(x) and its derivative Phi(x) + x * phi(x)."""
+    cdf = 0.5 * (1.0 + erf(x / np.sqrt(2.0)))
+    return x * cdf, cdf + x * np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
+
+
+def log_sigmoid(x):
+    return -np.logaddexp(0.0, -x)
+
+
+def rtd_prompt_head_reference(hidden, weights, features, num_labels):
+    """ELECTRA's discriminator head (Clark et al. 2020: dense + GELU, dense to one logit
+    per token, logit > 0 = "replaced") scoring prompt sequences, as Xia et al. (2022)
+    train it, written out in float64 with its gradient derived by hand.
+
+    hidden [B, L, H]: encoder outputs; weights: {variable name: array} of
+    discriminator_predictions/{dense,dense_1}/{kernel,bias}; features: label_word_mask
+    [B, L] (the candidate word's tokens), is_gold [B], words_in_label [B]. Per sequence:
+    word score = mean over the word's tokens of log sigmoid(-z); loss = mean over them of
+    the sigmoid cross-entropy of z against 1 - is_gold ("replaced" for a wrong label's
+    word), divided by num_labels x words_in_label (0 words: a padding record, loss 0).
+    Returns {"losses": [B], "word_scores": [B], "gradients": {name: d(sum of losses)/d
+    weight, "hidden": d/d hidden}}.
+    """
+    w1 = weights["discriminator_predictions/dense/kernel"]
+    b1 = weights["discriminator_predictions/dense/bias"]
+    w2 = weights["discriminator_predictions/dense_1/kernel"][:, 0]
+    b2 = weights["discriminator_predictions/dense_1/bias"][0]
+    mask = features["label_word_mask"].astype(np.float64)
+    target = 1.0 - features["is_gold"].astype(np.float64)[:, None]  # 1: replaced
+    pre = hidden @ w1 + b1  # [B, L, H]
+    act, act_grad = gelu(pre)
+    z = act @ w2 + b2  # [B, L]
+    n_tokens = np.maximum(mask.sum(-1), 1.0)
+    share = num_labels * np.maximum(features["words_in_label"].astype(np.float64), 1.0)
+    cross_entropy = -(target * log_sigmoid(z) + (1.0 - target) * log_sigmoid(-z))
+    losses = (mask * cross_entropy).sum(-1) / n_tokens / share
+    word_scores = (mask * log_sigmoid(-z)).sum(-1) / n_tokens
+    # d loss / d z = (sigmoid(z) - target) for each counted token, scaled as the loss is.
+    dz = mask * (1.0 / (1.0 + np.exp(-z)) - target) / (n_tokens * share)[:, None]  # [B, L]
+    d_act = dz[..., None] * w2  # [B, L, H]
+    d_pre = d_act * act_grad
+    flat = hidden.reshape(-1, hidden.shape[-1])
+    gradients = {
+        "discriminator_predictions/dense_1/kernel":
+            (act.reshape(-1, act.shape[-1]) * dz.reshape(-1, 1)).sum(0)[:, None],
+        "discriminator_predictions/dense_1/bias": np.array([dz.sum()]),
+        "discriminator_predictions/dense/kernel": flat.T @ d_pre.reshape(-1, d_pre.shape[-1]),
+        "discriminator_predictions/dense/bias": d_pre.sum((0, 1)),
+        "hidden": d_pre @ w1.T,
+    }
+    return {"losses": losses, "word_scores": word_scores, "gradients": gradients}

@@ -29,6 +29,23 @@ def format_line(task_name, results):
     return "%s: %s" % (task_name, " - ".join(parts))
 
 
+def setting_label(hparams):
+    """What sets a run's way of learning apart from standard fine-tuning, in words: "rtd-prompt
+    zero-shot", "rtd-prompt 8-shot", "rtd-prompt", "8-shot" (the standard head on 8
+    examples per label), or "" (standard fine-tuning: rows and lines as they always were)."""
+    k = hparams.get("train_examples_per_label") or 0
+    shots = "zero-shot" if hparams.get("zero_shot") else "%d-shot" % k if k else ""
+    if hparams.get("use_rtd_prompt"):
+        return " ".join(filter(None, ["rtd-prompt", shots]))
+    return shots
+
+
+def setting_name(name, hparams):
+    """name with the run's setting_label, e.g. 'chnsenticorp (rtd-prompt zero-shot)'."""
+    label = setting_label(hparams)
+    return "%s (%s)" % (name, label) if label else name
+
+
 def summarize(trials):
     """{split: {metric: {"max", "mean", "values"}}} over the trials' results."""
     summary = {}
@@ -47,7 +64,9 @@ def summarize(trials):
 def markdown_table(model_name, task_type, runs):
     """A table in the style of the published Chinese ELECTRA README, one row per run (newest
     first): max (mean) over the run's trials per split (EM / F1 for QA), then when it ran and
-    the hparams that set it apart from the newest run, so two settings compare side by side."""
+    the hparams that set it apart from the newest run, so two settings compare side by side.
+    A few-shot or rtd-prompt run's model is named with its setting_label, e.g.
+    "electra_small (rtd-prompt zero-shot)", beside the fine-tuned rows."""
     metrics = PRIMARY_METRICS[task_type]
     splits = [s for s in ("dev", "test") if any(s in run["summary"] for run in runs)]
     header = (["Model"] + [SPLIT_TITLES[s] for s in splits]
@@ -61,7 +80,8 @@ def markdown_table(model_name, task_type, runs):
 
     lines = ["| %s |" % " | ".join(header), "|" + "---|" * len(header)]
     for i, run in enumerate(runs):
-        row = ([model_name] + [cell(run["summary"], s) for s in splits]
+        row = ([setting_name(model_name, run["hparams"])]
+               + [cell(run["summary"], s) for s in splits]
                + [str(len(run["trials"])), run.get("run") or "?",
                   "newest" if i == 0 else settings_difference(run["hparams"],
                                                                runs[0]["hparams"])])
@@ -128,6 +148,7 @@ def write_task_results(config, task, trials, settings, started):
     atomic_write_text(config.results_txt_file(task.name), "".join(
         "run %s (%s)\n" % (run.get("run") or "?", "newest" if i == 0 else
                            settings_difference(run["hparams"], current["hparams"]))
-        + "".join("trial %d %s %s\n" % (t["trial"], split, format_line(task.name, r))
+        + "".join("trial %d %s %s\n" % (t["trial"], split, format_line(
+            setting_name(task.name, run["hparams"]), r))
                   for t in run["trials"] for split, r in t["results"].items())
         for i, run in enumerate(runs)))
