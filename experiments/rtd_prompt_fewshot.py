@@ -114,7 +114,10 @@ def dev_labels(data_dir, task):
                         else "dev.txt")
     with open(path, encoding="utf-8") as f:
         rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
-    return [r[0] for r in rows[1:]] if task == "chnsenticorp" else [r[2] for r in rows]
+    if task == "chnsenticorp":  # a header, with or without a leading qid column
+        column = rows[0].index("label")
+        return [r[column] for r in rows[1:]]
+    return [r[2] for r in rows]  # lcqmc: text_a, text_b, label; no header
 
 
 def runs(tasks, shots, seeds):
