@@ -81,8 +81,8 @@ def random_values(shapes, seed=0):
 
 
 def task(name, task_type, num_labels=0, **config):
-    return SimpleNamespace(name=name, task_type=task_type, label_list=list(range(num_labels)),
-                           config=SimpleNamespace(**config))
+    return SimpleNamespace(name=name, task_type=task_type, head_name=None,
+                           label_list=list(range(num_labels)), config=SimpleNamespace(**config))
 
 
 def hidden_states(seed=1):

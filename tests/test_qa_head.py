@@ -62,7 +62,7 @@ def run_head(hidden_values, config, hidden_act="gelu"):
                     "segment_ids": tf.constant([SEGMENT_IDS] * batch),
                     "start_positions": tf.zeros([batch], tf.int32),
                     "end_positions": tf.zeros([batch], tf.int32)}
-        task = SimpleNamespace(name="cmrc2018", task_type="qa", config=config)
+        task = SimpleNamespace(name="cmrc2018", task_type="qa", head_name=None, config=config)
         _, outputs = heads.build_head(task, FixedEncoder(hidden), SimpleNamespace(
             hidden_act=hidden_act), features, False)
         with tf.Session() as sess:
