@@ -319,10 +319,10 @@ def zero_shot_trial(config, tasks, bert_config, init_checkpoint, trial):
     weights as model.ckpt-0, which the dev/test predictions then read."""
     model_dir = config.trial_model_dir(run_name(tasks), trial)
     prepare_trial(config, tasks, bert_config, init_checkpoint, trial, None)
-    if checkpoints.latest_checkpoint(model_dir):
+    latest = checkpoints.latest_checkpoint(model_dir)
+    if latest:
         print("%s trial %d/%d: zero-shot, reusing %s" % (
-            run_name(tasks), trial, config.num_trials,
-            checkpoints.latest_checkpoint(model_dir)), flush=True)
+            run_name(tasks), trial, config.num_trials, latest), flush=True)
         return
     print("%s trial %d/%d: zero-shot: no training, the model scores as pre-trained"
           % (run_name(tasks), trial, config.num_trials), flush=True)
@@ -379,9 +379,9 @@ class DevEachCheckpoint(tf.train.CheckpointSaverListener):
         if global_step_value >= self._num_train_steps:
             return
         config, tasks, bert_config, model_dir, trial = self._args
-        for task in tasks:  # each through its own head, as run_trial scores them
-            model_fn = model_fn_builder(config, [task], bert_config, None, num_train_steps=1)
-            trainer = build_trainer(config, model_fn, model_dir, config.seed + trial - 1)
+        for task in tasks:  # as run_trial scores them
+            trainer = scoring_trainer(config, task, bert_config, model_dir,
+                                      config.seed + trial - 1)
             results = evaluate_split(config, task, trainer, "dev", trial, write_outputs=False)
             write_eval_summary(model_dir, task, "dev", results)
             print("dev at step %d: %s" % (global_step_value,
@@ -410,9 +410,8 @@ def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None,
         raise InputError("no fine-tuned checkpoint in %s to evaluate: set \"do_train\": true"
                          % model_dir)
     records = {}
-    for task in tasks:  # each task's splits through its own head of the model
-        model_fn = model_fn_builder(config, [task], bert_config, None, num_train_steps=1)
-        trainer = build_trainer(config, model_fn, model_dir, seed)  # one device
+    for task in tasks:
+        trainer = scoring_trainer(config, task, bert_config, model_dir, seed)
         trial_results = {}
         for split in splits:
             results = evaluate_split(config, task, trainer, split, trial)
@@ -426,6 +425,13 @@ def run_trial(config, tasks, bert_config, init_checkpoint, trial, strategy=None,
         records[task.name] = {"trial": trial, "seed": seed, "model_dir": model_dir,
                               "results": trial_results}
     return records
+
+
+def scoring_trainer(config, task, bert_config, model_dir, seed):
+    """The trainer that predicts task's splits from model_dir's newest checkpoint, through
+    the task's own head of the (maybe multi-task) model, on one device."""
+    model_fn = model_fn_builder(config, [task], bert_config, None, num_train_steps=1)
+    return build_trainer(config, model_fn, model_dir, seed)
 
 
 def write_eval_summary(model_dir, task, split, results):

@@ -203,16 +203,16 @@ def print_summary(args, stats, elapsed):
              format_count(stats.tokens), stats.tokens / stats.examples,
              format_count(stats.truncated_tokens)), flush=True)
     warn_about_truncation(args, stats)
-    if args.eval_share:
-        print(("held out for evaluation: %s of the examples (%.1f%%, --eval-share %g), in "
-               "%s-*-of-%d; do_eval reads them by default" % (
-                   format_count(stats.held_out_examples),
-                   100.0 * stats.held_out_examples / stats.examples, args.eval_share,
-                   EVAL_PREFIX, args.num_processes)) if stats.held_out_examples else
-              "WARNING: --eval-share %g held out none of the %s examples: raise it; do_eval "
-              "will evaluate on the training shards" % (args.eval_share,
-                                                       format_count(stats.examples)),
-              file=sys.stdout if stats.held_out_examples else sys.stderr, flush=True)
+    if args.eval_share and stats.held_out_examples:
+        print("held out for evaluation: %s of the examples (%.1f%%, --eval-share %g), in "
+              "%s-*-of-%d; do_eval reads them by default" % (
+                  format_count(stats.held_out_examples),
+                  100.0 * stats.held_out_examples / stats.examples, args.eval_share,
+                  EVAL_PREFIX, args.num_processes), flush=True)
+    elif args.eval_share:
+        print("WARNING: --eval-share %g held out none of the %s examples: raise it; do_eval "
+              "will evaluate on the training shards"
+              % (args.eval_share, format_count(stats.examples)), file=sys.stderr, flush=True)
     if args.segmenter != "none":
         print("words (%s): %s; word boundaries inside a WordPiece token (token-level "
               "starts used there): %s; tokens not aligned to their line: %s"

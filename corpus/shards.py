@@ -12,7 +12,7 @@ import os
 import struct
 
 from util import fs
-from util.shard_names import EVAL_PREFIX  # noqa: F401 (the builder's names, here with it)
+from util.shard_names import EVAL_PREFIX
 from util.shard_names import TRAINING_PREFIX as OUTPUT_PREFIX
 
 

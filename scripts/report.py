@@ -91,19 +91,17 @@ def results_table(models):
     return "Max (mean) over trials. Metrics: %s.\n\n%s\n" % (metrics, "\n".join(lines))
 
 
-def read_scalars(directory, tags):
-    """{tag: [(step, value)]} from the TensorBoard event files directly in directory."""
-    import tensorflow.compat.v1 as tf
-    series = {tag: {} for tag in tags}
-    for path in fs.glob(fs.join(directory, "events.out.tfevents.*")):
-        try:
-            for event in tf.train.summary_iterator(path):
-                for value in event.summary.value:
-                    if value.tag in series:
-                        series[value.tag][event.step] = value.simple_value
-        except tf.errors.DataLossError:  # a log cut short by a kill: keep what was read
-            pass
-    return {tag: sorted(points.items()) for tag, points in series.items() if points}
+def read_scalars(directory, tags=None):
+    """{tag: [(step, value)]} from the TensorBoard event files directly in directory: the
+    tags given, or every tag (None). A log cut short by a kill gives what it holds."""
+    from util import summaries  # (TensorFlow: only when plotting)
+    series = {}
+    for path in fs.glob(fs.join(directory, summaries.EVENT_FILE_GLOB)):
+        for event in summaries.read_events(path):
+            for value in event.summary.value:
+                if tags is None or value.tag in tags:
+                    series.setdefault(value.tag, {})[event.step] = value.simple_value
+    return {tag: sorted(points.items()) for tag, points in series.items()}
 
 
 def save_figure(plt, fig, path):
@@ -172,25 +170,11 @@ def finetuning_series(trial_dir, task):
     label = {"mean_example_loss": "training loss per example (the console's)",
              "loss": "training loss (batch sum)"}.get(tag)
     prefix = task + "/"
-    dev = {tag[len(prefix):]: points for tag, points in read_all_scalars(
+    dev = {tag[len(prefix):]: points for tag, points in read_scalars(
         fs.join(trial_dir, "eval_dev")).items() if tag.startswith(prefix)}
     metric = next((m for m in DEV_METRIC_ORDER if m in dev),
                   next((m for m in sorted(dev) if m != "loss"), None))
     return label, losses.get(tag, []), metric, dev.get(metric, [])
-
-
-def read_all_scalars(directory):
-    """{tag: [(step, value)]} of every scalar in the event files directly in directory."""
-    import tensorflow.compat.v1 as tf
-    series = {}
-    for path in fs.glob(fs.join(directory, "events.out.tfevents.*")):
-        try:
-            for event in tf.train.summary_iterator(path):
-                for value in event.summary.value:
-                    series.setdefault(value.tag, {})[event.step] = value.simple_value
-        except tf.errors.DataLossError:
-            pass
-    return {tag: sorted(points.items()) for tag, points in series.items()}
 
 
 def plot_finetuning(models, out_dir):

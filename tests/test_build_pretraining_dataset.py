@@ -798,3 +798,17 @@ def test_an_eval_share_outside_0_to_1_is_refused_before_writing(tmp_path, vocab_
     assert run_build(corpus, vocab_file, tmp_path / "out", "--eval-share", share) == 2
     assert "--eval-share must be at least 0 and below 1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_eval_share_that_holds_out_nothing_warns_and_writes_no_held_out_shards(
+        tmp_path, vocab_file, capsys):
+    from corpus.shards import EVAL_PREFIX
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": random_corpus_text(random.Random(5), 3)})
+    assert run_build(corpus, vocab_file, tmp_path / "out", "--eval-share", 1e-9) == 0
+    captured = capsys.readouterr()
+    assert "WARNING: --eval-share 1e-09 held out none of the" in captured.err
+    assert "held out for evaluation" not in captured.out
+    assert not records_of(tmp_path / "out", EVAL_PREFIX)
+    assert sum(records_of(tmp_path / "out", OUTPUT_PREFIX).values()) > 0
+    info = json.loads((tmp_path / "out" / INFO_FILE).read_text())
+    assert info["eval_file_pattern"] is None and info["stats"]["held_out_examples"] == 0

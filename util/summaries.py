@@ -13,6 +13,7 @@ import struct
 import uuid
 
 import tensorflow.compat.v1 as tf
+from google.protobuf import message
 from tensorflow.core.util import event_pb2
 from tensorflow.python.training import training_util
 
@@ -29,9 +30,10 @@ def has_graph_event(output_dir):
 
 
 def read_events(path):
-    """The Event protos of an event file, lazily; a file cut short (a killed run) ends at
-    its last whole record. (TFRecord framing: length u64, its CRC u32, data, data's CRC
-    u32; read here rather than by TF's iterator, which logs a deprecation warning.)"""
+    """The Event protos of an event file, lazily; a file cut short (a killed run) or
+    damaged ends at its last whole, readable record, as TensorBoard reads it. (TFRecord
+    framing: length u64, its CRC u32, data, data's CRC u32; read here rather than by TF's
+    iterator, which logs a deprecation warning.)"""
     with tf.io.gfile.GFile(path, "rb") as f:
         while True:
             header = f.read(12)
@@ -41,7 +43,11 @@ def read_events(path):
             data = f.read(length + 4)
             if len(data) < length + 4:
                 return
-            yield event_pb2.Event.FromString(data[:length])
+            try:
+                event = event_pb2.Event.FromString(data[:length])
+            except message.DecodeError:
+                return
+            yield event
 
 
 class EventWriter(object):

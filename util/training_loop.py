@@ -274,8 +274,8 @@ class Trainer:
                     done += 1
         results = final.final_ops_values
         summaries.write_scalars(os.path.join(self.model_dir, "eval"),
-                      {k: v for k, v in results.items() if k != "global_step"},
-                      int(results["global_step"]))
+                                {k: v for k, v in results.items() if k != "global_step"},
+                                int(results["global_step"]))
         return results
 
     def _distributed_eval_metrics(self, input_fn):
